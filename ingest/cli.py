@@ -1,0 +1,112 @@
+"""``ingest``: add, sync, delete, list and inspect documents in the store.
+
+Locally the Qdrant folder is owned by one process: stop the API (or point both at a Qdrant server)
+before running this CLI against the same ``RAG_DATA_DIR``; the API offers the same operations over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ingest.factory import build_pipeline
+from ingest.pipeline import IngestReport
+from services.core.factory import build_embedder, build_store
+from services.core.settings import Settings
+from services.core.types import doc_id_for
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
+
+
+def _pipeline():  # noqa: ANN202 - typer callbacks stay small
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    embedder = build_embedder(settings)
+    return build_pipeline(settings, embedder, build_store(settings))
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
+    summary = report.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(
+        f"files {summary['files']}: {summary['added']} added, {summary['updated']} updated, "
+        f"{summary['unchanged']} unchanged, {summary['deleted']} deleted, {summary['skipped']} skipped | "
+        f"chunks {summary['chunks']} | {summary['seconds']} s | {summary['chunks_per_s']} chunks/s"
+    )
+    for problem in summary["problems"]:  # type: ignore[attr-defined]
+        typer.echo(f"  skipped {problem['source']}: {problem['reason']}", err=True)
+
+
+@app.command()
+def add(paths: list[Path], as_json: JsonOpt = False) -> None:
+    """Ingest files or folders (recursively); unchanged files are skipped."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        typer.echo(f"no such file or folder: {', '.join(missing)}", err=True)
+        raise typer.Exit(2)
+    _print_report(_pipeline().ingest_paths(paths, progress=sys.stderr.isatty() or True), as_json)
+
+
+@app.command()
+def sync(directory: Path, as_json: JsonOpt = False) -> None:
+    """Mirror a folder: new and changed files are (re)ingested, removed files are deleted from the store."""
+    if not directory.is_dir():
+        typer.echo(f"not a folder: {directory}", err=True)
+        raise typer.Exit(2)
+    _print_report(_pipeline().sync(directory, progress=True), as_json)
+
+
+@app.command()
+def delete(target: str) -> None:
+    """Delete a document by id or by the path it was ingested from."""
+    pipeline = _pipeline()
+    record = pipeline.store.get_document(target)
+    if record is None:
+        path = Path(target)
+        record = pipeline.store.get_document(doc_id_for(str(path.resolve()) if path.exists() else target))
+    if record is None:
+        typer.echo(f"no document {target!r}", err=True)
+        raise typer.Exit(1)
+    removed = pipeline.delete(record.doc_id)
+    typer.echo(f"deleted {record.source} ({removed} chunks)")
+
+
+@app.command("list")
+def list_documents(as_json: JsonOpt = False) -> None:
+    """List ingested documents."""
+    records = _pipeline().store.list_documents()
+    if as_json:
+        typer.echo(json.dumps([r.to_payload() for r in records], indent=2))
+        return
+    for r in records:
+        typer.echo(f"{r.doc_id}  {r.chunk_count:5d} chunks  {r.status:8s}  {r.title[:40]:40s}  {r.source}")
+    typer.echo(f"{len(records)} documents")
+
+
+@app.command()
+def stats(as_json: JsonOpt = False) -> None:
+    """Counts of documents and chunks, and where the store lives."""
+    settings = Settings()
+    pipeline = _pipeline()
+    records = pipeline.store.list_documents()
+    info = {
+        "documents": len(records),
+        "pending": sum(1 for r in records if r.status != "complete"),
+        "chunks": pipeline.store.count_chunks(),
+        "store": settings.qdrant_url or settings.resolved_qdrant_path,
+        "collection": settings.collection,
+        "embed_model": settings.embed_model,
+    }
+    typer.echo(json.dumps(info, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+if __name__ == "__main__":
+    app()

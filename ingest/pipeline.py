@@ -1,0 +1,263 @@
+"""Files -> chunks -> vectors -> Qdrant, idempotently.
+
+Invariants, in the order the code keeps them:
+1. A file whose content hash matches a *complete* manifest entry is skipped: nothing is written.
+2. Before any chunk of a document is written its manifest entry is marked ``pending`` with the new hash,
+   so a crash at any later point is seen by the next run, which redoes that document.
+3. Chunk ids are deterministic, so redoing a document overwrites instead of duplicating; after the new
+   chunks are in, ids not in the new set are deleted, and only then is the entry marked ``complete``.
+A document therefore never has chunks without a manifest entry (no orphans), and a re-run converges to
+exactly what a clean ingest would have written.
+
+Chunks are embedded in batches that span files, because most documents are much smaller than a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from ingest.chunker import Chunker
+from ingest.loaders import SUPPORTED_SUFFIXES, LoaderError, LoadLimits, load_bytes, load_path
+from services.core.embedder import Embedder
+from services.core.sparse import BM25SparseEncoder
+from services.core.store import VectorStore
+from services.core.types import Chunk, DocumentRecord, LoadedDocument, doc_id_for
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted"]
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    source: str
+    status: Status
+    doc_id: str = ""
+    chunks: int = 0
+    reason: str = ""
+    title: str = ""
+
+
+@dataclass(slots=True)
+class IngestReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    points_written: int = 0
+    points_deleted: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(
+        default_factory=lambda: {"parse": 0.0, "chunk": 0.0, "embed": 0.0, "upsert": 0.0}
+    )
+
+    def count(self, *statuses: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def chunks(self) -> int:
+        return sum(o.chunks for o in self.outcomes if o.status in ("added", "updated"))
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "files": len(self.outcomes),
+            "added": self.count("added"),
+            "updated": self.count("updated"),
+            "unchanged": self.count("unchanged"),
+            "deleted": self.count("deleted"),
+            "skipped": self.count("skipped", "failed"),
+            "chunks": self.chunks,
+            "points_written": self.points_written,
+            "points_deleted": self.points_deleted,
+            "seconds": round(self.seconds, 2),
+            "chunks_per_s": round(self.chunks_per_second, 1),
+            "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "problems": [{"source": o.source, "reason": o.reason} for o in self.outcomes if o.reason],
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: DocumentRecord
+    chunks: list[Chunk]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Supported files under ``root`` in a stable order, skipping hidden files and folders."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+            yield path
+
+
+class IngestPipeline:
+    """Usage::
+
+    pipeline = IngestPipeline(embedder, store, chunker)
+    report = pipeline.ingest_paths([Path("docs/")])
+    print(report.summary())
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        chunker: Chunker,
+        *,
+        sparse: BM25SparseEncoder | None = None,
+        limits: LoadLimits | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.chunker = chunker
+        self.sparse = sparse or BM25SparseEncoder()
+        self.limits = limits or LoadLimits()
+        self.batch_size = batch_size
+        self.store.ensure_collections(embedder.dimension)
+
+    # -- public entry points ------------------------------------------------------------------
+
+    def ingest_paths(self, paths: Iterable[Path], *, progress: bool = False) -> IngestReport:
+        files = [f for p in paths for f in iter_files(Path(p))]
+        return self._run(((f, None) for f in files), total=len(files), progress=progress)
+
+    def ingest_bytes(self, data: bytes, filename: str, source: str, tags: Iterable[str] = ()) -> IngestReport:
+        return self._run(iter([(None, (data, filename, source, list(tags)))]), total=1, progress=False)
+
+    def sync(self, root: Path, *, progress: bool = False) -> IngestReport:
+        """Mirror a folder: add new files, replace changed ones, delete documents whose file is gone."""
+        root = root.resolve()
+        files = list(iter_files(root))
+        report = self._run(((f, None) for f in files), total=len(files), progress=progress)
+        present = {str(f.resolve()) for f in files}
+        prefix = str(root) + ("" if str(root).endswith("/") else "/")
+        for record in self.store.list_documents():
+            if record.source.startswith(prefix) and record.source not in present:
+                report.points_deleted += self.delete(record.doc_id)
+                report.outcomes.append(FileOutcome(record.source, "deleted", record.doc_id, title=record.title))
+        return report
+
+    def delete(self, doc_id: str) -> int:
+        """Remove a document's chunks, then its manifest entry (so a crash in between is retried)."""
+        removed = self.store.delete_chunks(doc_id)
+        self.store.delete_document(doc_id)
+        return removed
+
+    def delete_source(self, source: str) -> int:
+        return self.delete(doc_id_for(source))
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _run(
+        self,
+        items: Iterator[tuple[Path | None, tuple[bytes, str, str, list[str]] | None]],
+        *,
+        total: int,
+        progress: bool,
+    ) -> IngestReport:
+        from tqdm import tqdm
+
+        report = IngestReport()
+        started = time.perf_counter()
+        pending: list[_Pending] = []
+        bar = tqdm(total=total, unit="file", desc="ingest", disable=not progress, dynamic_ncols=True)
+        try:
+            for path, raw in items:
+                outcome, work = self._prepare(path, raw, report)
+                report.outcomes.append(outcome)
+                if work is not None:
+                    pending.append(work)
+                if sum(len(p.chunks) for p in pending) >= self.batch_size:
+                    self._flush(pending, report)
+                    pending = []
+                bar.update(1)
+                bar.set_postfix(chunks=report.chunks, refresh=False)
+            self._flush(pending, report)
+        finally:
+            bar.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare(
+        self, path: Path | None, raw: tuple[bytes, str, str, list[str]] | None, report: IngestReport
+    ) -> tuple[FileOutcome, _Pending | None]:
+        t0 = time.perf_counter()
+        source = str(path.resolve()) if path is not None else raw[2]  # type: ignore[index]
+        try:
+            if path is not None:
+                doc: LoadedDocument = load_path(path, limits=self.limits)
+                size = path.stat().st_size
+            else:
+                data, filename, source, tags = raw  # type: ignore[misc]
+                doc = load_bytes(data, filename, source, limits=self.limits)
+                doc.tags = tags
+                size = len(data)
+        except LoaderError as exc:
+            logger.warning("skipped %s: %s", source, exc.reason)
+            return FileOutcome(source, "skipped", doc_id_for(source), reason=exc.reason), None
+        finally:
+            report.stage_seconds["parse"] += time.perf_counter() - t0
+        existing = self.store.get_document(doc.doc_id)
+        if existing and existing.content_hash == doc.content_hash and existing.status == "complete":
+            return FileOutcome(source, "unchanged", doc.doc_id, existing.chunk_count, title=doc.title), None
+        t1 = time.perf_counter()
+        chunks = self.chunker.split(doc)
+        report.stage_seconds["chunk"] += time.perf_counter() - t1
+        if not chunks:
+            return FileOutcome(source, "skipped", doc.doc_id, reason="no text after chunking"), None
+        record = DocumentRecord(
+            doc_id=doc.doc_id,
+            source=source,
+            title=doc.title,
+            content_hash=doc.content_hash,
+            media_type=doc.media_type,
+            chunk_count=len(chunks),
+            status="pending",
+            ingested_at=now_iso(),
+            tags=list(doc.tags),
+            size_bytes=size,
+        )
+        status: Status = "updated" if existing else "added"
+        return FileOutcome(source, status, doc.doc_id, len(chunks), title=doc.title), _Pending(record, chunks)
+
+    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
+        if not pending:
+            return
+        for item in pending:
+            self.store.put_document(item.record)  # invariant 2: pending before any chunk is written
+        chunks = [c for item in pending for c in item.chunks]
+        t0 = time.perf_counter()
+        dense = self.embedder.embed_passages([c.text for c in chunks])
+        sparse = [self.sparse.encode_document(c.text) for c in chunks]
+        t1 = time.perf_counter()
+        report.stage_seconds["embed"] += t1 - t0
+        ingested_at = now_iso()
+        for start in range(0, len(chunks), self.batch_size):
+            end = start + self.batch_size
+            report.points_written += self.store.upsert_chunks(
+                chunks[start:end], dense[start:end], sparse[start:end], ingested_at
+            )
+        for item in pending:
+            report.points_deleted += self.store.delete_chunks(
+                item.record.doc_id, keep={c.point_id for c in item.chunks}
+            )
+            item.record.status = "complete"
+            self.store.put_document(item.record)
+        report.stage_seconds["upsert"] += time.perf_counter() - t1

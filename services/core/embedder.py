@@ -1,0 +1,131 @@
+"""Bi-encoder: text -> dense vector, with the per-model query/passage conventions applied.
+
+Usage::
+
+    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    emb.warm_up()
+    q = emb.embed_query("how do I reset my password?")      # np.ndarray, shape (384,)
+    P = emb.embed_passages(["To reset your password ..."])  # shape (1, 384)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from services.core.model_registry import EMBEDDERS, resolve
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
+
+    from services.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest passage (in tokenizer tokens, without special tokens) the model reads in full."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers bi-encoder; prefixes and normalisation come from the registry or settings."""
+
+    def __init__(
+        self,
+        model: str = "all-MiniLM-L6-v2",
+        *,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+        normalize: bool | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+    ) -> None:
+        self.name = model
+        self._target, spec = resolve(model, EMBEDDERS, "RAG_EMBED_MODEL")
+        self.query_prefix = spec.query_prefix if query_prefix is None else query_prefix
+        self.passage_prefix = spec.passage_prefix if passage_prefix is None else passage_prefix
+        self.normalize = spec.normalize if normalize is None else normalize
+        self.batch_size = batch_size
+        self.device = device
+        self._model: SentenceTransformer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
+        return cls(
+            settings.embed_model,
+            query_prefix=settings.embed_query_prefix,
+            passage_prefix=settings.embed_passage_prefix,
+            normalize=settings.embed_normalize,
+            batch_size=settings.embed_batch_size,
+            device=settings.device,
+        )
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        from sentence_transformers import SentenceTransformer
+
+        logger.info("loading bi-encoder %s from %s", self.name, self._target)
+        self._model = SentenceTransformer(self._target, device=self.device, local_files_only=True)
+
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            self.warm_up()
+        assert self._model is not None
+        return self._model
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.model.tokenizer
+
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_embedding_dimension()
+        assert dim is not None
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        # Room for [CLS]/[SEP] and the passage prefix, so a chunk of this size is never truncated.
+        prefix = self.count_tokens(self.passage_prefix) if self.passage_prefix else 0
+        return int(self.model.max_seq_length) - 2 - prefix
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        vec = self.model.encode(
+            [self.query_prefix + text], normalize_embeddings=self.normalize, convert_to_numpy=True
+        )
+        return np.asarray(vec[0], dtype=np.float32)
+
+    def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self.model.encode(
+            [self.passage_prefix + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vecs, dtype=np.float32)

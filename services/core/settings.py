@@ -1,0 +1,115 @@
+"""The one place configuration lives: every knob is an env var (prefix ``RAG_``) or a line in ``.env``.
+
+Each field is documented in ``.env.example``; validators reject combinations that cannot work so a
+misconfiguration fails at start-up, not in the middle of a request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["dense", "sparse", "hybrid"]
+RerankerKind = Literal["cross-encoder", "none"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    environment: Literal["local", "production"] = "local"
+    data_dir: Path = Path(".data")
+    log_level: str = "INFO"
+
+    # --- bi-encoder -------------------------------------------------------------------------
+    embed_model: str = "all-MiniLM-L6-v2"
+    embed_query_prefix: str | None = None
+    embed_passage_prefix: str | None = None
+    embed_normalize: bool | None = None
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    device: str = "cpu"
+    hf_hub_offline: bool = True
+
+    # --- chunking ---------------------------------------------------------------------------
+    chunk_size: int = Field(200, ge=16, description="target tokens per chunk (embedder's tokenizer)")
+    chunk_overlap: int = Field(40, ge=0)
+
+    # --- vector store -------------------------------------------------------------------------
+    qdrant_url: str | None = None
+    qdrant_path: str | None = None  # ":memory:" for an ephemeral store; default <data_dir>/qdrant
+    qdrant_api_key: SecretStr | None = None
+    qdrant_timeout_s: float = Field(10.0, gt=0)
+    collection: str = "chunks"
+    upsert_batch_size: int = Field(128, ge=1)
+
+    # --- retrieval & reranking -------------------------------------------------------------------
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_n: int = Field(30, ge=1, le=500, description="candidates from the first stage")
+    top_k: int = Field(5, ge=1, le=100, description="chunks kept after reranking")
+    reranker: RerankerKind = "cross-encoder"
+    reranker_model: str = "fitzgov-minilm-l6"
+    reranker_batch_size: int = Field(32, ge=1)
+    reranker_max_length: int = Field(256, ge=16, le=512)
+    rerank_min_score: float | None = None
+
+    # --- LLM (any OpenAI-compatible server) ----------------------------------------------------
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "qwen2.5-0.5b-instruct"
+    llm_api_key: SecretStr = SecretStr("not-needed")
+    llm_timeout_s: float = Field(120.0, gt=0)
+    llm_connect_timeout_s: float = Field(3.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    llm_max_tokens: int = Field(384, ge=1)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    context_max_chars: int = Field(6000, ge=500, description="budget of chunk text put into the prompt")
+
+    # --- API ----------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_key: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_query_chars: int = Field(2000, ge=10)
+    max_history_messages: int = Field(12, ge=1)
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_concurrent_requests: int = Field(16, ge=1)
+
+    # --- ingestion ------------------------------------------------------------------------------
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
+    max_pdf_pages: int = Field(2000, ge=1)
+
+    # --- local LLM server (make run) -------------------------------------------------------------
+    llm_host: str = "127.0.0.1"
+    llm_port: int = 8080
+    llm_gguf: Literal["qwen2.5-coder-0.5b", "smollm2-135m"] = "qwen2.5-coder-0.5b"
+    llm_ctx: int = Field(4096, ge=512)
+    llm_threads: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be < RAG_CHUNK_SIZE ({self.chunk_size})")
+        if self.top_k > self.top_n:
+            raise ValueError(f"RAG_TOP_K ({self.top_k}) must be <= RAG_TOP_N ({self.top_n})")
+        if self.environment == "production" and self.api_key is None:
+            raise ValueError("RAG_ENVIRONMENT=production requires RAG_API_KEY")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_qdrant_path(self) -> str:
+        return self.qdrant_path or str(self.data_dir / "qdrant")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

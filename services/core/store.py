@@ -1,0 +1,267 @@
+"""Qdrant behind a small ``VectorStore`` interface: one collection of chunks, one manifest of documents.
+
+The chunk collection holds a named dense vector (``dense``, cosine) and a named sparse vector (``bm25``,
+``Modifier.IDF``) so dense, sparse and hybrid (prefetch + RRF) search all run inside Qdrant. The
+manifest collection has no vectors: one point per document (id = doc id) with its content hash and an
+ingest ``status``, which is what makes re-ingestion idempotent and interrupted runs resumable.
+
+Usage::
+
+    store = QdrantStore(path=":memory:")          # or path="/data/qdrant", or url="http://qdrant:6333"
+    store.ensure_collections(dimension=384)
+    hits = store.search(dense=vec, sparse=None, mode="dense", limit=10)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from services.core.sparse import SparseVector
+from services.core.types import Chunk, DocumentRecord, RetrievedChunk
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DENSE = "dense"
+SPARSE = "bm25"
+FILTER_FIELDS = ("source", "doc_id", "tags")
+
+
+class StoreUnavailableError(RuntimeError):
+    """Qdrant cannot be reached or refused the operation after retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    source: tuple[str, ...] = ()
+    doc_id: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def to_qdrant(self) -> models.Filter | None:
+        must: list[models.Condition] = [
+            models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
+            for key, values in (("source", self.source), ("doc_id", self.doc_id), ("tags", self.tags))
+            if values
+        ]
+        return models.Filter(must=must) if must else None
+
+
+class VectorStore(Protocol):
+    def ensure_collections(self, dimension: int) -> None: ...
+    def upsert_chunks(
+        self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVector], ingested_at: str
+    ) -> int: ...
+    def chunk_ids(self, doc_id: str) -> set[str]: ...
+    def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int: ...
+    def get_document(self, doc_id: str) -> DocumentRecord | None: ...
+    def put_document(self, record: DocumentRecord) -> None: ...
+    def delete_document(self, doc_id: str) -> None: ...
+    def list_documents(self) -> list[DocumentRecord]: ...
+    def count_chunks(self) -> int: ...
+    def search(
+        self,
+        *,
+        dense: np.ndarray | None,
+        sparse: SparseVector | None,
+        mode: str,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[RetrievedChunk]: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class QdrantStore:
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        path: str | None = None,
+        api_key: str | None = None,
+        collection: str = "chunks",
+        timeout_s: float = 10.0,
+        retries: int = 2,
+    ) -> None:
+        if url:
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+            self.mode = "server"
+        elif path == ":memory:":
+            self.client = QdrantClient(location=":memory:")
+            self.mode = "memory"
+        else:
+            self.client = QdrantClient(path=path or ".data/qdrant")
+            self.mode = "local"
+        self.collection = collection
+        self.manifest = f"{collection}_documents"
+        self.retries = retries if self.mode == "server" else 0
+        # Local mode is a single-process, non-thread-safe engine; the API calls it from a thread pool.
+        self._lock = threading.RLock()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                with self._lock:
+                    return fn()
+            except (ResponseHandlingException, ConnectionError, TimeoutError, OSError) as exc:
+                if attempt >= self.retries:
+                    raise StoreUnavailableError(f"Qdrant unavailable: {type(exc).__name__}: {exc}") from exc
+            except UnexpectedResponse as exc:
+                if exc.status_code is None or exc.status_code < 500 or attempt >= self.retries:
+                    raise StoreUnavailableError(f"Qdrant error {exc.status_code}: {exc.content[:200]!r}") from exc
+            attempt += 1
+            time.sleep(0.2 * 2**attempt)
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def ensure_collections(self, dimension: int) -> None:
+        def create() -> None:
+            if not self.client.collection_exists(self.collection):
+                self.client.create_collection(
+                    self.collection,
+                    vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                )
+                if self.mode == "server":  # local mode has no payload indexes; filters scan instead
+                    for field in ("doc_id", "source", "tags"):
+                        self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
+            else:
+                existing = self.client.get_collection(self.collection).config.params.vectors
+                size = existing[DENSE].size if isinstance(existing, dict) else None
+                if size is not None and size != dimension:
+                    raise ValueError(
+                        f"collection {self.collection!r} holds {size}-d vectors but the embedder makes "
+                        f"{dimension}-d ones: use another RAG_COLLECTION or re-ingest into a new one"
+                    )
+            if not self.client.collection_exists(self.manifest):
+                self.client.create_collection(self.manifest, vectors_config={})
+
+        self._call(create)
+
+    # -- chunks ---------------------------------------------------------------------------------
+
+    def upsert_chunks(
+        self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVector], ingested_at: str
+    ) -> int:
+        points = [
+            models.PointStruct(
+                id=chunk.point_id,
+                vector={
+                    DENSE: dense[i].tolist(),
+                    SPARSE: models.SparseVector(indices=sparse[i].indices, values=sparse[i].values),
+                },
+                payload=chunk.payload(ingested_at),
+            )
+            for i, chunk in enumerate(chunks)
+        ]
+        if points:
+            self._call(lambda: self.client.upsert(self.collection, points=points, wait=True))
+        return len(points)
+
+    def chunk_ids(self, doc_id: str) -> set[str]:
+        flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))])
+        ids: set[str] = set()
+        offset: Any = None
+        while True:
+            page, offset = self._call(
+                lambda o=offset: self.client.scroll(
+                    self.collection, scroll_filter=flt, limit=512, offset=o, with_payload=False, with_vectors=False
+                )
+            )
+            ids.update(str(p.id) for p in page)
+            if offset is None:
+                return ids
+
+    def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int:
+        stale = sorted(self.chunk_ids(doc_id) - (keep or set()))
+        if stale:
+            self._call(
+                lambda: self.client.delete(
+                    self.collection, points_selector=models.PointIdsList(points=list(stale)), wait=True
+                )
+            )
+        return len(stale)
+
+    def count_chunks(self) -> int:
+        return int(self._call(lambda: self.client.count(self.collection, exact=True).count))
+
+    # -- manifest -------------------------------------------------------------------------------
+
+    def get_document(self, doc_id: str) -> DocumentRecord | None:
+        found = self._call(lambda: self.client.retrieve(self.manifest, ids=[doc_id], with_payload=True))
+        return DocumentRecord.from_payload(found[0].payload or {}) if found else None
+
+    def put_document(self, record: DocumentRecord) -> None:
+        point = models.PointStruct(id=record.doc_id, vector={}, payload=record.to_payload())
+        self._call(lambda: self.client.upsert(self.manifest, points=[point], wait=True))
+
+    def delete_document(self, doc_id: str) -> None:
+        self._call(
+            lambda: self.client.delete(self.manifest, points_selector=models.PointIdsList(points=[doc_id]), wait=True)
+        )
+
+    def list_documents(self) -> list[DocumentRecord]:
+        out: list[DocumentRecord] = []
+        offset: Any = None
+        while True:
+            page, offset = self._call(
+                lambda o=offset: self.client.scroll(self.manifest, limit=512, offset=o, with_payload=True)
+            )
+            out.extend(DocumentRecord.from_payload(p.payload or {}) for p in page)
+            if offset is None:
+                return sorted(out, key=lambda r: r.source)
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        dense: np.ndarray | None,
+        sparse: SparseVector | None,
+        mode: str,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[RetrievedChunk]:
+        flt = filters.to_qdrant() if filters else None
+        sparse_q = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None
+        if mode == "dense":
+            assert dense is not None
+            kwargs: dict[str, Any] = {"query": dense.tolist(), "using": DENSE}
+        elif mode == "sparse":
+            if sparse_q is None or not sparse_q.indices:
+                return []  # a query made only of stop words matches nothing lexically
+            kwargs = {"query": sparse_q, "using": SPARSE}
+        elif mode == "hybrid":
+            assert dense is not None
+            prefetch = [models.Prefetch(query=dense.tolist(), using=DENSE, limit=limit, filter=flt)]
+            if sparse_q is not None and sparse_q.indices:
+                prefetch.append(models.Prefetch(query=sparse_q, using=SPARSE, limit=limit, filter=flt))
+            kwargs = {"prefetch": prefetch, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
+        else:
+            raise ValueError(f"unknown retrieval mode {mode!r}")
+        result = self._call(
+            lambda: self.client.query_points(
+                self.collection, query_filter=flt, limit=limit, with_payload=True, **kwargs
+            )
+        )
+        return [RetrievedChunk.from_payload(str(p.id), p.score, p.payload or {}) for p in result.points]
+
+    def ping(self) -> bool:
+        try:
+            self._call(lambda: self.client.collection_exists(self.collection))
+            return True
+        except StoreUnavailableError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()

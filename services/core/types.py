@@ -1,0 +1,161 @@
+"""Data that crosses a seam: loader -> chunker -> store -> retriever -> API.
+
+Plain dataclasses so every stage can be tested without models or a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+
+# A fixed namespace makes point and document ids deterministic across machines and runs,
+# which is what lets re-ingestion overwrite instead of duplicate.
+ID_NAMESPACE = uuid.UUID("6f1c3d9a-2b7e-4c51-9a0e-8d2f4b6c1e37")
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def doc_id_for(source: str) -> str:
+    """A document is identified by where it came from; its content hash says which version."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"doc:{source}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A structural unit of a document (a paragraph, a page's text, a section body)."""
+
+    text: str
+    section: str | None = None
+    page: int | None = None
+
+
+@dataclass(slots=True)
+class LoadedDocument:
+    source: str
+    title: str
+    blocks: list[Block]
+    content_hash: str
+    media_type: str
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def doc_id(self) -> str:
+        return doc_id_for(self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    doc_id: str
+    source: str
+    title: str
+    section: str | None
+    page: int | None
+    chunk_index: int
+    text: str
+    content_hash: str
+    n_tokens: int
+    tags: tuple[str, ...] = ()
+
+    @property
+    def point_id(self) -> str:
+        # Index + text hash: an unchanged chunk keeps its id, a changed one gets a new id,
+        # so replacing a file's chunks is "upsert the new set, delete ids not in it".
+        return str(uuid.uuid5(ID_NAMESPACE, f"chunk:{self.doc_id}:{self.chunk_index}:{sha256_hex(self.text)}"))
+
+    def payload(self, ingested_at: str) -> dict[str, object]:
+        return {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "title": self.title,
+            "section": self.section,
+            "page": self.page,
+            "chunk_index": self.chunk_index,
+            "text": self.text,
+            "content_hash": self.content_hash,
+            "n_tokens": self.n_tokens,
+            "tags": list(self.tags),
+            "ingested_at": ingested_at,
+        }
+
+
+@dataclass(slots=True)
+class DocumentRecord:
+    """One row of the document manifest; `status` makes an interrupted ingest visible and resumable."""
+
+    doc_id: str
+    source: str
+    title: str
+    content_hash: str
+    media_type: str
+    chunk_count: int
+    status: str  # "pending" while its chunks are being written, "complete" after
+    ingested_at: str
+    tags: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+
+    def to_payload(self) -> dict[str, object]:
+        return {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "title": self.title,
+            "content_hash": self.content_hash,
+            "media_type": self.media_type,
+            "chunk_count": self.chunk_count,
+            "status": self.status,
+            "ingested_at": self.ingested_at,
+            "tags": self.tags,
+            "size_bytes": self.size_bytes,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, object]) -> DocumentRecord:
+        return cls(
+            doc_id=str(payload["doc_id"]),
+            source=str(payload["source"]),
+            title=str(payload.get("title") or ""),
+            content_hash=str(payload["content_hash"]),
+            media_type=str(payload.get("media_type") or ""),
+            chunk_count=int(payload.get("chunk_count") or 0),  # type: ignore[arg-type]
+            status=str(payload.get("status") or "complete"),
+            ingested_at=str(payload.get("ingested_at") or ""),
+            tags=list(payload.get("tags") or []),  # type: ignore[call-overload]
+            size_bytes=int(payload.get("size_bytes") or 0),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(slots=True)
+class RetrievedChunk:
+    """A chunk as it travels retrieve -> rerank -> generate, with the score each stage gave it."""
+
+    id: str
+    text: str
+    doc_id: str
+    source: str
+    title: str
+    section: str | None
+    page: int | None
+    chunk_index: int
+    tags: list[str]
+    retrieval_score: float
+    rerank_score: float | None = None
+    late_interaction_score: float | None = None
+
+    @classmethod
+    def from_payload(cls, point_id: str, score: float, payload: dict[str, object]) -> RetrievedChunk:
+        return cls(
+            id=str(point_id),
+            text=str(payload.get("text") or ""),
+            doc_id=str(payload.get("doc_id") or ""),
+            source=str(payload.get("source") or ""),
+            title=str(payload.get("title") or ""),
+            section=payload.get("section"),  # type: ignore[arg-type]
+            page=payload.get("page"),  # type: ignore[arg-type]
+            chunk_index=int(payload.get("chunk_index") or 0),  # type: ignore[arg-type]
+            tags=list(payload.get("tags") or []),  # type: ignore[call-overload]
+            retrieval_score=float(score),
+        )
