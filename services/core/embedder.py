@@ -113,9 +113,7 @@ class SentenceTransformerEmbedder:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def embed_query(self, text: str) -> np.ndarray:
-        vec = self.model.encode(
-            [self.query_prefix + text], normalize_embeddings=self.normalize, convert_to_numpy=True
-        )
+        vec = self.model.encode([self.query_prefix + text], normalize_embeddings=self.normalize, convert_to_numpy=True)
         return np.asarray(vec[0], dtype=np.float32)
 
     def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:

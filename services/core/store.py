@@ -174,7 +174,12 @@ class QdrantStore:
         while True:
             page, offset = self._call(
                 lambda o=offset: self.client.scroll(
-                    self.collection, scroll_filter=flt, limit=512, offset=o, with_payload=False, with_vectors=False
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=512,
+                    offset=o,
+                    with_payload=False,
+                    with_vectors=False,
                 )
             )
             ids.update(str(p.id) for p in page)

@@ -1,0 +1,64 @@
+"""FastAPI application factory.
+
+``create_app()`` builds models and clients in the lifespan from settings; tests pass prebuilt
+``Components`` so a whole suite loads each model once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from services.api import errors
+from services.api.components import Components, build_components
+from services.api.deps import require_api_key
+from services.api.middleware import LimitsMiddleware
+from services.api.routes import chat, documents, health, openai_compat, search
+from services.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Retrieval-augmented generation over your documents: BGE-style bi-encoder + BM25 hybrid
+retrieval in Qdrant, cross-encoder reranking, grounded answers with `[n]` citations from any
+OpenAI-compatible LLM. Send `Authorization: Bearer <RAG_API_KEY>` when a key is configured."""
+
+
+def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
+    settings = components.settings if components else (settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = components is None
+        app.state.components = components or build_components(settings)
+        logger.info("API ready on %s:%s", settings.api_host, settings.api_port)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.components.llm.aclose()
+                app.state.components.close_sync()
+
+    app = FastAPI(title="ragstack API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    for router in (search.router, chat.router, openai_compat.router, documents.router):
+        app.include_router(router, dependencies=protected)
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes * 4,  # several files per request; each is capped too
+        max_concurrent=settings.max_concurrent_requests,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

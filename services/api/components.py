@@ -1,0 +1,69 @@
+"""The heavy objects the API serves with, built once per process (in the lifespan) from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ingest.factory import build_pipeline
+from ingest.pipeline import IngestPipeline
+from services.core.embedder import Embedder
+from services.core.factory import build_embedder, build_store
+from services.core.llm import LLMClient, OpenAICompatibleLLM
+from services.core.reranker import CrossEncoderReranker, NoReranker, Reranker
+from services.core.retrieval import Retriever
+from services.core.settings import Settings
+from services.core.store import VectorStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Components:
+    settings: Settings
+    embedder: Embedder
+    store: VectorStore
+    reranker: Reranker
+    llm: LLMClient
+    retriever: Retriever
+    pipeline: IngestPipeline
+
+    def close_sync(self) -> None:
+        self.store.close()
+
+
+def build_reranker(settings: Settings) -> Reranker:
+    if settings.reranker == "none":
+        return NoReranker()
+    reranker = CrossEncoderReranker.from_settings(settings)
+    reranker.warm_up()
+    return reranker
+
+
+def build_llm(settings: Settings) -> OpenAICompatibleLLM:
+    return OpenAICompatibleLLM(
+        settings.llm_base_url,
+        model=settings.llm_model,
+        api_key=settings.llm_api_key.get_secret_value(),
+        timeout_s=settings.llm_timeout_s,
+        connect_timeout_s=settings.llm_connect_timeout_s,
+        max_retries=settings.llm_max_retries,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+    )
+
+
+def build_components(settings: Settings) -> Components:
+    embedder = build_embedder(settings)
+    embedder.warm_up()
+    store = build_store(settings)
+    reranker = build_reranker(settings)
+    return Components(
+        settings=settings,
+        embedder=embedder,
+        store=store,
+        reranker=reranker,
+        llm=build_llm(settings),
+        retriever=Retriever(embedder, store, reranker),
+        pipeline=build_pipeline(settings, embedder, store),
+    )

@@ -1,0 +1,93 @@
+"""One error shape for every failure: FastAPI's ``detail`` plus OpenAI's ``error`` object.
+
+So both plain HTTP clients and OpenAI SDKs show the reason. Dependencies that are down map to 503
+with the reason and a Retry-After; nothing a client sends may produce a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from services.core.llm import LLMUnavailableError
+from services.core.model_registry import ModelUnavailableError
+from services.core.store import StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "detail": detail if detail is not None else message,
+        "error": {"message": message, "type": _TYPES.get(status, "error"), "code": status},
+    }
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class DependencyUnavailable(Exception):
+    """Raised by routes when a dependency is down; carries anything still useful (e.g. sources)."""
+
+    def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}" for e in errors
+        )
+        # Pydantic's input echo may be huge or contain bytes: drop it from the response.
+        slim = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+        return error_response(422, f"invalid request: {summary}"[:1000], detail=slim)
+
+    @app.exception_handler(LLMUnavailableError)
+    async def _llm(_: Request, exc: LLMUnavailableError) -> JSONResponse:
+        return error_response(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(DependencyUnavailable)
+    async def _dep(_: Request, exc: DependencyUnavailable) -> JSONResponse:
+        return error_response(503, exc.message, headers={"Retry-After": "5"}, extra=exc.extra)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        return error_response(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(ModelUnavailableError)
+    async def _model(_: Request, exc: ModelUnavailableError) -> JSONResponse:
+        return error_response(503, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return error_response(500, f"internal error: {type(exc).__name__}")

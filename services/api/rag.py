@@ -1,0 +1,205 @@
+"""The request-level RAG flow shared by /search, /chat and /v1/chat/completions.
+
+Routes stay thin: they validate, call into here, and shape the response.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from services.api.components import Components
+from services.api.errors import DependencyUnavailable
+from services.api.schemas import ChatMessage, ChunkOut, Citation, RetrievalOptions, SearchResponse
+from services.core.llm import LLMUnavailableError, StreamState
+from services.core.prompt import build_messages, cited_numbers, declined
+from services.core.retrieval import SearchResult, retrieval_query
+from services.core.store import SearchFilters
+from services.core.types import RetrievedChunk
+
+
+def check_query(components: Components, query: str) -> None:
+    limit = components.settings.max_query_chars
+    if len(query) > limit:
+        raise HTTPException(413, f"query is {len(query)} characters; the limit is {limit} (RAG_MAX_QUERY_CHARS)")
+
+
+async def search(components: Components, query: str, options: RetrievalOptions) -> SearchResult:
+    settings = components.settings
+    top_n = options.top_n or settings.top_n
+    top_k = options.top_k or settings.top_k
+    if top_k > top_n:
+        raise HTTPException(422, f"top_k ({top_k}) must be <= top_n ({top_n})")
+    f = options.filters
+    filters = SearchFilters(tuple(f.source), tuple(f.doc_id), tuple(f.tags)) if f else None
+    return await run_in_threadpool(
+        components.retriever.search,
+        query,
+        mode=options.mode or settings.retrieval_mode,
+        top_n=top_n,
+        top_k=top_k,
+        rerank=options.rerank,
+        min_score=options.min_score if options.min_score is not None else settings.rerank_min_score,
+        filters=filters,
+    )
+
+
+def chunk_out(chunk: RetrievedChunk) -> ChunkOut:
+    return ChunkOut(
+        id=chunk.id,
+        doc_id=chunk.doc_id,
+        source=chunk.source,
+        title=chunk.title,
+        section=chunk.section,
+        page=chunk.page,
+        chunk_index=chunk.chunk_index,
+        text=chunk.text,
+        tags=chunk.tags,
+        retrieval_score=chunk.retrieval_score,
+        rerank_score=chunk.rerank_score,
+    )
+
+
+def search_response(result: SearchResult) -> SearchResponse:
+    return SearchResponse(
+        query=result.query,
+        mode=result.mode,  # type: ignore[arg-type]
+        reranker=result.reranker,
+        reranked=result.reranked,
+        rerank_skipped_reason=result.rerank_skipped_reason,
+        candidates=result.candidates,
+        results=[chunk_out(c) for c in result.chunks],
+        timings_ms=result.timings_ms,
+    )
+
+
+def citation(n: int, chunk: RetrievedChunk) -> Citation:
+    return Citation(
+        n=n,
+        chunk_id=chunk.id,
+        doc_id=chunk.doc_id,
+        source=chunk.source,
+        title=chunk.title,
+        section=chunk.section,
+        page=chunk.page,
+        text=chunk.text,
+        rerank_score=chunk.rerank_score,
+        retrieval_score=chunk.retrieval_score,
+    )
+
+
+@dataclass(slots=True)
+class PreparedChat:
+    """Everything decided before the LLM is called: the retrieval, the prompt, the numbered sources."""
+
+    result: SearchResult
+    messages: list[dict[str, str]]
+    sources: list[RetrievedChunk]
+    started: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def sources_out(self) -> list[Citation]:
+        return [citation(i + 1, c) for i, c in enumerate(self.sources)]
+
+    def citations_for(self, answer: str) -> list[Citation]:
+        return [citation(n, self.sources[n - 1]) for n in cited_numbers(answer, len(self.sources))]
+
+    def retrieval_info(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "query": r.query,
+            "mode": r.mode,
+            "reranker": r.reranker,
+            "reranked": r.reranked,
+            "rerank_skipped_reason": r.rerank_skipped_reason,
+            "candidates": r.candidates,
+            "timings_ms": r.timings_ms,
+        }
+
+    def final(self, answer: str, model: str, usage: dict[str, int]) -> dict[str, Any]:
+        self.timings_ms["total"] = round((time.perf_counter() - self.started) * 1000, 2)
+        return {
+            "answer": answer,
+            "citations": [c.model_dump() for c in self.citations_for(answer)],
+            "sources": [c.model_dump() for c in self.sources_out()],
+            "declined": declined(answer),
+            "model": model,
+            "usage": usage,
+            "retrieval": self.retrieval_info(),
+            "timings_ms": self.timings_ms,
+        }
+
+
+def bounded_history(components: Components, messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """Caller-supplied system prompts are dropped (ours sets the grounding rules); history is capped."""
+    turns = [{"role": m.role, "content": m.text()} for m in messages if m.role in ("user", "assistant")]
+    return turns[-components.settings.max_history_messages :]
+
+
+async def prepare_chat(components: Components, messages: list[ChatMessage], options: RetrievalOptions) -> PreparedChat:
+    started = time.perf_counter()
+    turns = bounded_history(components, messages)
+    if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
+        raise HTTPException(422, "the last message must be a non-empty user message")
+    for turn in turns:
+        check_query(components, turn["content"])
+    query = retrieval_query(turns, components.settings.max_query_chars)
+    result = await search(components, query, options)
+    chat_messages, used = build_messages(
+        turns[-1]["content"], turns[:-1], result.chunks, max_chars=components.settings.context_max_chars
+    )
+    prepared = PreparedChat(result, chat_messages, used, started)
+    prepared.timings_ms.update(result.timings_ms)
+    prepared.timings_ms.pop("total", None)
+    return prepared
+
+
+def llm_params(max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
+    return {"max_tokens": max_tokens, "temperature": temperature}
+
+
+async def answer(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    try:
+        completion = await components.llm.complete(prepared.messages, **params)
+    except LLMUnavailableError as exc:
+        raise DependencyUnavailable(
+            f"{exc}; retrieval still works (POST /search)",
+            extra={"sources": [c.model_dump() for c in prepared.sources_out()]},
+        ) from exc
+    prepared.timings_ms["generate"] = round((time.perf_counter() - t0) * 1000, 2)
+    return prepared.final(completion.text, completion.model, completion.usage)
+
+
+@dataclass(slots=True)
+class AnswerStream:
+    """An LLM stream that is already connected (so failures become a 503 before streaming starts)."""
+
+    deltas: AsyncIterator[str]
+    state: StreamState
+    close: Any
+    first_token_ms: float | None = None
+
+
+async def open_stream(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> AnswerStream:
+    state = StreamState(model=components.llm.model)
+    cm = components.llm.stream(prepared.messages, state, **params)
+    t0 = time.perf_counter()
+    try:
+        deltas = await cm.__aenter__()
+    except LLMUnavailableError as exc:
+        raise DependencyUnavailable(
+            f"{exc}; retrieval still works (POST /search)",
+            extra={"sources": [c.model_dump() for c in prepared.sources_out()]},
+        ) from exc
+    prepared.timings_ms["llm_connect"] = round((time.perf_counter() - t0) * 1000, 2)
+
+    async def close() -> None:
+        await cm.__aexit__(None, None, None)
+
+    return AnswerStream(deltas, state, close)

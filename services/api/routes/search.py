@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.api import rag
+from services.api.deps import ComponentsDep
+from services.api.schemas import SearchRequest, SearchResponse
+
+router = APIRouter(tags=["retrieval"])
+
+
+@router.post("/search", response_model=SearchResponse, summary="Retrieve and rerank chunks for a query")
+async def search(body: SearchRequest, components: ComponentsDep) -> SearchResponse:
+    """First stage (dense, sparse or hybrid) to `top_n`, cross-encoder rerank to `top_k`, with per-stage timings."""
+    rag.check_query(components, body.query)
+    return rag.search_response(await rag.search(components, body.query, body))

@@ -1,0 +1,156 @@
+"""Request and response models: the API's contract, and what its OpenAPI document shows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Mode = Literal["dense", "sparse", "hybrid"]
+
+
+class Filters(BaseModel):
+    """Restrict retrieval to some documents. Unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: list[str] = Field(default_factory=list, max_length=100, description="exact source paths/URIs")
+    doc_id: list[str] = Field(default_factory=list, max_length=100)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+
+
+class RetrievalOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Mode | None = Field(None, description="first stage; default from RAG_RETRIEVAL_MODE")
+    top_n: int | None = Field(None, ge=1, le=500, description="first-stage candidates")
+    top_k: int | None = Field(None, ge=1, le=100, description="chunks returned after reranking")
+    rerank: bool = True
+    min_score: float | None = Field(None, description="drop reranked chunks scoring below this")
+    filters: Filters | None = None
+
+
+class SearchRequest(RetrievalOptions):
+    query: str = Field(..., min_length=1, max_length=20_000)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be empty")
+        return value
+
+
+class ChunkOut(BaseModel):
+    id: str
+    doc_id: str
+    source: str
+    title: str
+    section: str | None
+    page: int | None
+    chunk_index: int
+    text: str
+    tags: list[str] = []
+    retrieval_score: float = Field(description="first-stage score (cosine, BM25 or RRF by mode)")
+    rerank_score: float | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: Mode
+    reranker: str
+    reranked: bool
+    rerank_skipped_reason: str | None = None
+    candidates: int
+    results: list[ChunkOut]
+    timings_ms: dict[str, float]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = Field(default="", max_length=20_000)
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # OpenAI content parts: keep the text ones
+            return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(RetrievalOptions):
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the number used in the answer, [n]")
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    section: str | None
+    page: int | None
+    text: str
+    rerank_score: float | None = None
+    retrieval_score: float
+
+
+class ChatResponse(BaseModel):
+    answer: str
+    citations: list[Citation] = Field(description="sources cited in the answer, by [n]")
+    sources: list[Citation] = Field(description="all sources given to the model, numbered as in the prompt")
+    declined: bool = Field(description="the model said the sources do not hold the answer")
+    model: str
+    usage: dict[str, int] = {}
+    retrieval: dict[str, Any] = {}
+    timings_ms: dict[str, float] = {}
+
+
+# --- OpenAI-compatible ------------------------------------------------------------------------
+
+
+class OpenAIChatRequest(BaseModel):
+    """The subset of OpenAI's chat-completions request this server honours; other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0, le=2)
+    rag: RetrievalOptions | None = Field(None, description="retrieval options (extension)")
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    media_type: str
+    chunk_count: int
+    status: str
+    ingested_at: str
+    size_bytes: int
+    tags: list[str] = []
+
+
+class IngestOutcome(BaseModel):
+    filename: str
+    source: str
+    status: Literal["added", "updated", "unchanged", "skipped", "failed", "deleted"]
+    doc_id: str = ""
+    chunks: int = 0
+    reason: str = ""
+
+
+class IngestResponse(BaseModel):
+    files: list[IngestOutcome]
+    seconds: float
+
+
+class ErrorBody(BaseModel):
+    detail: Any
+    error: dict[str, Any]

@@ -1,0 +1,110 @@
+"""Query -> ranked chunks: embed, first-stage search (dense / sparse / hybrid), optional rerank.
+
+Timings are measured per stage because they decide the defaults (see ``make bench``). A reranker that
+fails is skipped, not fatal: the first stage's order is returned and the result says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.core.embedder import Embedder
+from services.core.reranker import NoReranker, Reranker
+from services.core.sparse import BM25SparseEncoder
+from services.core.store import SearchFilters, VectorStore
+from services.core.types import RetrievedChunk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SearchResult:
+    query: str
+    mode: str
+    chunks: list[RetrievedChunk]
+    candidates: int
+    reranker: str
+    reranked: bool
+    rerank_skipped_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        reranker: Reranker | None = None,
+        sparse: BM25SparseEncoder | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.reranker = reranker or NoReranker()
+        self.sparse = sparse or BM25SparseEncoder()
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str,
+        top_n: int,
+        top_k: int,
+        rerank: bool = True,
+        min_score: float | None = None,
+        filters: SearchFilters | None = None,
+    ) -> SearchResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        dense = self.embedder.embed_query(query) if mode in ("dense", "hybrid") else None
+        sparse = self.sparse.encode_query(query) if mode in ("sparse", "hybrid") else None
+        t1 = time.perf_counter()
+        timings["embed"] = (t1 - t0) * 1000
+        candidates = self.store.search(dense=dense, sparse=sparse, mode=mode, limit=top_n, filters=filters)
+        t2 = time.perf_counter()
+        timings["retrieve"] = (t2 - t1) * 1000
+        chunks, reranked, reason = self._rerank(query, candidates, top_k, min_score, rerank)
+        timings["rerank"] = (time.perf_counter() - t2) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(
+            query=query,
+            mode=mode,
+            chunks=chunks,
+            candidates=len(candidates),
+            reranker=self.reranker.name if reranked else "none",
+            reranked=reranked,
+            rerank_skipped_reason=reason,
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+        )
+
+    def _rerank(
+        self,
+        query: str,
+        candidates: Sequence[RetrievedChunk],
+        top_k: int,
+        min_score: float | None,
+        enabled: bool,
+    ) -> tuple[list[RetrievedChunk], bool, str | None]:
+        if not enabled or isinstance(self.reranker, NoReranker) or not candidates:
+            return list(candidates[:top_k]), False, None if enabled else "disabled by request"
+        try:
+            return self.reranker.rerank(query, candidates, top_k, min_score), True, None
+        except Exception as exc:  # noqa: BLE001 - degraded service beats no service
+            logger.exception("reranker failed; returning first-stage order")
+            return list(candidates[:top_k]), False, f"reranker failed: {type(exc).__name__}: {exc}"[:300]
+
+
+def retrieval_query(messages: Sequence[dict[str, str]], max_chars: int) -> str:
+    """The last user turn, plus the previous user turn when the last one is a short follow-up.
+
+    "and for Linux?" retrieves nothing on its own; with the previous question in front it does.
+    """
+    users = [m["content"].strip() for m in messages if m.get("role") == "user" and m.get("content", "").strip()]
+    if not users:
+        return ""
+    query = users[-1]
+    if len(users) > 1 and len(query.split()) < 8:
+        query = f"{users[-2]} {query}"
+    return query[-max_chars:]

