@@ -92,6 +92,20 @@ def list_documents(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def sample(
+    max_docs: Annotated[int, typer.Option(help="documents to write and ingest")] = 400,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a sample corpus (from the packaged fitz-gov data) under RAG_DATA_DIR and ingest it."""
+    from ingest.sample import write_sample_corpus
+
+    settings = Settings()
+    folder = settings.data_dir / "sample-corpus"
+    write_sample_corpus(folder, max_docs)
+    _print_report(_pipeline().sync(folder, progress=True), as_json)
+
+
+@app.command()
 def stats(as_json: JsonOpt = False) -> None:
     """Counts of documents and chunks, and where the store lives."""
     settings = Settings()

@@ -533,9 +533,7 @@ def _html_flat_blocks(soup: BeautifulSoup) -> list[Block]:
 def _load_html(data: bytes, limits: LoadLimits) -> _Parsed:
     """HTML via BeautifulSoup+lxml; bs4 picks the encoding from BOM, <meta charset> or detection."""
     # Sniff only the head: a stray NUL deep inside a large page is no reason to reject it.
-    if _looks_binary(data[:_BINARY_SNIFF_BYTES]) and not data.startswith(
-        (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-    ):
+    if _looks_binary(data[:_BINARY_SNIFF_BYTES]) and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise LoaderError("binary content, not HTML")
     soup = BeautifulSoup(data, "lxml")
     title = _html_title(soup)
@@ -809,9 +807,7 @@ def _too_large(size: int, limits: LoadLimits) -> LoaderError:
     return LoaderError(f"file too large: {_human_bytes(size)} (limit {_human_bytes(limits.max_file_bytes)})")
 
 
-def load_bytes(
-    data: bytes, filename: str, source: str, limits: LoadLimits = _DEFAULT_LIMITS
-) -> LoadedDocument:
+def load_bytes(data: bytes, filename: str, source: str, limits: LoadLimits = _DEFAULT_LIMITS) -> LoadedDocument:
     """Parse `data` according to `filename`'s suffix into a `LoadedDocument` identified by `source`.
 
     Raises `LoaderError` (and only that, bar KeyboardInterrupt/SystemExit) for anything that makes the
@@ -844,9 +840,7 @@ def load_bytes(
     )
 
 
-def load_path(
-    path: pathlib.Path, source: str | None = None, limits: LoadLimits = _DEFAULT_LIMITS
-) -> LoadedDocument:
+def load_path(path: pathlib.Path, source: str | None = None, limits: LoadLimits = _DEFAULT_LIMITS) -> LoadedDocument:
     """Load a file from disk; `source` defaults to its resolved absolute path.
 
     The type and size are checked from the name and `stat()` before a single byte is read, so an

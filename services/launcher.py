@@ -1,0 +1,204 @@
+"""``make run``: every service of the compose deployment as a local process, supervised.
+
+A small supervisor rather than honcho: besides prefixed logs and clean shutdown (which honcho has),
+it waits for each service's *readiness* in dependency order, prints the URLs only once they answer,
+and names the service that died with its exit code and last log lines.
+
+Order: verify the packaged GGUF -> first-run sample ingest (only when the store is empty) -> LLM
+server -> API (owns the embedded Qdrant) -> frontend / Phoenix when their units are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.core.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+COLORS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m"]
+RESET = "\033[0m"
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    ready_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 180.0
+    proc: subprocess.Popen[str] | None = None
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=30))
+
+
+def say(message: str) -> None:
+    print(f"[launcher] {message}", flush=True)
+
+
+def services_for(settings: Settings) -> list[Service]:
+    py = sys.executable
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    llm = f"http://{settings.llm_host}:{settings.llm_port}"
+    return [
+        Service("llm", [py, "-m", "services.llm.server"], f"{llm}/v1/models"),
+        Service(
+            "api",
+            [py, "-m", "services.api.main"],
+            f"{api}/readyz",
+            env={"RAG_LLM_BASE_URL": f"{llm}/v1"},
+        ),
+    ]
+
+
+def first_run_ingest(settings: Settings, max_docs: int) -> None:
+    """Ingest the sample corpus when the store is empty; the folder lock is released before the API starts."""
+    from ingest.factory import build_pipeline
+    from ingest.sample import write_sample_corpus
+    from services.core.factory import build_embedder, build_store
+
+    store = build_store(settings)
+    try:
+        if settings.qdrant_url is None and Path(settings.resolved_qdrant_path).exists():
+            try:
+                if store.list_documents():
+                    say(f"store at {settings.resolved_qdrant_path} already has documents: skipping sample ingest")
+                    return
+            except Exception:  # noqa: BLE001 - no manifest yet means an empty store
+                pass
+        folder = settings.data_dir / "sample-corpus"
+        say(f"first run: writing {max_docs} sample documents (fitz-gov) to {folder} and ingesting them")
+        write_sample_corpus(folder, max_docs)
+        embedder = build_embedder(settings)
+        report = build_pipeline(settings, embedder, store).sync(folder, progress=True)
+        s = report.summary()
+        say(f"sample ingest: {s['added']} documents, {s['chunks']} chunks in {s['seconds']} s")
+    finally:
+        store.close()
+
+
+def pump(service: Service, color: str) -> None:
+    assert service.proc is not None and service.proc.stdout is not None
+    for line in service.proc.stdout:
+        line = line.rstrip("\n")
+        service.tail.append(line)
+        print(f"{color}{service.name:>8} |{RESET} {line}", flush=True)
+
+
+def start(service: Service, color: str) -> None:
+    env = {**os.environ, **service.env, "PYTHONUNBUFFERED": "1"}
+    service.proc = subprocess.Popen(
+        service.argv,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+    )
+    say(f"started {service.name} pid {service.proc.pid}")
+    threading.Thread(target=pump, args=(service, color), daemon=True).start()
+
+
+def wait_ready(service: Service) -> None:
+    deadline = time.monotonic() + service.ready_timeout_s
+    while time.monotonic() < deadline:
+        assert service.proc is not None
+        if service.proc.poll() is not None:
+            raise RuntimeError(died(service))
+        try:
+            if httpx.get(service.ready_url, timeout=2.0).status_code == 200:
+                say(f"{service.name} ready ({service.ready_url})")
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{service.name} not ready after {service.ready_timeout_s:.0f} s ({service.ready_url})")
+
+
+def died(service: Service) -> str:
+    assert service.proc is not None
+    code = service.proc.returncode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    last = "\n    ".join(list(service.tail)[-10:]) or "(no output)"
+    return f"service {service.name!r} died ({how}); last lines:\n    {last}"
+
+
+def stop_all(services: list[Service]) -> None:
+    for service in reversed(services):
+        if service.proc and service.proc.poll() is None:
+            os.killpg(service.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for service in reversed(services):
+        if service.proc and service.proc.poll() is None:
+            try:
+                service.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(service.proc.pid, signal.SIGKILL)
+                service.proc.wait()
+    say("all services stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sample-docs", type=int, default=400, help="sample corpus size on first run (0: none)")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    started = time.monotonic()
+    services = services_for(settings)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        from services.llm.gguf import ensure_model
+
+        say(f"LLM model: {ensure_model(settings.llm_gguf, settings.data_dir / 'models')} (sha256 verified)")
+        if args.sample_docs:
+            first_run_ingest(settings, args.sample_docs)
+        for i, service in enumerate(services):
+            start(service, COLORS[i % len(COLORS)])
+            wait_ready(service)
+            if stopping.is_set():
+                raise KeyboardInterrupt
+    except (RuntimeError, KeyboardInterrupt) as exc:
+        if isinstance(exc, RuntimeError):
+            say(str(exc))
+        stop_all(services)
+        return 1 if isinstance(exc, RuntimeError) else 0
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    say(f"stack ready in {time.monotonic() - started:.1f} s")
+    say(f"  API docs : {api}/docs")
+    say(f"  Chat API : {api}/v1/chat/completions  (OpenAI-compatible, model 'rag:{settings.llm_model}')")
+    say(f"  LLM      : http://{settings.llm_host}:{settings.llm_port}/v1")
+    say(
+        "  your own documents: curl -F files=@report.pdf "
+        + api
+        + "/documents   (or stop and run: .venv/bin/ingest sync DIR)"
+    )
+    say("Ctrl-C stops everything")
+    code = 0
+    while not stopping.wait(0.5):
+        dead = [s for s in services if s.proc and s.proc.poll() is not None]
+        if dead:
+            say(died(dead[0]))
+            code = 1
+            break
+    stop_all(services)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Settings: env vars are read and combinations that cannot work are rejected at start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from services.core.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_valid() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.chunk_overlap < settings.chunk_size
+    assert settings.top_k <= settings.top_n
+
+
+def test_overlap_not_smaller_than_chunk_size_is_rejected_naming_the_setting() -> None:
+    with pytest.raises(ValidationError, match="RAG_CHUNK_OVERLAP"):
+        Settings(_env_file=None, chunk_size=100, chunk_overlap=100)
+    with pytest.raises(ValidationError, match="RAG_CHUNK_OVERLAP"):
+        Settings(_env_file=None, chunk_size=100, chunk_overlap=150)
+
+
+def test_top_k_above_top_n_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="RAG_TOP_K"):
+        Settings(_env_file=None, top_k=10, top_n=5)
+    assert Settings(_env_file=None, top_k=5, top_n=5).top_k == 5
+
+
+def test_production_without_api_key_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="RAG_API_KEY"):
+        Settings(_env_file=None, environment="production")
+    settings = Settings(_env_file=None, environment="production", api_key="s3cret")
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "s3cret"
+
+
+def test_env_vars_with_rag_prefix_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_TOP_K", "7")
+    monkeypatch.setenv("RAG_CHUNK_SIZE", "128")
+    settings = Settings(_env_file=None)
+    assert settings.top_k == 7
+    assert settings.chunk_size == 128
+
+
+def test_invalid_env_combination_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_CHUNK_SIZE", "32")
+    with pytest.raises(ValidationError, match="RAG_CHUNK_OVERLAP"):
+        Settings(_env_file=None)  # default overlap 40 >= 32
+
+
+def test_qdrant_path_defaults_under_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
+    assert Settings(_env_file=None).resolved_qdrant_path == str(tmp_path / "qdrant")
