@@ -22,7 +22,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup test test-fast lint format run reranker clean
+.PHONY: help setup llm-setup test test-fast lint format run reranker eval-retrieval clean
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -30,6 +30,7 @@ help:
 	@echo "make test-fast  unit + integration tests only"
 	@echo "make lint       ruff"
 	@echo "make reranker   retrain the offline cross-encoder (models/reranker-fitzgov-minilm-l6)"
+	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
 
 # torch first, from the CPU build on local disk: anything that depends on torch would otherwise
 # pull a multi-GB CUDA build.
@@ -72,6 +73,9 @@ run: setup llm-setup
 
 reranker: setup
 	$(BIN)/python -m train.reranker
+
+eval-retrieval: setup
+	$(BIN)/python -m eval.retrieval_eval $(EVAL_ARGS)
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache

@@ -84,8 +84,4 @@ def _all_queries() -> tuple[RetrievalQuery, ...]:
 
 def load_queries(split: Split, *, with_judgements_only: bool = True) -> list[RetrievalQuery]:
     """Queries of one split; by default only those with at least one relevant document (IR metrics need one)."""
-    return [
-        q
-        for q in _all_queries()
-        if split_of(q.id) == split and (q.relevant or not with_judgements_only)
-    ]
+    return [q for q in _all_queries() if split_of(q.id) == split and (q.relevant or not with_judgements_only)]

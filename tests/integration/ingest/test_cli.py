@@ -22,9 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)
-def cli_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder: SentenceTransformerEmbedder
-) -> Path:
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Path:
     for name in list(os.environ):
         if name.startswith("RAG_"):
             monkeypatch.delenv(name)

@@ -15,7 +15,7 @@ from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.sparse import BM25SparseEncoder, SparseVector
 from services.core.store import QdrantStore
-from services.core.types import Chunk, doc_id_for
+from services.core.types import Chunk, RetrievedChunk, doc_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -127,9 +127,7 @@ def test_chunks_respect_the_configured_size_and_carry_structure(
     assert "Baking sourdough bread > Feeding the starter" in md_sections
 
 
-def search(
-    store: QdrantStore, embedder: SentenceTransformerEmbedder, question: str, mode: str
-) -> list:  # list[RetrievedChunk]
+def search(store: QdrantStore, embedder: SentenceTransformerEmbedder, question: str, mode: str) -> list[RetrievedChunk]:
     dense: np.ndarray = embedder.embed_query(question)
     sparse: SparseVector | None = BM25SparseEncoder().encode_query(question) if mode == "hybrid" else None
     return store.search(dense=dense, sparse=sparse, mode=mode, limit=3)
@@ -222,9 +220,7 @@ def test_sync_after_deleting_a_file_removes_its_chunks_and_manifest_entry(
     assert store.chunk_ids(txt_id) == set()
     assert store.get_document(txt_id) is None
     assert store.count_chunks() == total - txt_chunks
-    assert {r.source for r in store.list_documents()} == {
-        source_of(mixed_folder[k]) for k in GOOD_KEYS if k != "txt"
-    }
+    assert {r.source for r in store.list_documents()} == {source_of(mixed_folder[k]) for k in GOOD_KEYS if k != "txt"}
     assert_stats_consistent(store)
 
 
