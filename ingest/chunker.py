@@ -108,12 +108,13 @@ class Chunker:
         return lo
 
     def _char_windows(self, word: str) -> Iterator[str]:
-        step = max(1, self.limit)  # one token is at least one character
-        for i in range(0, len(word), step):
-            piece = word[i : i + step]
-            while self.count_tokens(piece) > self.limit:
-                piece = piece[: max(1, len(piece) // 2)]
+        i = 0
+        while i < len(word):
+            piece = word[i : i + max(1, self.limit)]  # one token is at least one character
+            while len(piece) > 1 and self.count_tokens(piece) > self.limit:
+                piece = piece[: len(piece) // 2]
             yield piece
+            i += len(piece)  # advance by what was emitted: nothing is dropped
 
     # -- packing with overlap -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +53,7 @@ def add(paths: list[Path], as_json: JsonOpt = False) -> None:
     if missing:
         typer.echo(f"no such file or folder: {', '.join(missing)}", err=True)
         raise typer.Exit(2)
-    _print_report(_pipeline().ingest_paths(paths, progress=sys.stderr.isatty() or True), as_json)
+    _print_report(_pipeline().ingest_paths(paths, progress=sys.stderr.isatty()), as_json)
 
 
 @app.command()
@@ -61,17 +62,27 @@ def sync(directory: Path, as_json: JsonOpt = False) -> None:
     if not directory.is_dir():
         typer.echo(f"not a folder: {directory}", err=True)
         raise typer.Exit(2)
-    _print_report(_pipeline().sync(directory, progress=True), as_json)
+    _print_report(_pipeline().sync(directory, progress=sys.stderr.isatty()), as_json)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @app.command()
 def delete(target: str) -> None:
     """Delete a document by id or by the path it was ingested from."""
     pipeline = _pipeline()
-    record = pipeline.store.get_document(target)
-    if record is None:
-        path = Path(target)
-        record = pipeline.store.get_document(doc_id_for(str(path.resolve()) if path.exists() else target))
+    record = None
+    # A document id, a path (existing or already deleted from disk: sources are absolute), or a raw source.
+    for candidate in (target, doc_id_for(str(Path(target).resolve())), doc_id_for(target)):
+        record = pipeline.store.get_document(candidate) if _is_uuid(candidate) else None
+        if record is not None:
+            break
     if record is None:
         typer.echo(f"no document {target!r}", err=True)
         raise typer.Exit(1)

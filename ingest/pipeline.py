@@ -130,6 +130,7 @@ class IngestPipeline:
         self.sparse = sparse or BM25SparseEncoder()
         self.limits = limits or LoadLimits()
         self.batch_size = batch_size
+        self.signature = f"{embedder.name}|chunk={chunker.limit}|overlap={chunker.overlap}"
         self.store.ensure_collections(embedder.dimension)
 
     # -- public entry points ------------------------------------------------------------------
@@ -215,7 +216,12 @@ class IngestPipeline:
         finally:
             report.stage_seconds["parse"] += time.perf_counter() - t0
         existing = self.store.get_document(doc.doc_id)
-        if existing and existing.content_hash == doc.content_hash and existing.status == "complete":
+        if (
+            existing
+            and existing.content_hash == doc.content_hash
+            and existing.status == "complete"
+            and existing.index_signature == self.signature
+        ):
             return FileOutcome(source, "unchanged", doc.doc_id, existing.chunk_count, title=doc.title), None
         t1 = time.perf_counter()
         chunks = self.chunker.split(doc)
@@ -233,6 +239,7 @@ class IngestPipeline:
             ingested_at=now_iso(),
             tags=list(doc.tags),
             size_bytes=size,
+            index_signature=self.signature,
         )
         status: Status = "updated" if existing else "added"
         return FileOutcome(source, status, doc.doc_id, len(chunks), title=doc.title), _Pending(record, chunks)

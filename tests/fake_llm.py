@@ -118,7 +118,11 @@ class FakeOpenAIServer:
         answer = fake_answer(body["messages"])
         words = _words(answer)
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_words, "completion_tokens": len(words), "total_tokens": prompt_words + len(words)}
+        usage = {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_words + len(words),
+        }
         cid = f"chatcmpl-fake{len(self.requests)}"
         created = int(time.time())
         if not body.get("stream"):

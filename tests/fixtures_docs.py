@@ -47,9 +47,8 @@ Score the loaf with a razor blade and bake it in a preheated Dutch oven at 250 d
 Remove the lid after twenty minutes so the crust caramelises to a deep brown.
 """
 
+# Appended to the md's last section: its last chunk changes text (new id, old id stale).
 SOURDOUGH_EXTRA_MD = """
-## Storing the loaf
-
 Keep the cooled loaf cut side down on a wooden board and eat it within three days; slices freeze well.
 """
 

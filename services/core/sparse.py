@@ -89,7 +89,10 @@ def _stem(term: str) -> str:
     # without a stemmer dependency whose output would change the hash ids between versions.
     for suffix in ("ing", "ed", "es", "s"):
         if len(term) > len(suffix) + 3 and term.endswith(suffix):
-            return term[: -len(suffix)]
+            stem = term[: -len(suffix)]
+            if suffix in ("ing", "ed") and len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
+                stem = stem[:-1]  # resett -> reset, stopp -> stop (but keep "call", "pass")
+            return stem
     return term
 
 

@@ -97,6 +97,8 @@ class DocumentRecord:
     ingested_at: str
     tags: list[str] = field(default_factory=list)
     size_bytes: int = 0
+    # Which model and chunking produced the chunks: a change re-ingests even unchanged files.
+    index_signature: str = ""
 
     def to_payload(self) -> dict[str, object]:
         return {
@@ -110,6 +112,7 @@ class DocumentRecord:
             "ingested_at": self.ingested_at,
             "tags": self.tags,
             "size_bytes": self.size_bytes,
+            "index_signature": self.index_signature,
         }
 
     @classmethod
@@ -125,6 +128,7 @@ class DocumentRecord:
             ingested_at=str(payload.get("ingested_at") or ""),
             tags=list(payload.get("tags") or []),  # type: ignore[call-overload]
             size_bytes=int(payload.get("size_bytes") or 0),  # type: ignore[arg-type]
+            index_signature=str(payload.get("index_signature") or ""),
         )
 
 

@@ -138,3 +138,12 @@ def test_sync_of_something_that_is_not_a_folder_exits_2(mixed_folder: dict[str, 
     result = invoke("sync", str(mixed_folder["txt"]))
     assert result.exit_code == 2
     assert "not a folder" in result.stderr
+
+
+def test_delete_by_relative_path_works_after_the_file_was_removed(
+    mixed_folder: dict[str, Path], tmp_path: Path
+) -> None:
+    added_folder(mixed_folder)
+    mixed_folder["md"].unlink()
+    result = invoke("delete", str(mixed_folder["md"].relative_to(tmp_path)))  # cwd is tmp_path
+    assert result.exit_code == 0, result.output

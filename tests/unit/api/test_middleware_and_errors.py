@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -96,15 +96,20 @@ def test_chunked_body_without_content_length_over_limit_is_413(client: TestClien
     r = client.post(path, content=_chunks(MAX_BODY * 4), headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert str(MAX_BODY) in r.json()["detail"]
+    assert r.json()["error"]["code"] == 413
 
 
 def test_lying_content_length_does_not_get_past_the_limit() -> None:
     app = make_app()
 
+    async def body() -> AsyncIterator[bytes]:
+        for part in _chunks(MAX_BODY * 4):
+            yield part
+
     async def main() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
-            request = ac.build_request("POST", "/echo", content=_chunks(MAX_BODY * 4))
+            request = ac.build_request("POST", "/echo", content=body())
             request.headers["content-length"] = "10"
             return await ac.send(request)
 
@@ -167,10 +172,13 @@ def test_llm_unavailable_maps_to_503(client: TestClient) -> None:
     assert "unreachable" in r.json()["error"]["message"]
 
 
-def test_unknown_route_is_404_json(client: TestClient) -> None:
+def test_routing_errors_have_the_same_shape(client: TestClient) -> None:
     r = client.get("/nope")
     assert r.status_code == 404
-    assert "detail" in r.json()
+    assert r.json()["error"] == {"message": "Not Found", "type": "not_found_error", "code": 404}
+    r = client.get("/search")
+    assert r.status_code == 405
+    assert r.json()["error"]["code"] == 405
 
 
 @pytest.mark.parametrize(

@@ -37,11 +37,6 @@ def test_plurals_and_verb_forms_fold_onto_the_same_term() -> None:
     assert terms("printing") == terms("print")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/core/sparse.py _stem strips 'ing' but not the doubled consonant: 'resetting' -> 'resett', "
-    "although the module comment promises that 'resetting'/'reset' meet",
-)
 def test_doubled_consonant_verb_forms_fold_onto_the_stem() -> None:
     assert terms("resetting") == terms("reset")
 

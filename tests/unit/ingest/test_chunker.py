@@ -224,6 +224,14 @@ def test_a_5000_character_word_is_cut_into_chunks_within_the_limit(alphabet: str
         assert "".join("".join(c.text.split()) for c in chunks) == f"Beforeit.{word}Afterit."
 
 
+def test_a_word_of_multi_token_characters_is_cut_without_losing_characters() -> None:
+    word = "각간갈감갑강객갠갤갬갭갱걱건걸검겁겅겍겐겔겜겝겡"  # 24 syllables, 72 tokens
+    assert count_tokens(word) > 16
+    chunks = Chunker(count_tokens, chunk_size=16, chunk_overlap=0).split(make_doc([Block(word)]))
+    assert all(c.n_tokens <= 16 for c in chunks)
+    assert "".join(c.text for c in chunks) == word
+
+
 def test_a_5000_character_alphanumeric_word_is_one_unknown_token_and_stays_whole() -> None:
     # WordPiece maps any word over 100 characters to a single [UNK]: by token count it fits anywhere.
     word = random_word(string.ascii_letters + string.digits)

@@ -1,0 +1,388 @@
+"""The HTTP API end to end: real embedder, in-memory Qdrant, real SmolLM2 llama.cpp server, real OpenAI SDK."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from services.api.app import create_app
+from services.api.components import Components
+from services.core.llm import OpenAICompatibleLLM
+
+pytestmark = pytest.mark.integration
+
+PARAPHRASES = [
+    ("my internet box froze, how do I reboot it?", "router.md"),
+    ("how long should the bread dough rise before it goes in the oven?", "sourdough.md"),
+    ("when is the last day to send in my yearly return to the government?", "tax.md"),
+    ("what makes a mountain spew out lava and ash?", "volcano.md"),
+    ("what happens during a new hire's first week at the company?", "onboarding.md"),
+    ("I can't remember how to log in, how do I get new credentials?", "password.md"),
+]
+ROUTER_QUESTION = "How do I restart my router when the internet stops working?"
+
+
+def sse_events(text: str) -> list[tuple[str | None, Any]]:
+    """Parse a text/event-stream body into (event name, decoded data) pairs."""
+    events: list[tuple[str | None, Any]] = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        payload = "\n".join(data)
+        events.append((name, payload if payload == "[DONE]" else json.loads(payload)))
+    return events
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- search ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_search_finds_the_right_document_for_paraphrases(
+    client: TestClient, corpus: dict[str, str], components: Components, mode: str
+) -> None:
+    top_k = components.settings.top_k
+    for question, filename in PARAPHRASES:
+        r = client.post("/search", json={"query": question, "mode": mode})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mode"] == mode
+        assert body["results"], question
+        assert body["results"][0]["source"] == f"upload://{filename}", (question, body["results"][0]["source"])
+        assert body["results"][0]["doc_id"] == corpus[filename]
+        assert len(body["results"]) <= top_k
+        assert body["candidates"] >= top_k
+        assert {"embed", "retrieve", "rerank", "total"} <= set(body["timings_ms"])
+
+
+def test_search_filter_by_source(client: TestClient, corpus: dict[str, str]) -> None:
+    r = client.post(
+        "/search", json={"query": "how do I reboot the router?", "filters": {"source": ["upload://tax.md"]}}
+    )
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results and {c["source"] for c in results} == {"upload://tax.md"}
+    r = client.post("/search", json={"query": "bread", "filters": {"doc_id": [corpus["volcano.md"]]}})
+    assert {c["doc_id"] for c in r.json()["results"]} == {corpus["volcano.md"]}
+    r = client.post("/search", json={"query": "bread", "filters": {"tags": ["no-such-tag"]}})
+    assert r.status_code == 200 and r.json()["results"] == []
+
+
+def test_unknown_filter_field_is_rejected(client: TestClient, corpus: dict[str, str]) -> None:
+    r = client.post("/search", json={"query": "bread", "filters": {"author": ["me"]}})
+    assert r.status_code == 422
+    assert "author" in r.json()["error"]["message"]
+
+
+def test_search_without_rerank_says_so(client: TestClient, corpus: dict[str, str]) -> None:
+    r = client.post("/search", json={"query": "sourdough starter", "rerank": False, "top_k": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["reranked"] is False and len(body["results"]) == 2
+
+
+# --- bad requests ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": ""},
+        {"query": "   \n\t"},
+        {},
+        {"query": "x", "top_k": 0},
+        {"query": "x", "mode": "fuzzy"},
+        {"query": "x", "surprise": 1},
+        {"query": ["not", "a", "string"]},
+    ],
+)
+def test_invalid_search_bodies_are_422(client: TestClient, body: dict[str, Any]) -> None:
+    r = client.post("/search", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["message"].startswith("invalid request")
+
+
+def test_top_k_above_top_n_is_422(client: TestClient) -> None:
+    r = client.post("/search", json={"query": "x", "top_k": 5, "top_n": 2})
+    assert r.status_code == 422
+    assert "top_k" in r.json()["error"]["message"]
+
+
+def test_malformed_json_is_422(client: TestClient) -> None:
+    r = client.post("/search", content=b'{"query": "x",', headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "JSON" in r.json()["error"]["message"]
+
+
+def test_query_over_max_query_chars_is_413(client: TestClient, components: Components) -> None:
+    limit = components.settings.max_query_chars
+    r = client.post("/search", json={"query": "word " * (limit // 5 + 10)})
+    assert r.status_code == 413
+    assert str(limit) in r.json()["error"]["message"]
+    r = client.post("/chat", json={"messages": [{"role": "user", "content": "q" * (limit + 1)}]})
+    assert r.status_code == 413
+
+
+def test_body_over_max_body_bytes_is_413(client: TestClient, components: Components) -> None:
+    limit = components.settings.max_body_bytes
+    r = client.post("/search", json={"query": "x" * (limit + 10)})
+    assert r.status_code == 413
+    assert str(limit) in r.json()["error"]["message"]
+
+
+def test_chat_needs_a_final_user_message(client: TestClient) -> None:
+    r = client.post("/chat", json={"messages": [{"role": "assistant", "content": "hello"}]})
+    assert r.status_code == 422
+    r = client.post("/chat", json={"messages": []})
+    assert r.status_code == 422
+
+
+# --- auth --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def authed_client(components: Components) -> Iterator[TestClient]:
+    settings = components.settings.model_copy(update={"api_key": SecretStr("s3cret")})
+    with TestClient(create_app(components=dataclasses.replace(components, settings=settings))) as c:
+        yield c
+
+
+def test_api_key_is_enforced(authed_client: TestClient, corpus: dict[str, str]) -> None:
+    body = {"query": "sourdough"}
+    r = authed_client.post("/search", json=body)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert "API key" in r.json()["error"]["message"]
+    assert authed_client.post("/search", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert authed_client.post("/search", json=body, headers={"Authorization": "s3cret"}).status_code == 401
+    r = authed_client.post("/search", json=body, headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 200 and r.json()["results"]
+    assert authed_client.get("/documents").status_code == 401
+    assert authed_client.get("/v1/models").status_code == 401
+    assert authed_client.get("/healthz").status_code == 200
+
+
+# --- documents -----------------------------------------------------------------------------------------
+
+
+def test_documents_are_listed(client: TestClient, corpus: dict[str, str]) -> None:
+    r = client.get("/documents")
+    assert r.status_code == 200
+    docs = {d["doc_id"]: d for d in r.json()}
+    for filename, doc_id in corpus.items():
+        doc = docs[doc_id]
+        assert doc["source"] == f"upload://{filename}"
+        assert doc["status"] == "complete"
+        assert doc["chunk_count"] >= 1
+        assert doc["media_type"] == "text/markdown"
+        assert doc["tags"] == ["corpus"]
+        assert doc["title"]
+
+
+def test_upload_reports_each_file_and_delete(client: TestClient, corpus: dict[str, str]) -> None:
+    good = (
+        "files",
+        ("lighthouse.md", b"# Lighthouses\n\nA lighthouse keeper trims the lamp wick at dusk.\n", "text/markdown"),
+    )
+    bad = ("files", ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf\n%%EOF", "application/pdf"))
+    evil = ("files", ("../../evil.md", b"# Evil\n\nA file that tried to escape its folder.\n", "text/markdown"))
+    r = client.post("/documents", files=[good, bad, evil])
+    assert r.status_code == 200, r.text
+    outcomes = {o["filename"]: o for o in r.json()["files"]}
+    assert outcomes["lighthouse.md"]["status"] == "added" and outcomes["lighthouse.md"]["chunks"] >= 1
+    assert outcomes["broken.pdf"]["status"] == "skipped" and outcomes["broken.pdf"]["reason"]
+    assert outcomes["evil.md"]["status"] == "added"
+    assert outcomes["evil.md"]["source"] == "upload://evil.md"
+
+    r = client.post("/documents", files=[good])
+    assert [o["status"] for o in r.json()["files"]] == ["unchanged"]
+
+    sources = {d["source"]: d["doc_id"] for d in client.get("/documents").json()}
+    assert "upload://evil.md" in sources and "upload://broken.pdf" not in sources
+    assert not any(".." in s for s in sources)
+
+    for name in ("upload://lighthouse.md", "upload://evil.md"):
+        doc_id = sources[name]
+        r = client.delete(f"/documents/{doc_id}")
+        assert r.status_code == 200
+        assert r.json()["deleted"] == doc_id and r.json()["chunks_removed"] >= 1
+        r = client.delete(f"/documents/{doc_id}")
+        assert r.status_code == 404
+        assert doc_id in r.json()["error"]["message"]
+    remaining = {d["source"] for d in client.get("/documents").json()}
+    assert remaining == {f"upload://{name}" for name in corpus}
+    hits = client.post("/search", json={"query": "lighthouse keeper lamp wick"}).json()["results"]
+    assert all(h["source"] != "upload://lighthouse.md" for h in hits)
+
+
+# --- chat with the real SmolLM2 server -------------------------------------------------------------------
+
+
+def test_readyz_with_everything_up(client: TestClient) -> None:
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ready"
+    assert r.json()["checks"]["llm"] is True and r.json()["checks"]["qdrant"] is True
+
+
+def test_chat_answers_with_sources(client: TestClient, corpus: dict[str, str], components: Components) -> None:
+    r = client.post("/chat", json={"messages": [{"role": "user", "content": ROUTER_QUESTION}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"].strip()
+    sources = body["sources"]
+    assert 1 <= len(sources) <= components.settings.top_k
+    assert [s["n"] for s in sources] == list(range(1, len(sources) + 1))
+    assert sources[0]["source"] == "upload://router.md"
+    ids = {s["chunk_id"] for s in sources}
+    for c in body["citations"]:
+        assert 1 <= c["n"] <= len(sources)
+        assert c["chunk_id"] in ids
+        assert c["chunk_id"] == sources[c["n"] - 1]["chunk_id"]
+    assert body["model"]
+    assert body["usage"].get("completion_tokens", 0) >= 1
+    assert {"embed", "retrieve", "generate", "total"} <= set(body["timings_ms"])
+
+
+def test_chat_stream(client: TestClient, corpus: dict[str, str]) -> None:
+    r = client.post("/chat", json={"messages": [{"role": "user", "content": ROUTER_QUESTION}], "stream": True})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(r.text)
+    names = [name for name, _ in events]
+    assert names[0] == "sources"
+    assert names[-1] == "done", events[-1]
+    tokens = [data["text"] for name, data in events if name == "token"]
+    assert len(tokens) >= 1
+    assert set(names[1:-1]) == {"token"}
+    assert events[0][1][0]["source"] == "upload://router.md"
+    done = events[-1][1]
+    assert done["answer"] == "".join(tokens)
+    assert done["sources"] == events[0][1]
+
+
+# --- the OpenAI-compatible surface, driven by the official SDK ------------------------------------------------
+
+
+class ViaTestClient(httpx.BaseTransport):
+    """An httpx transport that hands each request to the TestClient.
+
+    Starlette's TestClient subclasses ``httpx2.Client`` here, not ``httpx.Client``, so the SDK (which
+    insists on an ``httpx.Client``) cannot take it directly; this bridge keeps the requests in process.
+    """
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        r = self.client.request(
+            request.method, str(request.url), headers=request.headers.multi_items(), content=request.read()
+        )
+        headers = [(k, v) for k, v in r.headers.multi_items() if k.lower() != "content-encoding"]
+        return httpx.Response(r.status_code, headers=headers, content=r.content, request=request)
+
+
+@pytest.fixture(scope="module")
+def sdk(client: TestClient) -> Iterator[openai.OpenAI]:
+    http_client = client if isinstance(client, httpx.Client) else httpx.Client(transport=ViaTestClient(client))
+    sdk = openai.OpenAI(
+        base_url=f"{str(client.base_url).rstrip('/')}/v1", api_key="x", http_client=http_client, max_retries=0
+    )
+    yield sdk
+    if http_client is not client:
+        http_client.close()
+
+
+def test_openai_models(sdk: openai.OpenAI, components: Components) -> None:
+    ids = [m.id for m in sdk.models.list()]
+    assert ids == [f"rag:{components.settings.llm_model}"]
+
+
+def test_openai_chat_completion(sdk: openai.OpenAI, corpus: dict[str, str]) -> None:
+    completion = sdk.chat.completions.create(
+        model="anything", messages=[{"role": "user", "content": ROUTER_QUESTION}], max_tokens=32
+    )
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content.strip()
+    assert completion.choices[0].finish_reason == "stop"
+    sources = (completion.model_extra or {}).get("sources")
+    assert sources and sources[0]["source"] == "upload://router.md"
+
+
+def test_openai_chat_completion_stream(sdk: openai.OpenAI, corpus: dict[str, str]) -> None:
+    stream = sdk.chat.completions.create(
+        model="anything", messages=[{"role": "user", "content": ROUTER_QUESTION}], max_tokens=32, stream=True
+    )
+    chunks = list(stream)
+    assert chunks
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    final = chunks[-1]
+    assert final.choices[0].finish_reason in ("stop", "length")
+    citations = (final.model_extra or {}).get("citations")
+    assert isinstance(citations, list)
+    assert all(c["n"] >= 1 and c["chunk_id"] for c in citations)
+
+
+# --- the LLM is down ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def down_client(components: Components) -> Iterator[TestClient]:
+    llm = OpenAICompatibleLLM(f"http://127.0.0.1:{closed_port()}/v1", model="x", max_retries=0, connect_timeout_s=0.5)
+    with TestClient(create_app(components=dataclasses.replace(components, llm=llm))) as c:
+        yield c
+
+
+def test_llm_down_chat_is_503_with_sources(down_client: TestClient, corpus: dict[str, str]) -> None:
+    r = down_client.post("/chat", json={"messages": [{"role": "user", "content": ROUTER_QUESTION}]})
+    assert r.status_code == 503
+    assert r.headers["retry-after"]
+    body = r.json()
+    assert "unreachable" in body["error"]["message"]
+    assert body["sources"] and body["sources"][0]["source"] == "upload://router.md"
+
+
+def test_llm_down_stream_is_503_before_any_event(down_client: TestClient, corpus: dict[str, str]) -> None:
+    r = down_client.post("/chat", json={"messages": [{"role": "user", "content": ROUTER_QUESTION}], "stream": True})
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["sources"]
+
+
+def test_llm_down_openai_surface_is_503(down_client: TestClient, corpus: dict[str, str]) -> None:
+    r = down_client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": ROUTER_QUESTION}]})
+    assert r.status_code == 503
+    assert r.json()["error"]["type"] == "service_unavailable"
+
+
+def test_llm_down_search_and_readiness(down_client: TestClient, corpus: dict[str, str]) -> None:
+    r = down_client.post("/search", json={"query": ROUTER_QUESTION})
+    assert r.status_code == 200 and r.json()["results"][0]["source"] == "upload://router.md"
+    r = down_client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "degraded"
+    assert r.json()["checks"]["llm"] is False and r.json()["checks"]["qdrant"] is True
+    r = down_client.get("/readyz", params={"strict": "true"})
+    assert r.status_code == 503
+    assert down_client.get("/healthz").status_code == 200
