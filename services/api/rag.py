@@ -146,8 +146,9 @@ async def prepare_chat(components: Components, messages: list[ChatMessage], opti
     turns = bounded_history(components, messages)
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
         raise HTTPException(422, "the last message must be a non-empty user message")
-    for turn in turns:
-        check_query(components, turn["content"])
+    # Only the question is bounded by RAG_MAX_QUERY_CHARS; earlier answers may be long (they are capped per
+    # message by the schema and in number by RAG_MAX_HISTORY_MESSAGES).
+    check_query(components, turns[-1]["content"])
     query = retrieval_query(turns, components.settings.max_query_chars)
     result = await search(components, query, options)
     chat_messages, used = build_messages(
