@@ -136,9 +136,7 @@ def test_oversize_bytes_rejected() -> None:
     assert "1.0 KiB" in info.value.reason
 
 
-def test_load_path_checks_size_before_reading(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_path_checks_size_before_reading(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "big.txt", b"y" * 4096)
 
     def forbidden(*args: object, **kwargs: object) -> None:
