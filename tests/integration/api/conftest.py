@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from fixtures_docs import API_CORPUS as CORPUS
 from llm_server import start_llm_server, stop
 
 from ingest.factory import build_pipeline
@@ -23,46 +24,6 @@ from services.core.store import QdrantStore
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RERANKER_WEIGHTS = REPO_ROOT / "models" / "reranker-fitzgov-minilm-l6" / "model.safetensors"
 LLM_ALIAS = "smollm2-135m"
-
-# Six documents on clearly different topics: a paraphrased question must find the right one first.
-CORPUS: dict[str, str] = {
-    "router.md": """# Restarting the home router
-
-If the internet connection stops working, restart the router. Unplug the router's power cable, wait thirty
-seconds, and plug it back in. The lights blink while the modem reconnects to the provider; after about two
-minutes the internet light turns solid green and Wi-Fi is back.
-""",
-    "sourdough.md": """# Baking sourdough bread
-
-A sourdough loaf rises with a starter of flour and water instead of commercial yeast. Feed the starter a day
-before baking, mix it with flour, water and salt, and let the dough ferment overnight in the fridge. Bake the
-loaf in a preheated Dutch oven at 250 degrees Celsius for forty minutes until the crust is dark brown.
-""",
-    "tax.md": """# Income tax filing deadlines
-
-Individual income tax returns for the previous year must be filed by April 15. Self-employed people pay
-estimated tax quarterly, in April, June, September and January. Missing the filing deadline adds a late
-penalty of five percent of the unpaid tax for each month, so request an extension before the due date.
-""",
-    "volcano.md": """# How volcanoes erupt
-
-A volcano erupts when molten rock called magma rises from the mantle through cracks in the crust. Gas
-dissolved in the magma expands as the pressure drops, and the eruption throws out lava, ash and volcanic
-bombs. Mount Etna in Sicily is one of the most active volcanoes on Earth.
-""",
-    "onboarding.md": """# Employee onboarding
-
-New employees receive their laptop and badge from the IT desk on their first day. During the first week they
-meet their manager and their onboarding buddy, complete the security training, and sign the code of conduct.
-Payroll details must be submitted to human resources before the end of the first month.
-""",
-    "password.md": """# Resetting your account password
-
-If you forgot your password, open the sign-in page and click "Forgot password". Enter the email address of
-your account and we send you a reset link that is valid for one hour. Choose a new password of at least twelve
-characters; the old password stops working immediately.
-""",
-}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,128 @@
+"""The real thing end to end: the API process (uvicorn, `python -m services.api.main`) over the packaged
+embedder, the shipped cross-encoder and embedded Qdrant, answering with the packaged Qwen2.5 0.5B served by
+llama.cpp. Asserts what must hold whatever the small model writes: streaming, grounding on the right chunk,
+citations that resolve to real sources, the OpenAI SDK working, and a 503 (not a hang) once the LLM is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from fixtures_docs import API_CORPUS
+from llm_server import REPO_ROOT, free_port, start_llm_server, stop
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[tuple[subprocess.Popen, str]]:
+    proc, base_url = start_llm_server("qwen2.5-coder-0.5b", threads=2, ctx=4096, timeout_s=180)
+    try:
+        yield proc, base_url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def api(llm: tuple[subprocess.Popen, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    data = tmp_path_factory.mktemp("stack")
+    env = os.environ | {
+        "RAG_DATA_DIR": str(data),
+        "RAG_API_PORT": str(port),
+        "RAG_LLM_BASE_URL": llm[1],
+        "RAG_LLM_MODEL": "qwen2.5-coder-0.5b",
+        "RAG_LLM_MAX_TOKENS": "96",
+        "RAG_LLM_MAX_RETRIES": "0",
+        "RAG_LLM_CONNECT_TIMEOUT_S": "1",
+        "RAG_TOP_K": "3",
+        "HF_HUB_OFFLINE": "1",
+    }
+    with Path(data / "api.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.api.main"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (data / "api.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        files = [("files", (name, text.encode(), "text/markdown")) for name, text in API_CORPUS.items()]
+        r = httpx.post(f"{base}/documents", files=files, timeout=120)
+        assert r.status_code == 200 and {f["status"] for f in r.json()["files"]} == {"added"}, r.text
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, dict | list]]:
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            events.append((name, json.loads(line[5:])))
+    return events
+
+
+def test_chat_streams_a_grounded_cited_answer(api: str) -> None:
+    question = "How long is the password reset link valid?"
+    with httpx.stream("POST", f"{api}/chat", json={"stream": True, "messages": [{"role": "user", "content": question}]},
+                      timeout=180) as r:  # fmt: skip
+        assert r.status_code == 200
+        events = sse_events(r)
+    names = [n for n, _ in events]
+    assert names[0] == "sources" and names[-1] == "done" and names.count("token") >= 3
+    sources = events[0][1]
+    assert sources[0]["source"] == "upload://password.md"  # the reranked top chunk is the right one
+    done = events[-1][1]
+    assert done["answer"] == "".join(d["text"] for n, d in events if n == "token")
+    assert "hour" in done["answer"].lower()  # the fact comes from the source ("valid for one hour")
+    assert done["usage"].get("completion_tokens", 0) > 0
+    assert done["citations"], f"no [n] citation in {done['answer']!r}"
+    assert {c["source"] for c in done["citations"]} <= {s["source"] for s in sources}
+    assert done["citations"][0]["source"] == "upload://password.md"
+    assert done["timings_ms"]["first_token"] > 0
+
+
+def test_openai_sdk_against_the_stack(api: str) -> None:
+    client = openai.OpenAI(base_url=f"{api}/v1", api_key="unused", timeout=180)
+    model = client.models.list().data[0].id
+    question = [{"role": "user", "content": "When must individual income tax returns be filed?"}]
+    reply = client.chat.completions.create(model=model, messages=question)
+    assert "april" in reply.choices[0].message.content.lower()
+    stream = client.chat.completions.create(model=model, messages=question, stream=True)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "april" in text.lower()
+    assert chunks[-1].model_extra.get("citations") is not None
+
+
+def test_killing_the_llm_gives_503_on_chat_and_search_keeps_working(
+    api: str, llm: tuple[subprocess.Popen, str]
+) -> None:
+    stop(llm[0])
+    started = time.monotonic()
+    r = httpx.post(f"{api}/chat", json={"messages": [{"role": "user", "content": "How do I restart my router?"}]},
+                   timeout=60)  # fmt: skip
+    assert r.status_code == 503 and "LLM" in r.json()["error"]["message"]
+    assert r.json()["sources"][0]["source"] == "upload://router.md"
+    assert time.monotonic() - started < 15  # a dead LLM is reported, not waited on
+    s = httpx.post(f"{api}/search", json={"query": "internet box froze, how to reboot"}, timeout=60)
+    assert s.status_code == 200 and s.json()["results"][0]["source"] == "upload://router.md"
+    assert httpx.get(f"{api}/readyz", timeout=10).json()["status"] == "degraded"
