@@ -37,7 +37,9 @@ class Reranker(Protocol):
 def passage_for(chunk: RetrievedChunk) -> str:
     # The title carries context a chunk lacks ("Q3 Sales" above "revenue rose 23%"); the reranker was
     # trained on title + text, so it scores the same shape here.
-    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+    if not chunk.title or chunk.text.startswith(chunk.title):  # Markdown chunks often open with their heading
+        return chunk.text
+    return f"{chunk.title}\n{chunk.text}"
 
 
 class NoReranker:
