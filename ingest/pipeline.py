@@ -24,7 +24,7 @@ from typing import Literal
 
 from ingest.chunker import Chunker
 from ingest.loaders import SUPPORTED_SUFFIXES, LoaderError, LoadLimits, load_bytes, load_path
-from services.core.embedder import Embedder
+from services.core.embedder import Embedder, TokenEmbedder
 from services.core.sparse import BM25SparseEncoder
 from services.core.store import VectorStore
 from services.core.types import Chunk, DocumentRecord, LoadedDocument, doc_id_for
@@ -251,7 +251,14 @@ class IngestPipeline:
             self.store.put_document(item.record)  # invariant 2: pending before any chunk is written
         chunks = [c for item in pending for c in item.chunks]
         t0 = time.perf_counter()
-        dense = self.embedder.embed_passages([c.text for c in chunks])
+        texts = [c.text for c in chunks]
+        tokens = None
+        if getattr(self.store, "late_interaction", False):
+            if not isinstance(self.embedder, TokenEmbedder):
+                raise TypeError("late interaction needs an embedder that returns per-token vectors")
+            dense, tokens = self.embedder.embed_passages_with_tokens(texts)
+        else:
+            dense = self.embedder.embed_passages(texts)
         sparse = [self.sparse.encode_document(c.text) for c in chunks]
         t1 = time.perf_counter()
         report.stage_seconds["embed"] += t1 - t0
@@ -259,7 +266,11 @@ class IngestPipeline:
         for start in range(0, len(chunks), self.batch_size):
             end = start + self.batch_size
             report.points_written += self.store.upsert_chunks(
-                chunks[start:end], dense[start:end], sparse[start:end], ingested_at
+                chunks[start:end],
+                dense[start:end],
+                sparse[start:end],
+                ingested_at,
+                tokens=tokens[start:end] if tokens is not None else None,
             )
         for item in pending:
             report.points_deleted += self.store.delete_chunks(

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.llm import LLMUnavailableError
 from services.core.model_registry import ModelUnavailableError
+from services.core.retrieval import LateInteractionUnavailableError
 from services.core.store import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
         return error_response(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(LateInteractionUnavailableError)
+    async def _late(_: Request, exc: LateInteractionUnavailableError) -> JSONResponse:
+        return error_response(422, str(exc))
 
     @app.exception_handler(ModelUnavailableError)
     async def _model(_: Request, exc: ModelUnavailableError) -> JSONResponse:

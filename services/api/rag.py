@@ -46,6 +46,9 @@ async def search(components: Components, query: str, options: RetrievalOptions) 
         rerank=options.rerank,
         min_score=options.min_score if options.min_score is not None else settings.rerank_min_score,
         filters=filters,
+        late_interaction=(
+            options.late_interaction if options.late_interaction is not None else settings.late_interaction
+        ),
     )
 
 
@@ -61,6 +64,7 @@ def chunk_out(chunk: RetrievedChunk) -> ChunkOut:
         text=chunk.text,
         tags=chunk.tags,
         retrieval_score=chunk.retrieval_score,
+        late_interaction_score=chunk.late_interaction_score,
         rerank_score=chunk.rerank_score,
     )
 
@@ -72,6 +76,7 @@ def search_response(result: SearchResult) -> SearchResponse:
         reranker=result.reranker,
         reranked=result.reranked,
         rerank_skipped_reason=result.rerank_skipped_reason,
+        late_interaction=result.late_interaction,
         candidates=result.candidates,
         results=[chunk_out(c) for c in result.chunks],
         timings_ms=result.timings_ms,

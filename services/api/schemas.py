@@ -23,7 +23,10 @@ class RetrievalOptions(BaseModel):
     mode: Mode | None = Field(None, description="first stage; default from RAG_RETRIEVAL_MODE")
     top_n: int | None = Field(None, ge=1, le=500, description="first-stage candidates")
     top_k: int | None = Field(None, ge=1, le=100, description="chunks returned after reranking")
-    rerank: bool = True
+    rerank: bool = Field(True, description="cross-encoder stage (when a reranker is configured)")
+    late_interaction: bool | None = Field(
+        None, description="MaxSim re-scoring of the first stage over per-token vectors; default RAG_LATE_INTERACTION"
+    )
     min_score: float | None = Field(None, description="drop reranked chunks scoring below this")
     filters: Filters | None = None
 
@@ -49,7 +52,8 @@ class ChunkOut(BaseModel):
     chunk_index: int
     text: str
     tags: list[str] = []
-    retrieval_score: float = Field(description="first-stage score (cosine, BM25 or RRF by mode)")
+    retrieval_score: float = Field(description="first-stage score (cosine, BM25, RRF or MaxSim by mode)")
+    late_interaction_score: float | None = None
     rerank_score: float | None = None
 
 
@@ -59,6 +63,7 @@ class SearchResponse(BaseModel):
     reranker: str
     reranked: bool
     rerank_skipped_reason: str | None = None
+    late_interaction: bool = False
     candidates: int
     results: list[ChunkOut]
     timings_ms: dict[str, float]

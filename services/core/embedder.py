@@ -45,6 +45,15 @@ class Embedder(Protocol):
     def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
 
 
+@runtime_checkable
+class TokenEmbedder(Protocol):
+    """An embedder that can also return one vector per token, for late interaction (ColBERT-style MaxSim)."""
+
+    def embed_query_tokens(self, text: str) -> np.ndarray: ...
+
+    def embed_passages_with_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]: ...
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers bi-encoder; prefixes and normalisation come from the registry or settings."""
 
@@ -127,3 +136,29 @@ class SentenceTransformerEmbedder:
             show_progress_bar=show_progress,
         )
         return np.asarray(vecs, dtype=np.float32)
+
+    # -- late interaction: the same forward pass, keeping the per-token vectors --------------------
+
+    def _token_outputs(self, texts: list[str]) -> list[dict]:
+        return self.model.encode(texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=True)
+
+    def _tokens(self, out: dict) -> np.ndarray:
+        mask = np.asarray(out["attention_mask"], dtype=bool)
+        ids = np.asarray(out["input_ids"])
+        special = np.isin(ids, list(self.tokenizer.all_special_ids))
+        vecs = np.asarray(out["token_embeddings"], dtype=np.float32)[mask & ~special]
+        if len(vecs) == 0:  # an all-special text: keep one vector so the point stays valid
+            vecs = np.asarray(out["token_embeddings"], dtype=np.float32)[:1]
+        return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+
+    def embed_query_tokens(self, text: str) -> np.ndarray:
+        return self._tokens(self._token_outputs([self.query_prefix + text])[0])
+
+    def embed_passages_with_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        outs = self._token_outputs([self.passage_prefix + t for t in texts])
+        dense = np.stack([np.asarray(o["sentence_embedding"], dtype=np.float32) for o in outs])
+        if self.normalize:
+            dense /= np.clip(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12, None)
+        return dense, [self._tokens(o) for o in outs]

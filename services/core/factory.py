@@ -30,4 +30,5 @@ def build_store(settings: Settings) -> QdrantStore:
         api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
         collection=settings.collection,
         timeout_s=settings.qdrant_timeout_s,
+        late_interaction=settings.late_interaction,
     )

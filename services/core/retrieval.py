@@ -11,13 +11,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.core.embedder import Embedder
+from services.core.embedder import Embedder, TokenEmbedder
 from services.core.reranker import NoReranker, Reranker
 from services.core.sparse import BM25SparseEncoder
 from services.core.store import SearchFilters, VectorStore
 from services.core.types import RetrievedChunk
 
 logger = logging.getLogger(__name__)
+
+
+class LateInteractionUnavailableError(ValueError):
+    """Late interaction was asked for but the collection holds no per-token vectors."""
 
 
 @dataclass(slots=True)
@@ -30,6 +34,7 @@ class SearchResult:
     reranked: bool
     rerank_skipped_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    late_interaction: bool = False
 
 
 class Retriever:
@@ -55,14 +60,25 @@ class Retriever:
         rerank: bool = True,
         min_score: float | None = None,
         filters: SearchFilters | None = None,
+        late_interaction: bool = False,
     ) -> SearchResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         dense = self.embedder.embed_query(query) if mode in ("dense", "hybrid") else None
         sparse = self.sparse.encode_query(query) if mode in ("sparse", "hybrid") else None
+        late = None
+        if late_interaction:
+            if not isinstance(self.embedder, TokenEmbedder) or not getattr(self.store, "late_interaction", False):
+                raise LateInteractionUnavailableError(
+                    "late interaction needs per-token vectors in the collection: ingest with RAG_LATE_INTERACTION=true"
+                )
+            late = self.embedder.embed_query_tokens(query)
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
-        candidates = self.store.search(dense=dense, sparse=sparse, mode=mode, limit=top_n, filters=filters)
+        candidates = self.store.search(dense=dense, sparse=sparse, mode=mode, limit=top_n, filters=filters, late=late)
+        if late is not None:
+            for chunk in candidates:
+                chunk.late_interaction_score = chunk.retrieval_score
         t2 = time.perf_counter()
         timings["retrieve"] = (t2 - t1) * 1000
         chunks, reranked, reason = self._rerank(query, candidates, top_k, min_score, rerank)
@@ -77,6 +93,7 @@ class Retriever:
             reranked=reranked,
             rerank_skipped_reason=reason,
             timings_ms={k: round(v, 2) for k, v in timings.items()},
+            late_interaction=late is not None,
         )
 
     def _rerank(

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_timeout_s: float = Field(10.0, gt=0)
     collection: str = "chunks"
+    late_interaction: bool = Field(
+        False, description="store per-token vectors at ingest (enables the late-interaction rerank stage)"
+    )
     upsert_batch_size: int = Field(128, ge=1)
 
     # --- retrieval & reranking -------------------------------------------------------------------

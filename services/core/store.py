@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 DENSE = "dense"
 SPARSE = "bm25"
+LATE = "late"  # per-token multivector, compared with MAX_SIM (ColBERT-style late interaction)
 FILTER_FIELDS = ("source", "doc_id", "tags")
 
 
@@ -56,9 +57,16 @@ class SearchFilters:
 
 
 class VectorStore(Protocol):
+    late_interaction: bool
+
     def ensure_collections(self, dimension: int) -> None: ...
     def upsert_chunks(
-        self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVector], ingested_at: str
+        self,
+        chunks: Sequence[Chunk],
+        dense: np.ndarray,
+        sparse: Sequence[SparseVector],
+        ingested_at: str,
+        tokens: Sequence[np.ndarray] | None = None,
     ) -> int: ...
     def chunk_ids(self, doc_id: str) -> set[str]: ...
     def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int: ...
@@ -75,6 +83,7 @@ class VectorStore(Protocol):
         mode: str,
         limit: int,
         filters: SearchFilters | None = None,
+        late: np.ndarray | None = None,
     ) -> list[RetrievedChunk]: ...
     def ping(self) -> bool: ...
     def close(self) -> None: ...
@@ -90,6 +99,7 @@ class QdrantStore:
         collection: str = "chunks",
         timeout_s: float = 10.0,
         retries: int = 2,
+        late_interaction: bool = False,
     ) -> None:
         if url:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
@@ -101,6 +111,7 @@ class QdrantStore:
             self.client = QdrantClient(path=path or ".data/qdrant")
             self.mode = "local"
         self.collection = collection
+        self.late_interaction = late_interaction
         self.manifest = f"{collection}_documents"
         self.retries = retries if self.mode == "server" else 0
         # Local mode is a single-process, non-thread-safe engine; the API calls it from a thread pool.
@@ -126,9 +137,19 @@ class QdrantStore:
     def ensure_collections(self, dimension: int) -> None:
         def create() -> None:
             if not self.client.collection_exists(self.collection):
+                vectors = {DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)}
+                if self.late_interaction:
+                    # Only ever used to re-score prefetched candidates, so no HNSW graph (m=0) and fp16.
+                    vectors[LATE] = models.VectorParams(
+                        size=dimension,
+                        distance=models.Distance.COSINE,
+                        multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+                        hnsw_config=models.HnswConfigDiff(m=0),
+                        datatype=models.Datatype.FLOAT16,
+                    )
                 self.client.create_collection(
                     self.collection,
-                    vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                    vectors_config=vectors,
                     sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                 )
                 if self.mode == "server":  # local mode has no payload indexes; filters scan instead
@@ -142,6 +163,13 @@ class QdrantStore:
                         f"collection {self.collection!r} holds {size}-d vectors but the embedder makes "
                         f"{dimension}-d ones: use another RAG_COLLECTION or re-ingest into a new one"
                     )
+                has_late = isinstance(existing, dict) and LATE in existing
+                if self.late_interaction and not has_late:
+                    raise ValueError(
+                        f"collection {self.collection!r} was created without per-token vectors: set "
+                        "RAG_LATE_INTERACTION=false, or use a new RAG_COLLECTION and re-ingest"
+                    )
+                self.late_interaction = has_late
             if not self.client.collection_exists(self.manifest):
                 self.client.create_collection(self.manifest, vectors_config={})
 
@@ -150,19 +178,24 @@ class QdrantStore:
     # -- chunks ---------------------------------------------------------------------------------
 
     def upsert_chunks(
-        self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVector], ingested_at: str
+        self,
+        chunks: Sequence[Chunk],
+        dense: np.ndarray,
+        sparse: Sequence[SparseVector],
+        ingested_at: str,
+        tokens: Sequence[np.ndarray] | None = None,
     ) -> int:
-        points = [
-            models.PointStruct(
-                id=chunk.point_id,
-                vector={
-                    DENSE: dense[i].tolist(),
-                    SPARSE: models.SparseVector(indices=sparse[i].indices, values=sparse[i].values),
-                },
-                payload=chunk.payload(ingested_at),
-            )
-            for i, chunk in enumerate(chunks)
-        ]
+        if self.late_interaction and tokens is None:
+            raise ValueError("this collection stores per-token vectors: pass tokens to upsert_chunks")
+        points = []
+        for i, chunk in enumerate(chunks):
+            vector: dict[str, Any] = {
+                DENSE: dense[i].tolist(),
+                SPARSE: models.SparseVector(indices=sparse[i].indices, values=sparse[i].values),
+            }
+            if self.late_interaction and tokens is not None:
+                vector[LATE] = tokens[i].tolist()
+            points.append(models.PointStruct(id=chunk.point_id, vector=vector, payload=chunk.payload(ingested_at)))
         if points:
             self._call(lambda: self.client.upsert(self.collection, points=points, wait=True))
         return len(points)
@@ -235,7 +268,9 @@ class QdrantStore:
         mode: str,
         limit: int,
         filters: SearchFilters | None = None,
+        late: np.ndarray | None = None,
     ) -> list[RetrievedChunk]:
+        """First stage by `mode`; with `late` (query token vectors), its candidates are re-scored by MaxSim."""
         flt = filters.to_qdrant() if filters else None
         sparse_q = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None
         if mode == "dense":
@@ -253,6 +288,11 @@ class QdrantStore:
             kwargs = {"prefetch": prefetch, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
         else:
             raise ValueError(f"unknown retrieval mode {mode!r}")
+        if late is not None:
+            if not self.late_interaction:
+                raise ValueError("late interaction needs a collection ingested with RAG_LATE_INTERACTION=true")
+            first = models.Prefetch(filter=flt, limit=limit, **kwargs)
+            kwargs = {"prefetch": [first], "query": late.tolist(), "using": LATE}
         result = self._call(
             lambda: self.client.query_points(
                 self.collection, query_filter=flt, limit=limit, with_payload=True, **kwargs

@@ -25,7 +25,7 @@ def test_training_command_writes_a_loadable_model_with_card(tmp_path: Path) -> N
     assert card["data"]["positives"] >= 6 and card["data"]["negatives"] > 0
     assert card["params"]["max_steps"] == 2
     assert "reranked_ndcg@10" in card["metrics"]
-    assert "train split" in (out / "README.md").read_text()
+    assert "**train** split" in (out / "README.md").read_text()
     from sentence_transformers import CrossEncoder
 
     scores = CrossEncoder(str(out), local_files_only=True).predict([("a question", "a passage")])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.prompt import NO_ANSWER, SYSTEM_PROMPT, build_messages, cited_numbers, declined
+from services.core.prompt import DEMONSTRATION, NO_ANSWER, SYSTEM_PROMPT, build_messages, cited_numbers, declined
 from services.core.retrieval import retrieval_query
 from services.core.types import RetrievedChunk
 
@@ -36,7 +36,8 @@ CHUNKS = [
 def test_sources_numbered_in_order_after_system_rules() -> None:
     messages, used = build_messages("how do I reset?", [], CHUNKS, max_chars=6000)
     assert used == CHUNKS
-    assert [m["role"] for m in messages] == ["system", "user"]
+    assert [m["role"] for m in messages] == ["system", *(m["role"] for m in DEMONSTRATION), "user"]
+    assert DEMONSTRATION[-1]["content"] == NO_ANSWER  # the worked example includes a refusal
     assert messages[0]["content"] == SYSTEM_PROMPT
     user = messages[-1]["content"]
     assert "[1] Router\nHold the reset button" in user
@@ -55,8 +56,8 @@ def test_history_turns_are_kept_between_system_and_question() -> None:
     ]
     messages, _ = build_messages("follow-up?", history, CHUNKS, max_chars=6000)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[1]["content"] == "first question"
-    assert messages[2]["content"] == "first answer [1]"
+    history = messages[1 + len(DEMONSTRATION) : -1]
+    assert [m["content"] for m in history] == ["first question", "first answer [1]"]
     assert all("caller system prompt" not in m["content"] for m in messages)
 
 
