@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,20 +26,8 @@ from eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 REPORT_DIR = Path("eval/reports")
 
 
-@dataclass(frozen=True)
-class Config:
-    name: str
-    mode: str
-    rerank: bool
-
-
-CONFIGS = (
-    Config("bm25", "sparse", False),
-    Config("dense", "dense", False),
-    Config("hybrid", "hybrid", False),
-    Config("dense+cross-encoder", "dense", True),
-    Config("hybrid+cross-encoder", "hybrid", True),
-)
+FUSION_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
+DEPTH_FOR_RECALL = 50
 
 
 def build_index(data_dir: Path, settings_overrides: dict[str, object]):  # noqa: ANN201
@@ -64,62 +52,121 @@ def doc_of(source: str) -> str:
     return Path(source).stem
 
 
+def _doc_ranking(chunks: list) -> list[str]:  # noqa: ANN001
+    return [doc_of(c.source) for c in chunks]
+
+
+def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> dict[str, float]:  # noqa: ANN001
+    return {
+        "ndcg@10": round(mean(ndcg_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
+        "mrr@10": round(mean(mrr_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
+        "recall@10": round(mean(recall_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
+        "recall@50": round(mean(recall_at_k(r, q.relevant, 50) for r, q in zip(rankings, queries, strict=True)), 4),
+        "latency_ms_p50": round(statistics.median(latency), 1),
+        "latency_ms_p95": round(sorted(latency)[int(0.95 * (len(latency) - 1))], 1),
+    }
+
+
+def stage_runs(retriever, reranker, queries: list, depth: int) -> dict[str, dict[str, list]]:  # noqa: ANN001
+    """Each stage computed once per query; rerank variants (fusion weights) are derived from the same scores."""
+    from services.core.reranker import fused_order, passage_for
+
+    runs: dict[str, dict[str, list]] = {}
+    for mode, label in (("sparse", "bm25"), ("dense", "dense"), ("hybrid", "hybrid")):
+        rankings, latency, ce_latency, fused = [], [], [], {w: [] for w in FUSION_GRID}
+        for q in tqdm(queries, desc=label, dynamic_ncols=True):
+            t0 = time.perf_counter()
+            res = retriever.search(q.text, mode=mode, top_n=DEPTH_FOR_RECALL, top_k=DEPTH_FOR_RECALL, rerank=False)
+            first_ms = (time.perf_counter() - t0) * 1000
+            latency.append(first_ms)
+            ranked = _doc_ranking(res.chunks)
+            rankings.append(ranked)
+            if mode == "sparse":
+                continue
+            head = res.chunks[:depth]
+            t1 = time.perf_counter()
+            scores = reranker.score(q.text, [passage_for(c) for c in head])
+            ce_latency.append(first_ms + (time.perf_counter() - t1) * 1000)
+            tail = ranked[len(head) :]
+            for w in FUSION_GRID:
+                order = fused_order(scores, [c.retrieval_score for c in head], w)
+                fused[w].append([doc_of(head[i].source) for i in order] + tail)
+        runs[label] = {"rankings": rankings, "latency": latency}
+        if mode != "sparse":
+            for w in FUSION_GRID:
+                runs[f"{label}+cross-encoder@{w}"] = {"rankings": fused[w], "latency": ce_latency}
+        if mode == "dense" and getattr(retriever.store, "late_interaction", False):
+            li_rankings, li_latency = [], []
+            for q in tqdm(queries, desc="dense+late-interaction", dynamic_ncols=True):
+                t0 = time.perf_counter()
+                res = retriever.search(
+                    q.text, mode="dense", top_n=DEPTH_FOR_RECALL, top_k=DEPTH_FOR_RECALL, rerank=False,
+                    late_interaction=True,
+                )  # fmt: skip
+                li_latency.append((time.perf_counter() - t0) * 1000)
+                li_rankings.append(_doc_ranking(res.chunks))
+            runs["dense+late-interaction"] = {"rankings": li_rankings, "latency": li_latency}
+    return runs
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     from services.core.reranker import CrossEncoderReranker
     from services.core.retrieval import Retriever
 
-    settings, embedder, store, ingest_report = build_index(Path(args.data_dir), {"embed_batch_size": 64})
-    queries = load_queries(args.split)
-    if args.limit:
-        queries = random.Random(0).sample(queries, min(args.limit, len(queries)))
+    settings, embedder, store, ingest_report = build_index(
+        Path(args.data_dir), {"embed_batch_size": 64, "late_interaction": args.late_interaction}
+    )
     reranker = CrossEncoderReranker(args.reranker)
     reranker.warm_up()
     retriever = Retriever(embedder, store, reranker)
     embedder.embed_query("warm up")
+    rng = random.Random(0)
+    dev = load_queries("dev")
+    dev = rng.sample(dev, min(args.dev_limit, len(dev))) if args.dev_limit else dev
+    test = load_queries("test")
+    test = rng.sample(test, min(args.limit, len(test))) if args.limit else test
+    # Tune the fusion weight on dev only; report every configuration on test.
+    dev_runs = stage_runs(retriever, reranker, dev, args.depth)
+    tuning = {
+        name: _metrics(r["rankings"], dev, r["latency"])["ndcg@10"] for name, r in dev_runs.items() if "@" in name
+    }
+    best = {
+        base: max(FUSION_GRID, key=lambda w, b=base: (tuning[f"{b}+cross-encoder@{w}"], -w))
+        for base in ("dense", "hybrid")
+    }
+    test_runs = stage_runs(retriever, reranker, test, args.depth)
     results: dict[str, dict[str, float]] = {}
-    for config in CONFIGS:
-        ndcg, mrr, r10, r50, latency = [], [], [], [], []
-        for q in tqdm(queries, desc=config.name, dynamic_ncols=True):
-            t0 = time.perf_counter()
-            res = retriever.search(
-                q.text,
-                mode=config.mode,
-                top_n=max(50, args.depth),
-                top_k=max(50, args.depth) if not config.rerank else args.depth,
-                rerank=config.rerank,
-            )
-            latency.append((time.perf_counter() - t0) * 1000)
-            ranked = [doc_of(c.source) for c in res.chunks]
-            if config.rerank:
-                # Reranked head, then the first stage's tail, so recall@50 stays comparable.
-                head = set(ranked)
-                full = retriever.search(q.text, mode=config.mode, top_n=50, top_k=50, rerank=False)
-                ranked += [d for d in (doc_of(c.source) for c in full.chunks) if d not in head]
-            ndcg.append(ndcg_at_k(ranked, q.relevant, 10))
-            mrr.append(mrr_at_k(ranked, q.relevant, 10))
-            r10.append(recall_at_k(ranked, q.relevant, 10))
-            r50.append(recall_at_k(ranked, q.relevant, 50))
-        results[config.name] = {
-            "ndcg@10": round(mean(ndcg), 4),
-            "mrr@10": round(mean(mrr), 4),
-            "recall@10": round(mean(r10), 4),
-            "recall@50": round(mean(r50), 4),
-            "latency_ms_p50": round(statistics.median(latency), 1),
-            "latency_ms_p95": round(sorted(latency)[int(0.95 * (len(latency) - 1))], 1),
-        }
+    for name in ("bm25", "dense", "hybrid", "dense+late-interaction"):
+        if name in test_runs:
+            results[name] = _metrics(test_runs[name]["rankings"], test, test_runs[name]["latency"])
+    for base in ("dense", "hybrid"):
+        pure = test_runs[f"{base}+cross-encoder@0.0"]
+        results[f"{base}+cross-encoder"] = _metrics(pure["rankings"], test, pure["latency"])
+        tuned = test_runs[f"{base}+cross-encoder@{best[base]}"]
+        results[f"{base}+cross-encoder (fusion w={best[base]})"] = _metrics(tuned["rankings"], test, tuned["latency"])
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "split": args.split,
-        "queries": len(queries),
+        "split": "test",
+        "queries": len(test),
+        "dev_queries_for_tuning": len(dev),
+        "fusion_tuning_dev_ndcg@10": tuning,
+        "fusion_weight_chosen": best,
         "corpus_docs": len(load_corpus()),
         "chunks": store.count_chunks(),
         "rerank_depth": args.depth,
         "embedder": settings.embed_model,
         "reranker": args.reranker,
-        "hardware": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
-        "ingest": ingest_report.summary() | {"problems": len(ingest_report.summary()["problems"])},  # type: ignore[operator]
+        "late_interaction_bytes_per_chunk": late_storage(store, embedder) if args.late_interaction else None,
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "ingest_seconds": ingest_report.summary()["seconds"],
         "results": results,
     }
+
+
+def late_storage(store, embedder) -> float:  # noqa: ANN001
+    """Mean fp16 bytes of per-token vectors per chunk (tokens x dimension x 2)."""
+    page, _ = store.client.scroll(store.collection, limit=200, with_payload=["n_tokens"])
+    return round(mean(float(p.payload["n_tokens"]) for p in page) * embedder.dimension * 2, 1)
 
 
 def plot(report: dict[str, object], path: Path) -> None:
@@ -162,8 +209,9 @@ def markdown_table(report: dict[str, object]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=("dev", "test"), default="test")
-    parser.add_argument("--limit", type=int, default=0, help="sample N queries (0: all)")
+    parser.add_argument("--limit", type=int, default=0, help="sample N test queries (0: all)")
+    parser.add_argument("--dev-limit", type=int, default=200, help="dev queries used to tune the fusion weight")
+    parser.add_argument("--late-interaction", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--depth", type=int, default=30, help="candidates reranked by the cross-encoder")
     parser.add_argument("--reranker", default="fitzgov-minilm-l6")
     parser.add_argument("--data-dir", default=".data/eval-retrieval")

@@ -42,6 +42,16 @@ def passage_for(chunk: RetrievedChunk) -> str:
     return f"{chunk.title}\n{chunk.text}"
 
 
+def fused_order(ce_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[int]:
+    """Indices by descending ``(1 - weight) * ce + weight * minmax(first_stage)``; stable for ties."""
+    ce = np.asarray(ce_scores, dtype=np.float64)
+    fs = np.asarray(first_stage, dtype=np.float64)
+    span = fs.max() - fs.min() if len(fs) else 0.0
+    norm = (fs - fs.min()) / span if span > 0 else np.zeros_like(fs)
+    combined = (1 - weight) * ce + weight * norm
+    return sorted(range(len(combined)), key=lambda i: -combined[i])
+
+
 class NoReranker:
     """Keeps the first stage's order: the `none` option, and the fallback when reranking fails."""
 
@@ -54,6 +64,13 @@ class NoReranker:
 
 
 class CrossEncoderReranker:
+    """Scores (query, passage) pairs jointly; optionally blends in the first stage's evidence.
+
+    ``fusion_weight`` w orders by ``(1 - w) * ce + w * minmax(first-stage score)``: a cross-encoder that
+    is unsure (a paraphrase far from its training data) then defers to the retriever instead of letting
+    noise decide. ``rerank_score`` always reports the raw cross-encoder probability.
+    """
+
     def __init__(
         self,
         model: str = "fitzgov-minilm-l6",
@@ -61,12 +78,14 @@ class CrossEncoderReranker:
         batch_size: int = 32,
         max_length: int = 256,
         device: str = "cpu",
+        fusion_weight: float = 0.0,
     ) -> None:
         self.name = model
         self._target, _ = resolve(model, RERANKERS, "RAG_RERANKER_MODEL")
         self.batch_size = batch_size
         self.max_length = max_length  # caps query+passage tokens: cost is quadratic in length
         self.device = device
+        self.fusion_weight = fusion_weight
         self._model: CrossEncoder | None = None
 
     @classmethod
@@ -76,6 +95,7 @@ class CrossEncoderReranker:
             batch_size=settings.reranker_batch_size,
             max_length=settings.reranker_max_length,
             device=settings.device,
+            fusion_weight=settings.rerank_fusion_weight,
         )
 
     def warm_up(self) -> None:
@@ -103,7 +123,8 @@ class CrossEncoderReranker:
         scores = self.score(query, [passage_for(c) for c in candidates])
         for chunk, score in zip(candidates, scores, strict=True):
             chunk.rerank_score = float(score)
-        ranked = sorted(candidates, key=lambda c: c.rerank_score or 0.0, reverse=True)
+        order = fused_order(scores, [c.retrieval_score for c in candidates], self.fusion_weight)
+        ranked = [candidates[i] for i in order]
         if min_score is not None:
             ranked = [c for c in ranked if (c.rerank_score or 0.0) >= min_score]
         return ranked[:top_k]
