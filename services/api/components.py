@@ -56,7 +56,11 @@ def build_llm(settings: Settings) -> OpenAICompatibleLLM:
 def build_components(settings: Settings) -> Components:
     embedder = build_embedder(settings)
     embedder.warm_up()
-    store = build_store(settings)
+    return assemble(settings, embedder, build_store(settings))
+
+
+def assemble(settings: Settings, embedder: Embedder, store: VectorStore) -> Components:
+    """Wire the components around an embedder and a store (tests pass shared, already-loaded ones)."""
     reranker = build_reranker(settings)
     return Components(
         settings=settings,

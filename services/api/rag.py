@@ -169,15 +169,20 @@ def llm_params(max_tokens: int | None, temperature: float | None) -> dict[str, A
     return {"max_tokens": max_tokens, "temperature": temperature}
 
 
+def llm_down(exc: LLMUnavailableError, prepared: PreparedChat) -> DependencyUnavailable:
+    """The 503 for a dead LLM still carries the retrieved sources: the user sees what was found."""
+    return DependencyUnavailable(
+        f"{exc}; retrieval still works (POST /search)",
+        extra={"sources": [c.model_dump() for c in prepared.sources_out()]},
+    )
+
+
 async def answer(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         completion = await components.llm.complete(prepared.messages, **params)
     except LLMUnavailableError as exc:
-        raise DependencyUnavailable(
-            f"{exc}; retrieval still works (POST /search)",
-            extra={"sources": [c.model_dump() for c in prepared.sources_out()]},
-        ) from exc
+        raise llm_down(exc, prepared) from exc
     prepared.timings_ms["generate"] = round((time.perf_counter() - t0) * 1000, 2)
     return prepared.final(completion.text, completion.model, completion.usage)
 
@@ -189,7 +194,6 @@ class AnswerStream:
     deltas: AsyncIterator[str]
     state: StreamState
     close: Any
-    first_token_ms: float | None = None
 
 
 async def open_stream(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> AnswerStream:
@@ -199,10 +203,7 @@ async def open_stream(components: Components, prepared: PreparedChat, params: di
     try:
         deltas = await cm.__aenter__()
     except LLMUnavailableError as exc:
-        raise DependencyUnavailable(
-            f"{exc}; retrieval still works (POST /search)",
-            extra={"sources": [c.model_dump() for c in prepared.sources_out()]},
-        ) from exc
+        raise llm_down(exc, prepared) from exc
     prepared.timings_ms["llm_connect"] = round((time.perf_counter() - t0) * 1000, 2)
 
     async def close() -> None:

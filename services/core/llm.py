@@ -5,7 +5,7 @@ replayed without duplicating text, so that failure is reported, not retried.
 
 Usage::
 
-    llm = OpenAICompatibleLLM("http://127.0.0.1:8080/v1", model="qwen2.5-0.5b-instruct")
+    llm = OpenAICompatibleLLM("http://127.0.0.1:8080/v1", model="qwen2.5-coder-0.5b-instruct")
     reply = await llm.complete([{"role": "user", "content": "hi"}])
     async with llm.stream(messages) as deltas:
         async for delta in deltas: ...

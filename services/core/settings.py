@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     # --- LLM (any OpenAI-compatible server) ----------------------------------------------------
     llm_base_url: str = "http://127.0.0.1:8080/v1"
-    llm_model: str = "qwen2.5-0.5b-instruct"
+    llm_model: str = "qwen2.5-coder-0.5b-instruct"
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_timeout_s: float = Field(120.0, gt=0)
     llm_connect_timeout_s: float = Field(3.0, gt=0)

@@ -13,11 +13,9 @@ from fastapi.testclient import TestClient
 from fixtures_docs import API_CORPUS as CORPUS
 from llm_server import start_llm_server, stop
 
-from ingest.factory import build_pipeline
 from services.api.app import create_app
-from services.api.components import Components, build_llm, build_reranker
+from services.api.components import Components, assemble
 from services.core.embedder import SentenceTransformerEmbedder
-from services.core.retrieval import Retriever
 from services.core.settings import Settings
 from services.core.store import QdrantStore
 
@@ -69,17 +67,7 @@ def close_llm(llm: object) -> None:
 
 @pytest.fixture(scope="session")
 def components(api_settings: Settings, api_embedder: SentenceTransformerEmbedder) -> Iterator[Components]:
-    store = QdrantStore(path=":memory:", collection=api_settings.collection)
-    reranker = build_reranker(api_settings)
-    built = Components(
-        settings=api_settings,
-        embedder=api_embedder,
-        store=store,
-        reranker=reranker,
-        llm=build_llm(api_settings),
-        retriever=Retriever(api_embedder, store, reranker),
-        pipeline=build_pipeline(api_settings, api_embedder, store),
-    )
+    built = assemble(api_settings, api_embedder, QdrantStore(path=":memory:", collection=api_settings.collection))
     try:
         yield built
     finally:
