@@ -67,7 +67,7 @@ def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> 
     }
 
 
-def stage_runs(retriever, reranker, queries: list, depth: int) -> dict[str, dict[str, list]]:  # noqa: ANN001
+def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> dict[str, dict[str, list]]:  # noqa: ANN001
     """Each stage computed once per query; rerank variants (fusion weights) are derived from the same scores."""
     from services.core.reranker import fused_order, passage_for
 
@@ -95,7 +95,7 @@ def stage_runs(retriever, reranker, queries: list, depth: int) -> dict[str, dict
         if mode != "sparse":
             for w in FUSION_GRID:
                 runs[f"{label}+cross-encoder@{w}"] = {"rankings": fused[w], "latency": ce_latency}
-        if mode == "dense" and getattr(retriever.store, "late_interaction", False):
+        if late and mode == "dense" and getattr(retriever.store, "late_interaction", False):
             li_rankings, li_latency = [], []
             for q in tqdm(queries, desc="dense+late-interaction", dynamic_ncols=True):
                 t0 = time.perf_counter()
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     test = load_queries("test")
     test = rng.sample(test, min(args.limit, len(test))) if args.limit else test
     # Tune the fusion weight on dev only; report every configuration on test.
-    dev_runs = stage_runs(retriever, reranker, dev, args.depth)
+    dev_runs = stage_runs(retriever, reranker, dev, args.depth, late=False)  # dev only tunes the fusion weight
     tuning = {
         name: _metrics(r["rankings"], dev, r["latency"])["ndcg@10"] for name, r in dev_runs.items() if "@" in name
     }
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         base: max(FUSION_GRID, key=lambda w, b=base: (tuning[f"{b}+cross-encoder@{w}"], -w))
         for base in ("dense", "hybrid")
     }
-    test_runs = stage_runs(retriever, reranker, test, args.depth)
+    test_runs = stage_runs(retriever, reranker, test, args.depth, late=args.late_interaction)
     results: dict[str, dict[str, float]] = {}
     for name in ("bm25", "dense", "hybrid", "dense+late-interaction"):
         if name in test_runs:

@@ -46,6 +46,12 @@ class StreamState:
     model: str = ""
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    content_chunks: int = 0
+
+    def final_usage(self) -> dict[str, int]:
+        """The server's usage when it sent one; else the count of content chunks, which servers that ignore
+        ``stream_options.include_usage`` (llama-cpp-python's among them) send one per generated token."""
+        return self.usage or {"completion_tokens": self.content_chunks}
 
 
 class LLMClient(Protocol):
@@ -159,6 +165,7 @@ class OpenAICompatibleLLM:
                             state.finish_reason = choice["finish_reason"]
                         text = (choice.get("delta") or {}).get("content")
                         if text:
+                            state.content_chunks += 1
                             yield text
             except httpx.HTTPError as exc:
                 raise LLMUnavailableError(f"LLM stream broke: {type(exc).__name__}") from exc

@@ -46,7 +46,7 @@ async def chat(body: ChatRequest, components: ComponentsDep):  # noqa: ANN201 - 
                 parts.append(delta)
                 yield event("token", {"text": delta})
             prepared.timings_ms["generate"] = round((time.perf_counter() - t0) * 1000, 2)
-            yield event("done", prepared.final("".join(parts), stream.state.model, stream.state.usage))
+            yield event("done", prepared.final("".join(parts), stream.state.model, stream.state.final_usage()))
         except LLMUnavailableError as exc:
             logger.warning("stream failed: %s", exc)
             yield event("error", {"message": str(exc), "partial_answer": "".join(parts)})

@@ -88,7 +88,7 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep): 
             async for delta in stream.deltas:
                 parts.append(delta)
                 yield chunk({"content": delta})
-            final = prepared.final("".join(parts), stream.state.model, stream.state.usage)
+            final = prepared.final("".join(parts), stream.state.model, stream.state.final_usage())
             yield chunk({}, stream.state.finish_reason or "stop", citations=final["citations"])
         except LLMUnavailableError as exc:
             logger.warning("stream failed: %s", exc)

@@ -237,12 +237,17 @@ class CrashingStore(QdrantStore):
         self.upserts = 0
 
     def upsert_chunks(
-        self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVector], ingested_at: str
+        self,
+        chunks: Sequence[Chunk],
+        dense: np.ndarray,
+        sparse: Sequence[SparseVector],
+        ingested_at: str,
+        tokens: Sequence[np.ndarray] | None = None,
     ) -> int:
         self.upserts += 1
         if self.upserts > 1:
             raise RuntimeError("simulated crash mid-flush")
-        return super().upsert_chunks(chunks, dense, sparse, ingested_at)
+        return super().upsert_chunks(chunks, dense, sparse, ingested_at, tokens=tokens)
 
 
 def test_rerun_after_a_crash_mid_flush_converges_to_a_clean_ingest(
