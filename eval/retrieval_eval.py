@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "embedder": settings.embed_model,
         "reranker": args.reranker,
         "late_interaction_bytes_per_chunk": late_storage(store, embedder) if args.late_interaction else None,
-        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "hardware": f"{cpu_name()}, {os.cpu_count()} cores",
         "ingest_seconds": ingest_report.summary()["seconds"],
         "results": results,
     }
@@ -176,21 +176,33 @@ def plot(report: dict[str, object], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     results: dict[str, dict[str, float]] = report["results"]  # type: ignore[assignment]
-    names = list(results)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    width = 0.2
-    for i, metric in enumerate(("ndcg@10", "mrr@10", "recall@10", "recall@50")):
-        ax1.bar([x + i * width for x in range(len(names))], [results[n][metric] for n in names], width, label=metric)
-    ax1.set_xticks([x + 1.5 * width for x in range(len(names))], names, rotation=20, ha="right")
-    ax1.set_ylim(0, 1)
+    names = list(results)[::-1]  # first configuration on top
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.55 * len(names) + 1.8), sharey=True)
+    height = 0.38
+    ys = range(len(names))
+    ax1.barh([y + height / 2 for y in ys], [results[n]["ndcg@10"] for n in names], height, label="nDCG@10")
+    ax1.barh([y - height / 2 for y in ys], [results[n]["mrr@10"] for n in names], height, label="MRR@10")
+    ax1.set_yticks(list(ys), names)
+    lo = min(min(results[n]["ndcg@10"], results[n]["mrr@10"]) for n in names)
+    ax1.set_xlim(max(0.0, lo - 0.05), 1.0)
     ax1.set_title(f"fitz-gov {report['split']} split, {report['queries']} queries")
-    ax1.legend(fontsize=8)
-    ax2.bar(names, [results[n]["latency_ms_p50"] for n in names], color="gray")
-    ax2.set_ylabel("p50 latency per query (ms)")
+    ax1.legend(loc="lower right", fontsize=8)
+    ax2.barh(list(ys), [results[n]["latency_ms_p50"] for n in names], color="gray")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("p50 latency per query, ms (log scale)")
     ax2.set_title(str(report["hardware"]))
-    ax2.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def markdown_table(report: dict[str, object]) -> str:

@@ -68,13 +68,9 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
 
     store = build_store(settings)
     try:
-        if settings.qdrant_url is None and Path(settings.resolved_qdrant_path).exists():
-            try:
-                if store.list_documents():
-                    say(f"store at {settings.resolved_qdrant_path} already has documents: skipping sample ingest")
-                    return
-            except Exception:  # noqa: BLE001 - no manifest yet means an empty store
-                pass
+        if store.client.collection_exists(store.manifest) and store.list_documents():
+            say("the store already has documents: skipping the sample ingest")
+            return
         folder = settings.data_dir / "sample-corpus"
         say(f"first run: writing {max_docs} sample documents (fitz-gov) to {folder} and ingesting them")
         write_sample_corpus(folder, max_docs)
