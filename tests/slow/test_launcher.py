@@ -1,0 +1,79 @@
+"""`make run`'s launcher for real: sample ingest, LLM server, API; a streamed cited answer; Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from llm_server import REPO_ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0): look at its state
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
+    api_port, llm_port = free_port(), free_port()
+    env = os.environ | {
+        "RAG_DATA_DIR": str(tmp_path),
+        "RAG_API_PORT": str(api_port),
+        "RAG_LLM_PORT": str(llm_port),
+        "RAG_LLM_GGUF": "smollm2-135m",  # the small packaged model keeps this test fast
+        "RAG_LLM_MAX_TOKENS": "48",
+        "HF_HUB_OFFLINE": "1",
+    }
+    log = tmp_path / "launcher.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.launcher", "--sample-docs", "30"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while "stack ready" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        text = log.read_text()
+        assert "sample ingest: 30 documents" in text
+        assert f"http://127.0.0.1:{api_port}/docs" in text
+        pids = [int(p) for p in re.findall(r"started \w+ pid (\d+)", text)]
+        assert len(pids) == 2
+
+        question = {"stream": True, "messages": [{"role": "user", "content": "What is photosynthesis?"}]}
+        events = []
+        with httpx.stream("POST", f"http://127.0.0.1:{api_port}/chat", json=question, timeout=120) as r:
+            assert r.status_code == 200
+            name = None
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    events.append((name, json.loads(line[5:])))
+        names = [n for n, _ in events]
+        assert names[0] == "sources" and names[-1] == "done" and "token" in names
+        assert events[0][1], "the sample corpus produced no sources"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]
+    assert "all services stopped" in log.read_text()
+    assert not [p for p in pids if alive(p)]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=2)
