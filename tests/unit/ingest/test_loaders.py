@@ -13,6 +13,8 @@ from reportlab.pdfgen import canvas
 
 from ingest import loaders
 from ingest.loaders import SUPPORTED_SUFFIXES, LoaderError, LoadLimits, load_bytes, load_path
+from ingest.loaders import html as html_loader
+from ingest.loaders import word as word_loader
 from services.core.types import Block, LoadedDocument, sha256_hex
 
 pytestmark = pytest.mark.unit
@@ -414,7 +416,7 @@ def test_html_recursion_error_falls_back_to_flat_text(monkeypatch: pytest.Monkey
     def explode(root: object) -> object:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(loaders, "_iter_html_events", explode)
+    monkeypatch.setattr(html_loader, "_iter_html_events", explode)
     doc = load_bytes(HTML.encode(), "notes.html", "s")
     assert doc.title == "Release Notes"
     assert "Version 2" in texts(doc)
@@ -539,7 +541,7 @@ def test_docx_zip_bomb_rejected_before_parsing(monkeypatch: pytest.MonkeyPatch) 
     assert len(data) < 64 * 1024  # it really is small on the wire
 
     parsed: list[object] = []
-    monkeypatch.setattr(loaders.docx, "Document", lambda *a, **k: parsed.append(a))
+    monkeypatch.setattr(word_loader.docx, "Document", lambda *a, **k: parsed.append(a))
     with pytest.raises(LoaderError) as info:
         load_bytes(data, "bomb.docx", "s", LoadLimits(max_uncompressed_bytes=1024 * 1024))
     assert "zip bomb" in info.value.reason
