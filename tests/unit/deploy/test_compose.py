@@ -54,3 +54,20 @@ def test_no_secret_has_a_default_in_the_file() -> None:
     text = (ROOT / "compose.yaml").read_text()
     for var in ("RAG_API_KEY", "RAG_QDRANT_API_KEY"):
         assert f"${{{var}:?" in text, f"{var} must be required (${{{var}:?...}}), never defaulted"
+
+
+DOCKERFILES = sorted(
+    p for unit in ("services", "ingest", "frontend", "eval") for p in (ROOT / unit).rglob("Dockerfile")
+)
+
+
+def test_every_compose_build_uses_a_linted_dockerfile() -> None:
+    built = {ROOT / s["build"]["context"] / s["build"]["dockerfile"] for s in SERVICES.values() if s.get("build")}
+    assert built and built <= set(DOCKERFILES)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    result = subprocess.run([exe, "--failure-threshold", "info", str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
