@@ -16,20 +16,30 @@ from typing import Annotated
 import typer
 
 from ingest.factory import build_pipeline
-from ingest.pipeline import IngestReport
+from ingest.pipeline import IngestPipeline, IngestReport, delete_document
 from services.core.factory import build_embedder, build_store
 from services.core.settings import Settings
+from services.core.store import QdrantStore
 from services.core.types import doc_id_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
 
 
-def _pipeline():  # noqa: ANN202 - typer callbacks stay small
+def _settings() -> Settings:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    embedder = build_embedder(settings)
-    return build_pipeline(settings, embedder, build_store(settings))
+    return settings
+
+
+def _pipeline(settings: Settings | None = None) -> IngestPipeline:
+    settings = settings or _settings()
+    return build_pipeline(settings, build_embedder(settings), build_store(settings))
+
+
+def _store() -> QdrantStore:
+    """list / stats / delete only read or remove points: no embedding model is loaded for them."""
+    return build_store(_settings())
 
 
 def _print_report(report: IngestReport, as_json: bool) -> None:
@@ -76,24 +86,24 @@ def _is_uuid(value: str) -> bool:
 @app.command()
 def delete(target: str) -> None:
     """Delete a document by id or by the path it was ingested from."""
-    pipeline = _pipeline()
+    store = _store()
     record = None
     # A document id, a path (existing or already deleted from disk: sources are absolute), or a raw source.
     for candidate in (target, doc_id_for(str(Path(target).resolve())), doc_id_for(target)):
-        record = pipeline.store.get_document(candidate) if _is_uuid(candidate) else None
+        record = store.get_document(candidate) if _is_uuid(candidate) else None
         if record is not None:
             break
     if record is None:
         typer.echo(f"no document {target!r}", err=True)
         raise typer.Exit(1)
-    removed = pipeline.delete(record.doc_id)
+    removed = delete_document(store, record.doc_id)
     typer.echo(f"deleted {record.source} ({removed} chunks)")
 
 
 @app.command("list")
 def list_documents(as_json: JsonOpt = False) -> None:
     """List ingested documents."""
-    records = _pipeline().store.list_documents()
+    records = _store().list_documents()
     if as_json:
         typer.echo(json.dumps([r.to_payload() for r in records], indent=2))
         return
@@ -110,22 +120,22 @@ def sample(
     """Write a sample corpus (from the packaged fitz-gov data) under RAG_DATA_DIR and ingest it."""
     from ingest.sample import write_sample_corpus
 
-    settings = Settings()
+    settings = _settings()
     folder = settings.data_dir / "sample-corpus"
     write_sample_corpus(folder, max_docs)
-    _print_report(_pipeline().sync(folder, progress=True), as_json)
+    _print_report(_pipeline(settings).sync(folder, progress=True), as_json)
 
 
 @app.command()
 def stats(as_json: JsonOpt = False) -> None:
     """Counts of documents and chunks, and where the store lives."""
-    settings = Settings()
-    pipeline = _pipeline()
-    records = pipeline.store.list_documents()
+    settings = _settings()
+    store = build_store(settings)
+    records = store.list_documents()
     info = {
         "documents": len(records),
         "pending": sum(1 for r in records if r.status != "complete"),
-        "chunks": pipeline.store.count_chunks(),
+        "chunks": store.count_chunks(),
         "store": settings.qdrant_url or settings.resolved_qdrant_path,
         "collection": settings.collection,
         "embed_model": settings.embed_model,

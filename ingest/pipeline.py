@@ -89,6 +89,15 @@ class _Pending:
     chunks: list[Chunk]
 
 
+def delete_document(store: VectorStore, doc_id: str) -> int:
+    """Remove a document's chunks, then its manifest entry (so a crash in between is retried, never orphaned).
+
+    Needs only the store: deleting must not load an embedding model."""
+    removed = store.delete_chunks(doc_id)
+    store.delete_document(doc_id)
+    return removed
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -156,10 +165,7 @@ class IngestPipeline:
         return report
 
     def delete(self, doc_id: str) -> int:
-        """Remove a document's chunks, then its manifest entry (so a crash in between is retried)."""
-        removed = self.store.delete_chunks(doc_id)
-        self.store.delete_document(doc_id)
-        return removed
+        return delete_document(self.store, doc_id)
 
     def delete_source(self, source: str) -> int:
         return self.delete(doc_id_for(source))

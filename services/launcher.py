@@ -68,7 +68,7 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
 
     store = build_store(settings)
     try:
-        if store.client.collection_exists(store.manifest) and store.list_documents():
+        if store.list_documents():
             say("the store already has documents: skipping the sample ingest")
             return
         folder = settings.data_dir / "sample-corpus"

@@ -116,6 +116,7 @@ class QdrantStore:
         self.retries = retries if self.mode == "server" else 0
         # Local mode is a single-process, non-thread-safe engine; the API calls it from a thread pool.
         self._lock = threading.RLock()
+        self._known: set[str] = set()  # collections known to exist
 
     def _call(self, fn: Callable[[], T]) -> T:
         attempt = 0
@@ -174,6 +175,7 @@ class QdrantStore:
                 self.client.create_collection(self.manifest, vectors_config={})
 
         self._call(create)
+        self._known.update((self.collection, self.manifest))
 
     # -- chunks ---------------------------------------------------------------------------------
 
@@ -229,12 +231,24 @@ class QdrantStore:
             )
         return len(stale)
 
+    def _exists(self, collection: str) -> bool:
+        # Remembered once seen, so the per-file manifest lookup during ingest costs no extra round trip.
+        if collection not in self._known:
+            if not self._call(lambda: self.client.collection_exists(collection)):
+                return False
+            self._known.add(collection)
+        return True
+
     def count_chunks(self) -> int:
+        if not self._exists(self.collection):
+            return 0  # nothing ingested yet: reading must not need the embedder that creates the schema
         return int(self._call(lambda: self.client.count(self.collection, exact=True).count))
 
     # -- manifest -------------------------------------------------------------------------------
 
     def get_document(self, doc_id: str) -> DocumentRecord | None:
+        if not self._exists(self.manifest):
+            return None
         found = self._call(lambda: self.client.retrieve(self.manifest, ids=[doc_id], with_payload=True))
         return DocumentRecord.from_payload(found[0].payload or {}) if found else None
 
@@ -249,6 +263,8 @@ class QdrantStore:
 
     def list_documents(self) -> list[DocumentRecord]:
         out: list[DocumentRecord] = []
+        if not self._exists(self.manifest):
+            return out
         offset: Any = None
         while True:
             page, offset = self._call(
