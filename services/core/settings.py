@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
     max_pdf_pages: int = Field(2000, ge=1)
 
+    # --- tracing (OpenTelemetry / OpenInference -> Phoenix) ---------------------------------------
+    tracing_endpoint: str | None = Field(None, description="OTLP/HTTP traces URL; empty = tracing off")
+    tracing_project: str = "ragstack"
+    tracing_sample_ratio: float = Field(1.0, ge=0, le=1)
+    tracing_queue_size: int = Field(2048, ge=16, description="spans buffered; beyond it they are dropped")
+    tracing_export_timeout_s: float = Field(2.0, gt=0)
+
     # --- local LLM server (make run) -------------------------------------------------------------
     llm_host: str = "127.0.0.1"
     llm_port: int = 8080
