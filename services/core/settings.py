@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     tracing_queue_size: int = Field(2048, ge=16, description="spans buffered; beyond it they are dropped")
     tracing_export_timeout_s: float = Field(2.0, gt=0)
 
+    # --- chat frontend (Gradio) -------------------------------------------------------------------
+    frontend_host: str = "127.0.0.1"
+    frontend_port: int = Field(7860, ge=1, le=65535)
+    frontend_api_url: str = Field("http://127.0.0.1:8000", description="base URL of the API the chat UI calls")
+    frontend_timeout_s: float = Field(300.0, gt=0, description="longest wait for one API answer (streamed chat)")
+
     # --- local LLM server (make run) -------------------------------------------------------------
     llm_host: str = "127.0.0.1"
     llm_port: int = 8080
