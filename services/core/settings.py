@@ -104,6 +104,18 @@ class Settings(BaseSettings):
     frontend_api_url: str = Field("http://127.0.0.1:8000", description="base URL of the API the chat UI calls")
     frontend_timeout_s: float = Field(300.0, gt=0, description="longest wait for one API answer (streamed chat)")
 
+    # --- evaluation (python -m eval.run / eval.scheduler, make eval) ------------------------------
+    eval_api_url: str = Field("http://127.0.0.1:8000", description="the running API the evaluation measures")
+    eval_schedule: str = Field("02:00", description="daily 'HH:MM' (UTC), comma list, or 5-field cron in UTC")
+    eval_sample_size: int = Field(20, ge=1, description="queries and RAG cases per scheduled/default run")
+    eval_reports_dir: Path = Path("eval/reports")
+    eval_regression_threshold: float = Field(0.05, ge=0, le=1, description="largest tolerated drop of a metric")
+    eval_request_timeout_s: float = Field(600.0, gt=0, description="longest wait for one /search or /chat answer")
+    eval_judge_base_url: str | None = Field(None, description="OpenAI-compatible judge LLM; empty = no LLM metrics")
+    eval_judge_model: str | None = None
+    eval_judge_api_key: SecretStr = SecretStr("not-needed")
+    eval_judge_timeout_s: float = Field(900.0, gt=0, description="per judge call; a CPU model is slow")
+
     # --- local LLM server (make run) -------------------------------------------------------------
     llm_host: str = "127.0.0.1"
     llm_port: int = 8080
