@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -17,10 +19,12 @@ import typer
 
 from ingest.factory import build_pipeline
 from ingest.pipeline import IngestPipeline, IngestReport, delete_document
+from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
 from services.core.factory import build_embedder, build_store
 from services.core.settings import Settings
 from services.core.store import QdrantStore
 from services.core.types import doc_id_for
+from services.healthcheck import Heartbeat
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
@@ -73,6 +77,44 @@ def sync(directory: Path, as_json: JsonOpt = False) -> None:
         typer.echo(f"not a folder: {directory}", err=True)
         raise typer.Exit(2)
     _print_report(_pipeline().sync(directory, progress=sys.stderr.isatty()), as_json)
+
+
+@app.command()
+def watch(
+    directory: Path,
+    interval: Annotated[float, typer.Option(help="seconds between polls of the folder")] = 2.0,
+    quiet: Annotated[float, typer.Option(help="sync once no change was seen for this many seconds")] = 5.0,
+    max_wait: Annotated[float, typer.Option(help="but at most this many seconds after the first change")] = 60.0,
+    heartbeat: Annotated[Path, typer.Option(help="touched while healthy; the container healthcheck reads it")] = (
+        DEFAULT_HEARTBEAT
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Keep the store in step with a folder: sync now, then after every change settles (until SIGTERM/Ctrl-C)."""
+    if not directory.is_dir():
+        typer.echo(f"not a folder: {directory}", err=True)
+        raise typer.Exit(2)
+    pipeline = _pipeline()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    beat = Heartbeat(heartbeat).start()
+
+    def on_health(ok: bool) -> None:
+        beat.healthy = ok
+
+    watcher = FolderWatcher(
+        directory,
+        pipeline.sync,
+        interval_s=interval,
+        debouncer=Debouncer(quiet_s=quiet, max_wait_s=max_wait),
+        on_report=lambda report: _print_report(report, as_json),
+        on_health=on_health,
+    )
+    try:
+        watcher.run(stop)
+    finally:
+        beat.stop()
 
 
 def _is_uuid(value: str) -> bool:
