@@ -48,3 +48,25 @@ def _dedup(ranked: Sequence[str]) -> list[str]:
 def mean(values: Iterable[float]) -> float:
     vals = list(values)
     return sum(vals) / len(vals) if vals else 0.0
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between ranks, as numpy's default does.
+
+    p50 of [10, 20, 30, 40] is 25; p95 of 1..100 is 95.05. Empty input gives 0.
+    """
+    vals = sorted(values)
+    if not vals:
+        return 0.0
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within 0..100, not {q}")
+    pos = (len(vals) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
+    return {f"p{q}": round(percentile(latencies_ms, q), 1) for q in (50, 95, 99)} | {
+        "mean": round(mean(latencies_ms), 1)
+    }

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from eval.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from eval.metrics import latency_summary, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
 pytestmark = pytest.mark.unit
 
@@ -36,3 +36,18 @@ def test_mrr_and_recall_hand_computed() -> None:
 
 def test_no_judgements_scores_zero() -> None:
     assert ndcg_at_k(["a"], set()) == 0.0 and recall_at_k(["a"], set(), 10) == 0.0
+
+
+def test_percentiles_interpolate_between_ranks_like_numpy() -> None:
+    # [10, 20, 30, 40]: p50 sits halfway between 20 and 30; p95 at rank 0.95 * 3 = 2.85 -> 30 + 0.85 * 10
+    assert percentile([40, 10, 30, 20], 50) == pytest.approx(25.0)
+    assert percentile([10, 20, 30, 40], 95) == pytest.approx(38.5)
+    assert percentile(range(1, 101), 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0 and percentile([], 50) == 0.0
+    with pytest.raises(ValueError):
+        percentile([1, 2], 101)
+
+
+def test_latency_summary_names_p50_p95_p99() -> None:
+    summary = latency_summary([100.0, 200.0, 300.0])
+    assert summary == {"p50": 200.0, "p95": 290.0, "p99": 298.0, "mean": 200.0}

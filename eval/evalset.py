@@ -1,0 +1,197 @@
+"""What one evaluation run asks the API: retrieval queries with judgements, and RAG cases to answer or decline.
+
+The default set comes from the packaged fitz-gov data, on the **test** split of ``eval/datasets.py`` (never
+used for training or tuning). Users bring their own set as JSONL, one object per line::
+
+    {"id": "q1", "question": "How did Q3 sales compare with Q2?",
+     "relevant_docs": ["q3-report"],                 # optional: IR metrics (matched to a result's source
+                                                     #   file name without extension, its source, or doc_id)
+     "expect": "answer",                             # optional: "answer" or "abstain" -> asked through /chat
+     "reference": "Q3 sales rose 12% over Q2.",      # optional: reference answer (string metrics)
+     "reference_contexts": ["Q3 revenue was ..."]}   # optional: passages a good retrieval returns
+
+An item with ``relevant_docs`` is scored on ``/search``; an item with ``expect`` is asked on ``/chat``;
+one item can be both.
+
+fitz-gov has no reference *answers*. Its answerable cases (``trustworthy_direct``: "the context clearly
+and unambiguously answers the question"; ``trustworthy_hedged``: it answers with caveats) carry the
+contexts that hold the answer, so those contexts are the reference contexts and, joined, the reference
+text that ROUGE/BLEU/string similarity compare against: they measure how much of the evidence's wording
+the answer carries, not exact correctness. Abstention cases are those whose query has no relevant
+document in the corpus: the right behaviour is to decline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from eval.datasets import Split, _data_root, load_corpus, load_queries, split_of
+
+Expect = Literal["answer", "abstain"]
+FITZ_GOV = "fitz-gov"
+# "the context clearly answers" and "the context answers with caveats": both should be answered, not declined
+ANSWERABLE = ("trustworthy_direct", "trustworthy_hedged")
+
+
+@dataclass(frozen=True, slots=True)
+class EvalItem:
+    id: str
+    question: str
+    relevant_docs: tuple[str, ...] = ()
+    expect: Expect | None = None
+    reference: str = ""
+    reference_contexts: tuple[str, ...] = ()
+    category: str = ""
+
+    @classmethod
+    def from_json(cls, row: dict) -> EvalItem:
+        if not str(row.get("id", "")).strip() or not str(row.get("question", "")).strip():
+            raise ValueError("every item needs a non-empty 'id' and 'question'")
+        expect = row.get("expect")
+        if expect not in (None, "answer", "abstain"):
+            raise ValueError(f"item {row['id']!r}: 'expect' must be 'answer' or 'abstain', not {expect!r}")
+        relevant = row.get("relevant_docs") or ()
+        if not relevant and expect is None:
+            raise ValueError(f"item {row['id']!r} has neither 'relevant_docs' nor 'expect': nothing to score")
+        return cls(
+            id=str(row["id"]),
+            question=str(row["question"]),
+            relevant_docs=tuple(str(d) for d in relevant),
+            expect=expect,
+            reference=str(row.get("reference") or ""),
+            reference_contexts=tuple(str(c) for c in row.get("reference_contexts") or ()),
+            category=str(row.get("category") or ""),
+        )
+
+    def to_json(self) -> dict:
+        row = asdict(self)
+        row["relevant_docs"] = list(self.relevant_docs)
+        row["reference_contexts"] = list(self.reference_contexts)
+        return {k: v for k, v in row.items() if v not in ("", (), [], None)}
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSet:
+    name: str
+    retrieval: tuple[EvalItem, ...]
+    rag: tuple[EvalItem, ...]
+    notes: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Identifies exactly which items were asked: only runs with the same key are compared."""
+        ids = ",".join(i.id for i in self.retrieval) + "|" + ",".join(i.id for i in self.rag)
+        return f"{self.name}:{hashlib.sha256(ids.encode()).hexdigest()[:12]}"
+
+    def sample(self, n: int | None, seed: int = 0) -> EvalSet:
+        """A deterministic sample of ``n`` retrieval items and ``n`` RAG cases (half to answer, half to decline)."""
+        if not n:
+            return self
+        rng = random.Random(seed)
+        retrieval = _pick(self.retrieval, n, rng)
+        answer = [i for i in self.rag if i.expect == "answer"]
+        abstain = [i for i in self.rag if i.expect == "abstain"]
+        n_abstain = min(len(abstain), n // 2)
+        n_answer = min(len(answer), n - n_abstain)
+        n_abstain = min(len(abstain), n - n_answer)
+        rag = _pick(answer, n_answer, random.Random(seed + 1)) + _pick(abstain, n_abstain, random.Random(seed + 2))
+        return EvalSet(self.name, tuple(retrieval), tuple(rag), {**self.notes, "sample": n})
+
+
+def _pick(items: Sequence[EvalItem], n: int, rng: random.Random) -> list[EvalItem]:
+    ordered = sorted(items, key=lambda i: i.id)
+    return sorted(rng.sample(ordered, min(n, len(ordered))), key=lambda i: i.id)
+
+
+# --- user JSONL -----------------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> EvalSet:
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(EvalItem.from_json(json.loads(line)))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}:{n}: {exc}") from exc
+    if len({i.id for i in items}) != len(items):
+        raise ValueError(f"{path}: duplicate item ids")
+    return EvalSet(
+        name=path.stem,
+        retrieval=tuple(i for i in items if i.relevant_docs),
+        rag=tuple(i for i in items if i.expect),
+        notes={"source": str(path)},
+    )
+
+
+def write_jsonl(items: Iterable[EvalItem], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+
+
+# --- fitz-gov ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _mapping_by_query() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Query text -> (query-mapping id, relevant corpus ids): links a tier1 case to the split and the corpus."""
+    raw = json.loads((_data_root() / "queries" / "query_mappings.json").read_text(encoding="utf-8"))
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for mapping in raw["mappings"].values():
+        for qid, row in sorted(mapping.items()):
+            out.setdefault(row["query"].strip(), (qid, tuple(row.get("relevant_docs", ()))))
+    return out
+
+
+def _tier1(category: str) -> list[dict]:
+    return json.loads((_data_root() / "tier1_core" / f"{category}.json").read_text(encoding="utf-8"))["cases"]
+
+
+@lru_cache(maxsize=3)
+def fitz_gov_rag_cases(split: Split = "test") -> tuple[EvalItem, ...]:
+    """tier1 cases of one split that the full corpus can be judged on.
+
+    A case joins the split of its query-mapping id (so a question never crosses train/dev/test, whichever
+    file it comes from). Answerable: every context is a corpus document. Abstain: the corpus holds no
+    relevant document for the question.
+    """
+    mapping = _mapping_by_query()
+    corpus_text = {d.content.strip() for d in load_corpus()}
+    items: list[EvalItem] = []
+    for category in ANSWERABLE:
+        for case in _tier1(category):
+            linked = mapping.get(case["query"].strip())
+            contexts = tuple(c.strip() for c in case["contexts"])
+            if linked and split_of(linked[0]) == split and contexts and all(c in corpus_text for c in contexts):
+                items.append(
+                    EvalItem(
+                        id=case["id"],
+                        question=case["query"],
+                        relevant_docs=linked[1],
+                        expect="answer",
+                        reference=" ".join(contexts),
+                        reference_contexts=contexts,
+                        category=category,
+                    )
+                )
+    for case in _tier1("abstention"):
+        linked = mapping.get(case["query"].strip())
+        if linked and split_of(linked[0]) == split and not linked[1]:
+            items.append(EvalItem(id=case["id"], question=case["query"], expect="abstain", category="abstention"))
+    return tuple(sorted(items, key=lambda i: i.id))
+
+
+def fitz_gov_set(split: Split = "test") -> EvalSet:
+    retrieval = tuple(
+        EvalItem(id=q.id, question=q.text, relevant_docs=tuple(sorted(q.relevant)), category=q.category)
+        for q in load_queries(split)
+    )
+    return EvalSet(f"{FITZ_GOV}-{split}", retrieval, fitz_gov_rag_cases(split), {"split": split})

@@ -1,0 +1,181 @@
+"""Answer quality of the running API's ``/chat``, scored with Ragas 0.4.3.
+
+- Cases to **abstain** on are scored on one thing: did the stack decline (the ``declined`` field)?
+- Cases to **answer** are scored on whether it answered at all, and then with the Ragas metrics that need
+  no LLM (always): non-LLM context precision / recall (retrieved chunk texts against the reference
+  contexts, Levenshtein similarity >= 0.5 counts as a match), string similarity, ROUGE-L and BLEU of the
+  answer against the reference text.
+- With a judge LLM configured (``RAG_EVAL_JUDGE_BASE_URL``, any OpenAI-compatible server) also the
+  LLM-judged ones: faithfulness, answer relevancy, context precision and context recall. A judge call that
+  fails (timeout, malformed JSON from a small model) leaves that score out and is counted, not fatal.
+
+The chat requests run first (sequentially: one CPU LLM), then the scoring, each with a progress bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.client import ApiClient, ApiError
+from eval.evalset import EvalItem
+from eval.metrics import latency_summary, mean
+from services.core import tracing
+
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # else Ragas sends usage analytics at exit
+
+logger = logging.getLogger(__name__)
+
+NON_LLM_METRICS = ("non_llm_context_precision", "non_llm_context_recall", "string_similarity", "rouge_l", "bleu")
+JUDGE_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
+
+
+@dataclass(slots=True)
+class CaseOutcome:
+    id: str
+    expect: str
+    question: str
+    answer: str = ""
+    declined: bool = False
+    contexts: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    error: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+    judge_errors: list[str] = field(default_factory=list)
+
+    @property
+    def correct_behaviour(self) -> bool:
+        return self.declined if self.expect == "abstain" else not self.declined
+
+
+def ask_all(api: ApiClient, items: Sequence[EvalItem]) -> list[CaseOutcome]:
+    outcomes = []
+    for item in tqdm(items, desc="chat", unit="case", dynamic_ncols=True):
+        outcome = CaseOutcome(item.id, item.expect or "answer", item.question)
+        with tracing.tracer().start_as_current_span("eval.chat", openinference_span_kind="chain") as span:
+            span.set_attribute("input.value", item.question)
+            try:
+                reply = api.chat(item.question)
+            except ApiError as exc:
+                outcome.error = str(exc)
+                span.set_attribute("eval.error", outcome.error)
+            else:
+                outcome.answer, outcome.declined = reply.answer, reply.declined
+                outcome.contexts, outcome.latency_ms = reply.contexts, reply.latency_ms
+                span.set_attribute("output.value", reply.answer)
+                span.set_attribute("eval.expect", outcome.expect)
+                span.set_attribute("eval.correct_behaviour", outcome.correct_behaviour)
+        outcomes.append(outcome)
+    return outcomes
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+
+def non_llm_metrics() -> dict[str, Any]:
+    # Ragas 0.4.3 moved string/ROUGE/BLEU to ``ragas.metrics.collections``; the non-LLM context metrics have
+    # no collections version yet and their public re-export warns, so they come from their defining modules.
+    from ragas.metrics._context_precision import NonLLMContextPrecisionWithReference
+    from ragas.metrics._context_recall import NonLLMContextRecall
+    from ragas.metrics.collections import BleuScore, NonLLMStringSimilarity, RougeScore
+
+    return {
+        "non_llm_context_precision": NonLLMContextPrecisionWithReference(),
+        "non_llm_context_recall": NonLLMContextRecall(),
+        "string_similarity": NonLLMStringSimilarity(),
+        "rouge_l": RougeScore(rouge_type="rougeL"),
+        "bleu": BleuScore(),
+    }
+
+
+async def _score_non_llm(metrics: dict[str, Any], item: EvalItem, outcome: CaseOutcome) -> dict[str, float]:
+    from ragas.dataset_schema import SingleTurnSample
+
+    out: dict[str, float] = {}
+    if item.reference_contexts:
+        if outcome.contexts:
+            sample = SingleTurnSample(
+                retrieved_contexts=outcome.contexts, reference_contexts=list(item.reference_contexts)
+            )
+            out["non_llm_context_precision"] = await metrics["non_llm_context_precision"].single_turn_ascore(sample)
+            out["non_llm_context_recall"] = await metrics["non_llm_context_recall"].single_turn_ascore(sample)
+        else:  # nothing retrieved: nothing relevant retrieved
+            out["non_llm_context_precision"] = out["non_llm_context_recall"] = 0.0
+    if item.reference:
+        for name in ("string_similarity", "rouge_l", "bleu"):
+            result = await metrics[name].ascore(reference=item.reference, response=outcome.answer or " ")
+            out[name] = result.value
+    return {k: float(v) for k, v in out.items()}
+
+
+async def _score_judged(judge: dict[str, Any], item: EvalItem, outcome: CaseOutcome) -> None:
+    calls = {
+        "faithfulness": lambda m: m.ascore(
+            user_input=item.question, response=outcome.answer, retrieved_contexts=outcome.contexts
+        ),
+        "answer_relevancy": lambda m: m.ascore(user_input=item.question, response=outcome.answer),
+        "context_precision": lambda m: m.ascore(
+            user_input=item.question, reference=item.reference, retrieved_contexts=outcome.contexts
+        ),
+        "context_recall": lambda m: m.ascore(
+            user_input=item.question, retrieved_contexts=outcome.contexts, reference=item.reference
+        ),
+    }
+    for name, call in calls.items():
+        if name.startswith("context_") and not item.reference:
+            continue
+        try:
+            result = await call(judge[name])
+            value = float(result.value)
+        except Exception as exc:  # noqa: BLE001 - a judge failure must cost one score, not the run
+            outcome.judge_errors.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        if not math.isnan(value):
+            outcome.scores[name] = value
+
+
+def score_all(items: Sequence[EvalItem], outcomes: Sequence[CaseOutcome], judge: dict[str, Any] | None) -> None:
+    """Fill each answered case's ``scores`` (in place)."""
+    metrics = non_llm_metrics()
+
+    async def run() -> None:
+        todo = [(i, o) for i, o in zip(items, outcomes, strict=True) if i.expect == "answer" and not o.error]
+        for item, outcome in tqdm(todo, desc="ragas", unit="case", dynamic_ncols=True):
+            outcome.scores.update(await _score_non_llm(metrics, item, outcome))
+            if judge and not outcome.declined and outcome.contexts:
+                await _score_judged(judge, item, outcome)
+
+    asyncio.run(run())
+
+
+def summarize(outcomes: Sequence[CaseOutcome], judged: bool) -> dict[str, Any]:
+    ok = [o for o in outcomes if not o.error]
+    abstain = [o for o in ok if o.expect == "abstain"]
+    answer = [o for o in ok if o.expect == "answer"]
+    metrics: dict[str, float] = {}
+    if abstain:
+        metrics["abstention_accuracy"] = round(mean(float(o.declined) for o in abstain), 4)
+    if answer:
+        metrics["answer_rate"] = round(mean(float(not o.declined) for o in answer), 4)
+    for name in NON_LLM_METRICS + (JUDGE_METRICS if judged else ()):
+        values = [o.scores[name] for o in answer if name in o.scores]
+        if values:
+            metrics[name] = round(mean(values), 4)
+    latency = latency_summary([o.latency_ms for o in ok])
+    metrics |= {f"chat_latency_ms_{k}": v for k, v in latency.items() if k != "mean"}
+    return {
+        "cases": len(outcomes),
+        "answer_cases": sum(o.expect == "answer" for o in outcomes),
+        "abstain_cases": sum(o.expect == "abstain" for o in outcomes),
+        "errors": len(outcomes) - len(ok),
+        "judge_errors": sum(len(o.judge_errors) for o in outcomes),
+        "judged": judged,
+        "metrics": metrics,
+    }

@@ -1,0 +1,99 @@
+"""``python -m eval.scheduler``: the compose ``eval`` service, running ``eval.run`` on ``RAG_EVAL_SCHEDULE``.
+
+It sleeps until the next scheduled minute (UTC; see eval/schedule.py), then runs one evaluation as a child
+process (``python -m eval.run --sample RAG_EVAL_SAMPLE_SIZE``) so a crash or a leak in one run never
+takes the scheduler down, logs the exit status (non-zero = regression or failure, also visible as
+``gate_failed`` in the history), and waits for the next time. SIGTERM stops it between runs, or ends the
+running evaluation first.
+
+    python -m eval.scheduler                # forever
+    python -m eval.scheduler --now          # one run at start, then on schedule
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from eval.schedule import Schedule
+from services.core.settings import Settings
+
+logger = logging.getLogger("eval.scheduler")
+
+
+def eval_command(settings: Settings, extra: list[str] | None = None) -> list[str]:
+    return [
+        sys.executable, "-m", "eval.run",
+        "--api-url", settings.eval_api_url,
+        "--sample", str(settings.eval_sample_size),
+        "--reports-dir", str(settings.eval_reports_dir),
+        *(extra or []),
+    ]  # fmt: skip
+
+
+class Scheduler:
+    def __init__(
+        self,
+        schedule: Schedule,
+        command: list[str],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.schedule = schedule
+        self.command = command
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.current: subprocess.Popen[bytes] | None = None
+
+    def run_once(self) -> int:
+        logger.info("evaluation starting: %s", " ".join(self.command))
+        self.current = subprocess.Popen(self.command)
+        code = self.current.wait()
+        self.current = None
+        level = logging.INFO if code == 0 else logging.ERROR
+        logger.log(level, "evaluation finished with exit status %s%s", code, "" if code == 0 else " (see report)")
+        return code
+
+    def loop(self, *, run_now: bool = False, max_runs: int | None = None) -> None:
+        runs = 0
+        if run_now and not self.stopping.is_set():
+            self.run_once()
+            runs += 1
+        while not self.stopping.is_set() and (max_runs is None or runs < max_runs):
+            now = self.clock()
+            due = self.schedule.next_after(now)
+            logger.info("next evaluation at %s", due.isoformat())
+            if self.stopping.wait(max(0.0, (due - now).total_seconds())):
+                break
+            self.run_once()
+            runs += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.current is not None and self.current.poll() is None:
+            self.current.terminate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--now", action="store_true", help="run one evaluation at start, then follow the schedule")
+    args = parser.parse_args(argv)
+    schedule = Schedule.parse(settings.eval_schedule)  # a bad schedule fails here, at start
+    scheduler = Scheduler(schedule, eval_command(settings))
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+    signal.signal(signal.SIGINT, lambda *_: scheduler.stop())
+    logger.info("schedule %r (UTC), reports in %s", settings.eval_schedule, settings.eval_reports_dir)
+    scheduler.loop(run_now=args.now)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

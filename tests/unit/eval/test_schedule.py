@@ -1,0 +1,124 @@
+"""The scheduler's timing: next run from "now", daily times, cron fields, all in UTC."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from eval.schedule import Schedule, seconds_until
+from eval.scheduler import Scheduler, eval_command
+from services.core.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_daily_time_later_today_or_tomorrow() -> None:
+    s = Schedule.parse("02:00")
+    assert s.next_after(at(2026, 11, 22, 1, 30)) == at(2026, 11, 22, 2, 0)
+    assert s.next_after(at(2026, 11, 22, 12, 0)) == at(2026, 11, 23, 2, 0)
+    # strictly after: a run finishing within its own minute does not fire again
+    assert s.next_after(at(2026, 11, 22, 2, 0)) == at(2026, 11, 23, 2, 0)
+
+
+def test_month_and_year_boundaries() -> None:
+    s = Schedule.parse("02:00")
+    assert s.next_after(at(2026, 12, 31, 3, 0)) == at(2027, 1, 1, 2, 0)
+    assert s.next_after(at(2028, 2, 28, 3, 0)) == at(2028, 2, 29, 2, 0)
+
+
+def test_utc_has_no_dst_gap_or_repeat() -> None:
+    # 29 March 2026 and 25 October 2026 are EU DST change nights: a UTC schedule is 24 h apart regardless
+    s = Schedule.parse("02:30")
+    for night in (at(2026, 3, 28, 3, 0), at(2026, 10, 24, 3, 0)):
+        first = s.next_after(night)
+        assert s.next_after(first) - first == timedelta(hours=24)
+
+
+def test_other_timezones_and_naive_times_are_read_as_the_same_instant() -> None:
+    s = Schedule.parse("02:00")
+    plus_two = timezone(timedelta(hours=2))
+    # 03:30 at UTC+2 is 01:30 UTC: today's 02:00 UTC is still ahead
+    assert s.next_after(datetime(2026, 11, 22, 3, 30, tzinfo=plus_two)) == at(2026, 11, 22, 2, 0)
+    assert s.next_after(datetime(2026, 11, 22, 1, 30)) == at(2026, 11, 22, 2, 0)
+    assert seconds_until(s, at(2026, 11, 22, 1, 30)) == 1800.0
+
+
+def test_a_list_of_times_means_exactly_those_times() -> None:
+    s = Schedule.parse("02:00, 14:30")
+    assert s.next_after(at(2026, 11, 22, 3, 0)) == at(2026, 11, 22, 14, 30)
+    assert s.next_after(at(2026, 11, 22, 14, 30)) == at(2026, 11, 23, 2, 0)  # never 02:30 or 14:00
+
+
+def test_cron_weekdays_steps_and_lists() -> None:
+    weekdays = Schedule.parse("30 2 * * 1-5")
+    # 2026-11-21 is a Saturday: next is Monday the 23rd
+    assert weekdays.next_after(at(2026, 11, 21, 12, 0)) == at(2026, 11, 23, 2, 30)
+    every_15 = Schedule.parse("*/15 * * * *")
+    assert every_15.next_after(at(2026, 11, 22, 12, 7)) == at(2026, 11, 22, 12, 15)
+    assert Schedule.parse("0 3,15 * * *").next_after(at(2026, 11, 22, 4, 0)) == at(2026, 11, 22, 15, 0)
+    assert Schedule.parse("0 0 * * 7").next_after(at(2026, 11, 21, 12, 0)) == at(2026, 11, 22, 0, 0)  # 7 = Sunday
+
+
+def test_cron_day_of_month_or_day_of_week_when_both_are_restricted() -> None:
+    s = Schedule.parse("0 3 1 * 0")  # the 1st, or any Sunday (cron semantics)
+    assert s.next_after(at(2026, 11, 23, 12, 0)) == at(2026, 11, 29, 3, 0)  # Sunday before the 1st
+    assert s.next_after(at(2026, 11, 29, 4, 0)) == at(2026, 12, 1, 3, 0)
+
+
+def test_rare_dates_are_found() -> None:
+    assert Schedule.parse("0 0 29 2 *").next_after(at(2026, 11, 22)) == at(2028, 2, 29, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "25:00", "2:61", "* * * *", "60 * * * *", "0 0 0 * *", "*/0 * * * *", "5-1 * * * *"]
+)
+def test_nonsense_schedules_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        Schedule.parse(text)
+
+
+def test_a_schedule_that_never_fires_says_so() -> None:
+    with pytest.raises(ValueError, match="never"):
+        Schedule.parse("0 0 31 2 *").next_after(at(2026, 1, 1))
+
+
+class RecordingScheduler(Scheduler):
+    """The real scheduler, remembering each run's exit status."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.codes: list[int] = []
+
+    def run_once(self) -> int:
+        code = super().run_once()
+        self.codes.append(code)
+        return code
+
+
+def test_scheduler_runs_the_command_when_due_and_reports_its_status() -> None:
+    # the clock says one twentieth of a second before 02:00, so the wait is short and real
+    clock = lambda: at(2026, 11, 22, 1, 59, 59) + timedelta(milliseconds=950)  # noqa: E731
+    scheduler = RecordingScheduler(Schedule.parse("02:00"), [sys.executable, "-c", "raise SystemExit(3)"], clock=clock)
+    scheduler.loop(run_now=True, max_runs=2)
+    assert scheduler.codes == [3, 3]
+
+
+def test_a_stopped_scheduler_does_not_run() -> None:
+    scheduler = RecordingScheduler(Schedule.parse("02:00"), [sys.executable, "-c", "raise SystemExit(9)"])
+    scheduler.stop()
+    scheduler.loop(run_now=True)
+    assert scheduler.codes == []
+
+
+def test_scheduled_command_uses_the_settings() -> None:
+    settings = Settings(_env_file=None, eval_api_url="http://api:8000", eval_sample_size=7, eval_reports_dir="/r")
+    cmd = eval_command(settings)
+    assert cmd[1:3] == ["-m", "eval.run"]
+    assert cmd[cmd.index("--api-url") + 1] == "http://api:8000" and cmd[cmd.index("--sample") + 1] == "7"
+    assert cmd[cmd.index("--reports-dir") + 1] == "/r"
