@@ -6,6 +6,7 @@ before running this CLI against the same ``RAG_DATA_DIR``; the API offers the sa
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import signal
@@ -20,6 +21,7 @@ import typer
 from ingest.factory import build_pipeline
 from ingest.pipeline import IngestPipeline, IngestReport, delete_document
 from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
+from services.core import tracing
 from services.core.factory import build_embedder, build_store
 from services.core.settings import Settings
 from services.core.store import QdrantStore
@@ -33,6 +35,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the summary as JSON
 def _settings() -> Settings:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if settings.tracing_endpoint and not tracing.enabled():
+        tracing.setup_tracing(settings, "ingest")
+        atexit.register(tracing.shutdown)  # flush the last batch's spans; bounded by the export timeout
     return settings
 
 

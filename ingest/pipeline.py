@@ -22,11 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from opentelemetry.trace import use_span
+
 from ingest.chunker import Chunker
 from ingest.loaders import SUPPORTED_SUFFIXES, LoaderError, LoadLimits, load_bytes, load_path
 from services.core.embedder import Embedder, TokenEmbedder
 from services.core.sparse import BM25SparseEncoder
 from services.core.store import VectorStore
+from services.core.tracing import tracer
 from services.core.types import Chunk, DocumentRecord, LoadedDocument, doc_id_for
 
 logger = logging.getLogger(__name__)
@@ -185,22 +188,64 @@ class IngestPipeline:
         started = time.perf_counter()
         pending: list[_Pending] = []
         bar = tqdm(total=total, unit="file", desc="ingest", disable=not progress, dynamic_ncols=True)
+        run_span = tracer().start_span("ingest.run", openinference_span_kind="chain")
+        run_span.set_attribute("ingest.files", total)
         try:
             for path, raw in items:
-                outcome, work = self._prepare(path, raw, report)
+                with use_span(run_span, end_on_exit=False):
+                    outcome, work = self._traced_prepare(path, raw, report)
                 report.outcomes.append(outcome)
                 if work is not None:
                     pending.append(work)
                 if sum(len(p.chunks) for p in pending) >= self.batch_size:
-                    self._flush(pending, report)
+                    with use_span(run_span, end_on_exit=False):
+                        self._traced_flush(pending, report)
                     pending = []
                 bar.update(1)
                 bar.set_postfix(chunks=report.chunks, refresh=False)
-            self._flush(pending, report)
+            with use_span(run_span, end_on_exit=False):
+                self._traced_flush(pending, report)
         finally:
             bar.close()
-        report.seconds = time.perf_counter() - started
+            report.seconds = time.perf_counter() - started
+            if run_span.is_recording():
+                summary = report.summary().items()
+                run_span.set_attributes({f"ingest.{k}": v for k, v in summary if isinstance(v, int | float | str)})
+            run_span.end()
         return report
+
+    def _traced_prepare(
+        self, path: Path | None, raw: tuple[bytes, str, str, list[str]] | None, report: IngestReport
+    ) -> tuple[FileOutcome, _Pending | None]:
+        """One span per file (parse + chunk); its status and reason are what an operator looks for."""
+        with tracer().start_as_current_span("ingest.file", openinference_span_kind="chain") as span:
+            outcome, work = self._prepare(path, raw, report)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "input.value": outcome.source,
+                        "ingest.status": outcome.status,
+                        "ingest.doc_id": outcome.doc_id,
+                        "ingest.chunks": outcome.chunks,
+                        "ingest.reason": outcome.reason,
+                    }
+                )
+            return outcome, work
+
+    def _traced_flush(self, pending: list[_Pending], report: IngestReport) -> None:
+        """One span per batch: embedding and upsert of the chunks of several files."""
+        if not pending:
+            return
+        with tracer().start_as_current_span("ingest.batch", openinference_span_kind="chain") as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "ingest.files": len(pending),
+                        "ingest.chunks": sum(len(p.chunks) for p in pending),
+                        "embedding.model_name": self.embedder.name,
+                    }
+                )
+            self._flush(pending, report)
 
     def _prepare(
         self, path: Path | None, raw: tuple[bytes, str, str, list[str]] | None, report: IngestReport

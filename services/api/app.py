@@ -18,6 +18,7 @@ from services.api.components import Components, build_components
 from services.api.deps import require_api_key
 from services.api.middleware import LimitsMiddleware
 from services.api.routes import chat, documents, health, openai_compat, search
+from services.core import tracing
 from services.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = components is None
+        provider = tracing.setup_tracing(settings, "api") if settings.tracing_endpoint else None
         app.state.components = components or build_components(settings)
         logger.info("API ready on %s:%s", settings.api_host, settings.api_port)
         try:
@@ -41,8 +43,18 @@ def create_app(settings: Settings | None = None, components: Components | None =
             if owned:
                 await app.state.components.llm.aclose()
                 app.state.components.close_sync()
+            if provider is not None:
+                tracing.shutdown()
 
-    app = FastAPI(title="ragstack API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's native HTTP spans are off: each request is one OpenInference CHAIN span (services/api/rag.py),
+    # which Phoenix renders as the root of the request's tree instead of an untyped "POST /chat" parent.
+    app = FastAPI(
+        title="ragstack API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     errors.install(app)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)

@@ -6,16 +6,20 @@ Routes stay thin: they validate, call into here, and shape the response.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from starlette.concurrency import run_in_threadpool
 
 from services.api.components import Components
 from services.api.errors import DependencyUnavailable
 from services.api.schemas import ChatMessage, ChunkOut, Citation, RetrievalOptions, SearchResponse
+from services.core import spans, tracing
 from services.core.llm import LLMUnavailableError, StreamState
 from services.core.prompt import build_messages, cited_numbers, declined
 from services.core.retrieval import SearchResult, retrieval_query
@@ -27,6 +31,47 @@ def check_query(components: Components, query: str) -> None:
     limit = components.settings.max_query_chars
     if len(query) > limit:
         raise HTTPException(413, f"query is {len(query)} characters; the limit is {limit} (RAG_MAX_QUERY_CHARS)")
+
+
+class RequestTrace:
+    """The request's CHAIN span, whose lifetime may outlast the route handler (a streamed answer).
+
+    It continues the caller's trace (W3C ``traceparent`` from the frontend) and tags every span of the
+    request with the conversation's ``X-Session-Id``, so one chat is one Phoenix session.
+    """
+
+    def __init__(self, name: str, headers: Mapping[str, str], input_value: str) -> None:
+        self.session_id = headers.get(tracing.SESSION_HEADER) or None
+        with tracing.session(self.session_id):
+            self.span = tracing.tracer().start_span(
+                name, context=tracing.context_from(headers), openinference_span_kind="chain"
+            )
+        if self.span.is_recording():
+            self.span.set_attributes(spans.chain_input(input_value))
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make the span current (children attach to it) without ending it on exit."""
+        with trace.use_span(self.span, end_on_exit=False), tracing.session(self.session_id):
+            try:
+                yield
+            except BaseException as exc:
+                self.finish(error=exc)
+                raise
+
+    def finish(self, output: Any = None, error: BaseException | None = None) -> None:
+        if not self.span.is_recording():
+            return
+        if error is not None:
+            status = getattr(error, "status_code", 500)
+            self.span.set_attribute("http.status_code", status)
+            if status >= 500:
+                self.span.record_exception(error)
+                self.span.set_status(Status(StatusCode.ERROR, str(error)[:300]))
+        elif output is not None:
+            self.span.set_attributes(spans.chain_output(output))
+            self.span.set_status(Status(StatusCode.OK))
+        self.span.end()
 
 
 async def search(components: Components, query: str, options: RetrievalOptions) -> SearchResult:
@@ -177,13 +222,37 @@ def llm_down(exc: LLMUnavailableError, prepared: PreparedChat) -> DependencyUnav
     )
 
 
+def _llm_span(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> Any:
+    span = tracing.tracer().start_span("generate", openinference_span_kind="llm")
+    if span.is_recording():
+        span.set_attributes(spans.llm_request(components.llm.model, prepared.messages, params))
+    return span
+
+
+def _end_llm_span(span: Any, text: str, model: str, usage: dict[str, int], first_token_ms: float | None) -> None:
+    if span.is_recording():
+        span.set_attributes(spans.llm_response(text, model, usage, first_token_ms))
+        span.set_status(Status(StatusCode.OK))
+    span.end()
+
+
+def _fail_llm_span(span: Any, exc: BaseException) -> None:
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)[:300]))
+    span.end()
+
+
 async def answer(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> dict[str, Any]:
+    span = _llm_span(components, prepared, params)
     t0 = time.perf_counter()
     try:
         completion = await components.llm.complete(prepared.messages, **params)
     except LLMUnavailableError as exc:
+        _fail_llm_span(span, exc)
         raise llm_down(exc, prepared) from exc
     prepared.timings_ms["generate"] = round((time.perf_counter() - t0) * 1000, 2)
+    _end_llm_span(span, completion.text, completion.model, completion.usage, None)
     return prepared.final(completion.text, completion.model, completion.usage)
 
 
@@ -194,19 +263,41 @@ class AnswerStream:
     deltas: AsyncIterator[str]
     state: StreamState
     close: Any
+    span: Any
+    started: float
+    first_token_ms: float | None = None
+    ended: bool = False
+
+    def first_token(self) -> None:
+        if self.first_token_ms is None:
+            self.first_token_ms = (time.perf_counter() - self.started) * 1000
+            if self.span.is_recording():
+                self.span.add_event("first_token")
+
+    def finish(self, text: str) -> None:
+        if not self.ended:
+            self.ended = True
+            _end_llm_span(self.span, text, self.state.model, self.state.final_usage(), self.first_token_ms)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.ended:
+            self.ended = True
+            _fail_llm_span(self.span, exc)
 
 
 async def open_stream(components: Components, prepared: PreparedChat, params: dict[str, Any]) -> AnswerStream:
     state = StreamState(model=components.llm.model)
+    span = _llm_span(components, prepared, params)
     cm = components.llm.stream(prepared.messages, state, **params)
     t0 = time.perf_counter()
     try:
         deltas = await cm.__aenter__()
     except LLMUnavailableError as exc:
+        _fail_llm_span(span, exc)
         raise llm_down(exc, prepared) from exc
     prepared.timings_ms["llm_connect"] = round((time.perf_counter() - t0) * 1000, 2)
 
     async def close() -> None:
         await cm.__aexit__(None, None, None)
 
-    return AnswerStream(deltas, state, close)
+    return AnswerStream(deltas, state, close, span, t0)

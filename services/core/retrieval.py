@@ -11,10 +11,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from services.core import spans
 from services.core.embedder import Embedder, TokenEmbedder
 from services.core.reranker import NoReranker, Reranker
 from services.core.sparse import BM25SparseEncoder
 from services.core.store import SearchFilters, VectorStore
+from services.core.tracing import tracer
 from services.core.types import RetrievedChunk
 
 logger = logging.getLogger(__name__)
@@ -63,25 +65,41 @@ class Retriever:
         late_interaction: bool = False,
     ) -> SearchResult:
         timings: dict[str, float] = {}
+        t = tracer()
         t0 = time.perf_counter()
-        dense = self.embedder.embed_query(query) if mode in ("dense", "hybrid") else None
-        sparse = self.sparse.encode_query(query) if mode in ("sparse", "hybrid") else None
-        late = None
-        if late_interaction:
-            if not isinstance(self.embedder, TokenEmbedder) or not getattr(self.store, "late_interaction", False):
-                raise LateInteractionUnavailableError(
-                    "late interaction needs per-token vectors in the collection: ingest with RAG_LATE_INTERACTION=true"
-                )
-            late = self.embedder.embed_query_tokens(query)
+        with t.start_as_current_span("embed_query", openinference_span_kind="embedding") as span:
+            dense = self.embedder.embed_query(query) if mode in ("dense", "hybrid") else None
+            sparse = self.sparse.encode_query(query) if mode in ("sparse", "hybrid") else None
+            late = None
+            if late_interaction:
+                if not isinstance(self.embedder, TokenEmbedder) or not getattr(self.store, "late_interaction", False):
+                    raise LateInteractionUnavailableError(
+                        "late interaction needs per-token vectors in the collection: "
+                        "ingest with RAG_LATE_INTERACTION=true"
+                    )
+                late = self.embedder.embed_query_tokens(query)
+            if span.is_recording():
+                span.set_attributes(spans.embedding(getattr(self.embedder, "name", "embedder"), query))
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
-        candidates = self.store.search(dense=dense, sparse=sparse, mode=mode, limit=top_n, filters=filters, late=late)
-        if late is not None:
-            for chunk in candidates:
-                chunk.late_interaction_score = chunk.retrieval_score
+        with t.start_as_current_span("retrieve", openinference_span_kind="retriever") as span:
+            candidates = self.store.search(
+                dense=dense, sparse=sparse, mode=mode, limit=top_n, filters=filters, late=late
+            )
+            if late is not None:
+                for chunk in candidates:
+                    chunk.late_interaction_score = chunk.retrieval_score
+            if span.is_recording():
+                meta = {"mode": mode, "top_n": top_n, "late_interaction": late is not None, "filters": filters}
+                span.set_attributes(spans.retrieval(query, candidates, meta))
         t2 = time.perf_counter()
         timings["retrieve"] = (t2 - t1) * 1000
-        chunks, reranked, reason = self._rerank(query, candidates, top_k, min_score, rerank)
+        with t.start_as_current_span("rerank", openinference_span_kind="reranker") as span:
+            if span.is_recording():
+                span.set_attributes(spans.rerank_input(self.reranker.name, query, top_k, candidates))
+            chunks, reranked, reason = self._rerank(query, candidates, top_k, min_score, rerank)
+            if span.is_recording():
+                span.set_attributes(spans.rerank_output(chunks, reason))
         timings["rerank"] = (time.perf_counter() - t2) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(

@@ -66,6 +66,7 @@ def build_provider(
             BatchSpanProcessor(
                 exporter,
                 max_queue_size=settings.tracing_queue_size,
+                max_export_batch_size=min(512, settings.tracing_queue_size),
                 schedule_delay_millis=1000,
                 export_timeout_millis=int(settings.tracing_export_timeout_s * 1000),
             )
@@ -96,10 +97,9 @@ def install(provider: trace.TracerProvider | None) -> None:
     with _lock:
         _provider = provider
         _tracers.clear()
-    if provider is not None:
-        # The global is what propagators and third-party instrumentation read; it can be set only once.
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            trace.set_tracer_provider(provider)
+    # The global is what propagators and third-party instrumentation read; it can be set only once.
+    if provider is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
 
 
 def shutdown() -> None:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from services.api import rag
@@ -38,15 +38,21 @@ async def models(components: ComponentsDep) -> dict[str, Any]:
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions, grounded in the documents")
-async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep):  # noqa: ANN201
+async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, request: Request):  # noqa: ANN201
     options = body.rag or RetrievalOptions()
-    prepared = await rag.prepare_chat(components, body.messages, options)
-    params = rag.llm_params(body.max_completion_tokens or body.max_tokens, body.temperature)
+    rt = rag.RequestTrace("rag.chat", request.headers, body.messages[-1].text())
+    with rt.active():
+        prepared = await rag.prepare_chat(components, body.messages, options)
+        params = rag.llm_params(body.max_completion_tokens or body.max_tokens, body.temperature)
+        if body.stream:
+            stream = await rag.open_stream(components, prepared, params)
+        else:
+            result = await rag.answer(components, prepared, params)
+            rt.finish(result["answer"])
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = _model_name(components)
     if not body.stream:
-        result = await rag.answer(components, prepared, params)
         usage = result["usage"]
         return {
             "id": completion_id,
@@ -68,7 +74,6 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep): 
             "citations": result["citations"],
             "sources": result["sources"],
         }
-    stream = await rag.open_stream(components, prepared, params)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         obj = {
@@ -83,18 +88,26 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep): 
 
     async def events() -> AsyncIterator[bytes]:
         parts: list[str] = []
+        error: BaseException | None = None
         try:
             yield chunk({"role": "assistant", "content": ""})
             async for delta in stream.deltas:
+                if not parts:
+                    stream.first_token()
                 parts.append(delta)
                 yield chunk({"content": delta})
+            stream.finish("".join(parts))
             final = prepared.final("".join(parts), stream.state.model, stream.state.final_usage())
             yield chunk({}, stream.state.finish_reason or "stop", citations=final["citations"])
         except LLMUnavailableError as exc:
             logger.warning("stream failed: %s", exc)
+            error = exc
+            stream.fail(exc)
             yield event(None, {"error": {"message": str(exc), "type": "service_unavailable", "code": 503}})
         finally:
+            stream.finish("".join(parts))
             await stream.close()
+            rt.finish(error=error, output="".join(parts))
         yield event(None, "[DONE]")
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)

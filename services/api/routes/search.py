@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from services.api import rag
 from services.api.deps import ComponentsDep
@@ -10,7 +10,11 @@ router = APIRouter(tags=["retrieval"])
 
 
 @router.post("/search", response_model=SearchResponse, summary="Retrieve and rerank chunks for a query")
-async def search(body: SearchRequest, components: ComponentsDep) -> SearchResponse:
+async def search(body: SearchRequest, components: ComponentsDep, request: Request) -> SearchResponse:
     """First stage (dense, sparse or hybrid) to `top_n`, cross-encoder rerank to `top_k`, with per-stage timings."""
-    rag.check_query(components, body.query)
-    return rag.search_response(await rag.search(components, body.query, body))
+    rt = rag.RequestTrace("rag.search", request.headers, body.query)
+    with rt.active():
+        rag.check_query(components, body.query)
+        response = rag.search_response(await rag.search(components, body.query, body))
+    rt.finish([r.id for r in response.results])
+    return response
