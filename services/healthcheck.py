@@ -6,7 +6,9 @@ unnoticed in a file no test reads.
 
 Two probes:
 
-* ``http URL``: healthy when the URL answers 2xx (the API's ``/healthz``, the frontend's page);
+* ``http URL``: healthy when the URL answers 2xx (the API's ``/healthz``, the frontend's page). The URL
+  may name environment variables (``${RAG_EVAL_API_URL}/healthz``): they are expanded here, so a
+  Dockerfile's exec-form HEALTHCHECK follows the container's configuration without a shell;
 * ``file PATH --max-age S``: healthy when a heartbeat file was touched within S seconds (the ingest
   watcher, which serves no HTTP). :class:`Heartbeat` is the writer side.
 
@@ -17,6 +19,7 @@ Exit status 0 = healthy, 1 = unhealthy, with one line on stderr saying why (Dock
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     beat.add_argument("--max-age", type=float, default=60.0)
     args = parser.parse_args(argv)
     if args.probe == "http":
-        ok, why = check_http(args.url, args.timeout)
+        ok, why = check_http(os.path.expandvars(args.url), args.timeout)
     else:
         ok, why = check_file(args.path, args.max_age)
     print(("healthy: " if ok else "unhealthy: ") + why, file=sys.stderr)

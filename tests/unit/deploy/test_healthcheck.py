@@ -79,8 +79,10 @@ def test_heartbeat_stops_touching_when_its_owner_is_unhealthy_and_removes_the_fi
     assert not path.exists()
 
 
-def test_main_exit_status_is_what_docker_reads(server: str, tmp_path: Path) -> None:
+def test_main_exit_status_is_what_docker_reads(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["http", f"{server}/healthz"]) == 0
+    monkeypatch.setenv("PROBE_BASE_URL", server)
+    assert main(["http", "${PROBE_BASE_URL}/healthz"]) == 0  # as an exec-form HEALTHCHECK passes it
     assert main(["http", f"{server}/nope"]) == 1
     assert main(["file", str(tmp_path / "missing"), "--max-age", "5"]) == 1
 
