@@ -22,7 +22,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup test test-fast lint format run reranker eval-retrieval eval clean
+.PHONY: help setup llm-setup test test-fast lint format run reranker eval-retrieval eval bench clean
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make reranker   retrain the offline cross-encoder (models/reranker-fitzgov-minilm-l6)"
 	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
+	@echo "make bench      speed, cost and scale of every stage (BENCH_ARGS=--quick: under 5 minutes)"
 	@echo "make eval       IR metrics + Ragas against the running API (boots a local one if none); EVAL_ARGS=--full"
 
 # torch first, from the CPU build on local disk: anything that depends on torch would otherwise
@@ -77,6 +78,10 @@ reranker: setup
 
 eval-retrieval: setup
 	$(BIN)/python -m eval.retrieval_eval $(EVAL_ARGS)
+
+# Writes bench/results/*.json + *.png and prints the table; the query stage starts the real LLM server.
+bench: setup llm-setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # One scheduled-style evaluation now: a sample of the fitz-gov test split (EVAL_ARGS=--full for all of it),
 # against RAG_EVAL_API_URL, or a temporary local stack over .data/eval when nothing answers there.

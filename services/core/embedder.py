@@ -2,7 +2,7 @@
 
 Usage::
 
-    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_root=Path(".data"))
     emb.warm_up()
     q = emb.embed_query("how do I reset my password?")      # np.ndarray, shape (384,)
     P = emb.embed_passages(["To reset your password ..."])  # shape (1, 384)
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from services.core.backends import BACKENDS, cache_dir_for, use_backend
 from services.core.model_registry import EMBEDDERS, resolve
 
 if TYPE_CHECKING:
@@ -55,7 +57,13 @@ class TokenEmbedder(Protocol):
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers bi-encoder; prefixes and normalisation come from the registry or settings."""
+    """Any sentence-transformers bi-encoder; prefixes and normalisation come from the registry or settings.
+
+    ``backend`` picks what runs the transformer (``torch``, ``onnx``, ``onnx-int8``, ``openvino``,
+    ``openvino-int8``; see services/core/backends.py). Vectors differ slightly between backends, so
+    ``name`` carries the backend (except for torch, keeping existing stores valid) and the ingest index
+    signature, which is built from it, changes with it: switching backends re-embeds instead of mixing.
+    """
 
     def __init__(
         self,
@@ -66,8 +74,15 @@ class SentenceTransformerEmbedder:
         normalize: bool | None = None,
         batch_size: int = 32,
         device: str = "cpu",
+        backend: str = "torch",
+        cache_root: Path | str = Path(".data"),
     ) -> None:
-        self.name = model
+        if backend not in BACKENDS:
+            raise ValueError(f"RAG_EMBED_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
+        self.model_name = model
+        self.backend = backend
+        self.name = model if backend == "torch" else f"{model}@{backend}"
+        self.cache_root = Path(cache_root)
         self._target, spec = resolve(model, EMBEDDERS, "RAG_EMBED_MODEL")
         self.query_prefix = spec.query_prefix if query_prefix is None else query_prefix
         self.passage_prefix = spec.passage_prefix if passage_prefix is None else passage_prefix
@@ -85,6 +100,8 @@ class SentenceTransformerEmbedder:
             normalize=settings.embed_normalize,
             batch_size=settings.embed_batch_size,
             device=settings.device,
+            backend=settings.embed_backend,
+            cache_root=settings.data_dir,
         )
 
     def warm_up(self) -> None:
@@ -93,7 +110,14 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         logger.info("loading bi-encoder %s from %s", self.name, self._target)
-        self._model = SentenceTransformer(self._target, device=self.device, local_files_only=True)
+        model = SentenceTransformer(self._target, device=self.device, local_files_only=True)
+        use_backend(
+            model,
+            self.backend,
+            cache_dir=cache_dir_for(self.cache_root, self.model_name, self.backend),
+            source=Path(self._target),
+        )
+        self._model = model
 
     @property
     def model(self) -> SentenceTransformer:

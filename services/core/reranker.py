@@ -2,7 +2,7 @@
 
 Usage::
 
-    rr = CrossEncoderReranker("fitzgov-minilm-l6")
+    rr = CrossEncoderReranker("fitzgov-minilm-l6", backend="onnx-int8", cache_root=Path(".data"))
     rr.warm_up()
     top = rr.rerank("how do I reset my password?", candidates, top_k=5)   # each has .rerank_score
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from services.core.backends import BACKENDS, cache_dir_for, use_backend
 from services.core.model_registry import RERANKERS, resolve
 from services.core.types import RetrievedChunk
 
@@ -79,8 +81,14 @@ class CrossEncoderReranker:
         max_length: int = 256,
         device: str = "cpu",
         fusion_weight: float = 0.0,
+        backend: str = "torch",
+        cache_root: Path | str = Path(".data"),
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"RAG_RERANKER_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         self.name = model
+        self.backend = backend  # what runs the transformer (services/core/backends.py)
+        self.cache_root = Path(cache_root)
         self._target, _ = resolve(model, RERANKERS, "RAG_RERANKER_MODEL")
         self.batch_size = batch_size
         self.max_length = max_length  # caps query+passage tokens: cost is quadratic in length
@@ -96,6 +104,8 @@ class CrossEncoderReranker:
             max_length=settings.reranker_max_length,
             device=settings.device,
             fusion_weight=settings.rerank_fusion_weight,
+            backend=settings.reranker_backend,
+            cache_root=settings.data_dir,
         )
 
     def warm_up(self) -> None:
@@ -103,9 +113,15 @@ class CrossEncoderReranker:
             from sentence_transformers import CrossEncoder
 
             logger.info("loading cross-encoder %s from %s", self.name, self._target)
-            self._model = CrossEncoder(
-                self._target, device=self.device, max_length=self.max_length, local_files_only=True
+            model = CrossEncoder(self._target, device=self.device, max_length=self.max_length, local_files_only=True)
+            use_backend(
+                model,
+                self.backend,
+                cache_dir=cache_dir_for(self.cache_root, self.name, self.backend),
+                source=Path(self._target),
+                pairs=True,
             )
+            self._model = model
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         self.warm_up()

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["dense", "sparse", "hybrid"]
 RerankerKind = Literal["cross-encoder", "none"]
+InferenceBackend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
 
 
 class Settings(BaseSettings):
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     embed_passage_prefix: str | None = None
     embed_normalize: bool | None = None
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    embed_backend: InferenceBackend = Field(
+        "torch", description="what runs the bi-encoder; exports cached under <data_dir>/models (make bench)"
+    )
     device: str = "cpu"
     hf_hub_offline: bool = True
 
@@ -60,6 +64,7 @@ class Settings(BaseSettings):
     reranker: RerankerKind = "cross-encoder"
     reranker_model: str = "fitzgov-minilm-l6"
     reranker_batch_size: int = Field(32, ge=1)
+    reranker_backend: InferenceBackend = Field("torch", description="what runs the cross-encoder (make bench)")
     reranker_max_length: int = Field(256, ge=16, le=512)
     rerank_min_score: float | None = None
     rerank_fusion_weight: float = Field(0.4, ge=0, le=1, description="blend of first-stage score into the order")

@@ -1,0 +1,288 @@
+"""``make bench`` / ``python -m bench [--quick] [--only ingest,rerank,query,scale]``.
+
+Runs the stages in order (ingest -> rerank -> query -> scale; query uses the index and the choices the
+first two made), writes ``bench/results/<stage>.json`` and PNG charts, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from bench import plots
+from bench.machine import machine_info, now_iso
+from bench.schema import validate
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STAGES = ("ingest", "rerank", "query", "scale")
+
+PROFILES: dict[str, dict[str, object]] = {
+    "quick": {
+        "queries": 30, "docs": 150, "backends": ["torch", "onnx-int8", "openvino-int8"], "rerank_repeats": 3,
+        "search_n1": 12, "search_n8": 24, "chat_n1": 3, "chat_n8": 8, "max_tokens": 8, "llm": "qwen2.5-coder-0.5b",
+        "scale_sizes": [2_000, 10_000], "scale_queries": 20,
+    },
+    "full": {
+        "queries": 200, "docs": 1200, "backends": ["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"],
+        "rerank_repeats": 10, "search_n1": 60, "search_n8": 120, "chat_n1": 10, "chat_n8": 16, "max_tokens": 16,
+        "llm": "qwen2.5-coder-0.5b", "scale_sizes": [10_000, 30_000, 100_000], "scale_queries": 50,
+    },
+}  # fmt: skip
+
+
+def write(name: str, doc: dict[str, object], out: Path) -> Path:
+    problems = validate(doc)
+    if problems:
+        raise ValueError(f"{name}: invalid result document: {problems}")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return path
+
+
+def envelope(name: str, quick: bool, settings: dict, results: object, started: float) -> dict[str, object]:
+    return {
+        "benchmark": name,
+        "date": now_iso(),
+        "quick": quick,
+        "machine": machine_info(),
+        "settings": settings,
+        "results": results,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def table(rows: list[list[object]], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r) for r in cells)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small slice, fewer backends: under 5 minutes")
+    parser.add_argument("--only", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    parser.add_argument("--backends", default=None, help="override the backends compared (comma-separated)")
+    parser.add_argument("--data-dir", default=".data", help="where exported models are cached (as RAG_DATA_DIR)")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING)
+    profile = dict(PROFILES["quick" if args.quick else "full"])
+    if args.backends:
+        profile["backends"] = args.backends.split(",")
+    stages = [s for s in args.only.split(",") if s]
+    out, data_dir = Path(args.out), Path(args.data_dir)
+    work = data_dir / "bench"
+    info = machine_info()
+    print(
+        f"bench {now_iso()} on {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB, "
+        f"load {info['load_avg_start']}"
+    )
+    from services.core.settings import Settings
+
+    defaults = Settings(_env_file=None)
+    summary: list[str] = []
+    ingest_res = rerank_res = None
+    sl = None
+    if {"ingest", "rerank", "query"} & set(stages):
+        from bench.corpus import make_slice
+
+        sl = make_slice(int(profile["queries"]), int(profile["docs"]))  # type: ignore[arg-type]
+    embed_choice, rerank_choice, depth = defaults.embed_backend, defaults.reranker_backend, defaults.top_n
+    index_path = None
+    if {"ingest", "rerank", "query"} & set(stages):
+        from bench.retrieval_bench import bench_ingest, choose_embed_backend
+
+        t0 = time.perf_counter()
+        backends = list(profile["backends"])  # type: ignore[call-overload]
+        if "ingest" not in stages:  # rerank/query still need an index and candidates: the torch one alone
+            backends = ["torch"]
+        ingest_res = bench_ingest(sl, backends, data_dir, work)  # type: ignore[arg-type]
+        index_path = ingest_res.index_paths["torch"]
+        if "ingest" in stages:
+            embed_choice = choose_embed_backend(ingest_res.rows)
+            index_path = ingest_res.index_paths[embed_choice]
+            res = {"backends": ingest_res.rows, "chosen": embed_choice, "keep": 0.99}
+            settings = {"queries": len(sl.queries), "docs": len(sl.docs), "split": "test", "mode": "dense"}  # type: ignore[union-attr]
+            write("ingest", envelope("ingest", args.quick, settings, res, t0), out)
+            plots.bars(
+                out / "ingest_throughput.png",
+                {b: float(r["chunks_per_s"]) for b, r in ingest_res.rows.items()},  # type: ignore[arg-type]
+                title=f"ingest chunks/s per embedding backend ({info['cpu']}, {info['cores']} cores)",
+                xlabel="chunks/s (parse+chunk+embed+upsert)",
+            )
+            summary.append("INGEST (per embedding backend)")
+            summary.append(
+                table(
+                    [
+                        [
+                            b,
+                            r["chunks_per_s"],
+                            r.get("speedup"),
+                            r["ndcg@10"],
+                            r.get("quality_kept"),
+                            " ".join(f"{k}={v:.0%}" for k, v in r["stage_share"].items()),  # type: ignore[union-attr]
+                            r["query_embed_ms"]["p50"],
+                        ]  # type: ignore[index]
+                        for b, r in ingest_res.rows.items()
+                    ],  # fmt: skip
+                    ["backend", "chunks/s", "x torch", "nDCG@10", "kept", "time share", "query embed p50 ms"],
+                )
+            )
+            summary.append(f"-> fastest keeping >= 99% of torch nDCG@10: {embed_choice}\n")
+    if "rerank" in stages:
+        from bench.retrieval_bench import bench_rerank
+
+        t0 = time.perf_counter()
+        rerank_res = bench_rerank(
+            sl,  # type: ignore[arg-type]
+            ingest_res.candidates,  # type: ignore[union-attr]
+            list(profile["backends"]),  # type: ignore[call-overload]
+            data_dir,
+            repeats=int(profile["rerank_repeats"]),  # type: ignore[arg-type]
+            fusion_weight=defaults.rerank_fusion_weight,
+        )
+        rerank_choice, depth = str(rerank_res["chosen_backend"]), int(rerank_res["chosen_depth"])  # type: ignore[call-overload]
+        settings = {"fusion_weight": defaults.rerank_fusion_weight, "first_stage": "hybrid (torch index)"}
+        write("rerank", envelope("rerank", args.quick, settings, rerank_res, t0), out)
+        rows = rerank_res["rows"]
+        plots.lines(
+            out / "rerank_latency.png",
+            {
+                b: ([int(n) for n in r["latency_ms"]], [v["p50"] for v in r["latency_ms"].values()])
+                for b, r in rows.items()
+            },  # type: ignore[union-attr]
+            title="cross-encoder rerank latency (p50) per backend",
+            xlabel="candidates",
+            ylabel="ms",
+        )
+        plots.lines(
+            out / "rerank_depth.png",
+            {
+                b: ([int(d) for d in r["ndcg@10_by_depth"]], list(r["ndcg@10_by_depth"].values()))
+                for b, r in rows.items()
+            },  # type: ignore[union-attr]
+            title=f"nDCG@10 vs rerank depth (first stage alone: {rerank_res['first_stage_ndcg@10']})",
+            xlabel="candidates reranked (top_n)",
+            ylabel="nDCG@10",
+            logx=True,
+        )
+        summary.append("RERANK (per cross-encoder backend)")
+        summary.append(
+            table(
+                [
+                    [
+                        b,
+                        *(r["latency_ms"][str(n)]["p50"] for n in (10, 25, 50, 100)),
+                        r.get("speedup_at_25"),  # type: ignore[index]
+                        r["ndcg@10"],
+                        r.get("quality_kept"),
+                    ]
+                    for b, r in rows.items()  # type: ignore[union-attr]
+                ],  # fmt: skip
+                ["backend", "10 ms", "25 ms", "50 ms", "100 ms", "x torch@25", "nDCG@10 (depth 30)", "kept"],
+            )
+        )
+        curve = rows[rerank_choice]["ndcg@10_by_depth"]  # type: ignore[index]
+        summary.append(f"nDCG@10 by depth ({rerank_choice}): {curve}")
+        summary.append(f"-> reranker backend {rerank_choice}, depth (smallest within 99% of best) {depth}\n")
+    if "query" in stages:
+        from bench.query_bench import bench_query
+
+        t0 = time.perf_counter()
+        cfg = {
+            **{k: profile[k] for k in ("search_n1", "search_n8", "chat_n1", "chat_n8", "max_tokens", "llm")},
+            "embed_backend": embed_choice,
+            "reranker_backend": rerank_choice,
+            "top_n": depth,
+            "llm_threads": defaults.llm_threads,
+            "context_max_chars": defaults.context_max_chars,
+        }
+        questions = [q.text for q in sl.queries]  # type: ignore[union-attr]
+        res = bench_query(index_path, data_dir, questions, cfg)  # type: ignore[arg-type]
+        write("query", envelope("query", args.quick, cfg, res, t0), out)
+        s1, s8 = res["search_1_clients"], res["search_8_clients"]
+        plots.bars(
+            out / "query_latency.png",
+            {
+                "/search p50, 1 client": s1["latency_ms"]["p50"],  # type: ignore[index]
+                "/search p95, 1 client": s1["latency_ms"]["p95"],  # type: ignore[index]
+                "/search p50, 8 clients": s8["latency_ms"]["p50"],  # type: ignore[index]
+                "/chat TTFT p50, 1 client": res["chat_1_client"]["ttft_ms"]["p50"],  # type: ignore[index]
+                "bare LLM TTFT p50": res["bare_llm_ttft_ms"]["p50"],  # type: ignore[index]
+                "/chat TTFT p50, 8 clients": res["chat_8_clients"]["ttft_ms"]["p50"],  # type: ignore[index]
+            },
+            title=f"query latency (embed {embed_choice}, rerank {rerank_choice} top_n={depth}, LLM {cfg['llm']})",
+            xlabel="ms",
+        )
+        summary.append("QUERY (real API process, real llama.cpp)")
+        rows_q = [
+            ["/search 1 client", *(s1["latency_ms"][p] for p in ("p50", "p95", "p99")), s1["throughput_rps"]],  # type: ignore[index]
+            ["/search 8 clients", *(s8["latency_ms"][p] for p in ("p50", "p95", "p99")), s8["throughput_rps"]],  # type: ignore[index]
+            ["/chat TTFT 1 client", *(res["chat_1_client"]["ttft_ms"][p] for p in ("p50", "p95", "p99")), "-"],  # type: ignore[index]
+            ["bare LLM TTFT", *(res["bare_llm_ttft_ms"][p] for p in ("p50", "p95", "p99")), "-"],  # type: ignore[index]
+            ["/chat TTFT 8 clients", *(res["chat_8_clients"]["ttft_ms"][p] for p in ("p50", "p95", "p99")),  # type: ignore[index]
+             res["chat_8_clients"]["throughput_rps"]],  # type: ignore[index]
+        ]  # fmt: skip
+        summary.append(table(rows_q, ["what", "p50 ms", "p95 ms", "p99 ms", "req/s"]))
+        summary.append(f"/search stages p50 ms (1 client): {s1['stages_p50_ms']}")
+        summary.append(f"/chat stages p50 ms (1 client): {res['chat_1_client']['stages_p50_ms']}")
+        summary.append(
+            f"TTFT overhead over the bare LLM: {res['ttft_overhead']:.1%} ({res['ttft_overhead_ms_p50']} ms)\n"
+        )
+    if "scale" in stages:
+        from bench.scale_bench import bench_scale
+
+        t0 = time.perf_counter()
+        sizes = list(profile["scale_sizes"])  # type: ignore[call-overload]
+        res = bench_scale(sizes, work, queries=int(profile["scale_queries"]))  # type: ignore[arg-type]
+        write("scale", envelope("scale", args.quick, {"sizes": sizes, "dim": 384, "mode": "local"}, res, t0), out)
+        rows_s = res["rows"]
+        plots.lines(
+            out / "scale.png",
+            {
+                "search p50 ms": ([r["points"] for r in rows_s], [r["search_ms"]["p50"] for r in rows_s]),  # type: ignore[index]
+                "memory MB": ([r["points"] for r in rows_s], [r["memory_mb"] for r in rows_s]),  # type: ignore[index]
+            },
+            title="Qdrant local mode: cost vs collection size (384-d)",
+            xlabel="points",
+            ylabel="ms / MB",
+            logx=True,
+            logy=True,
+        )
+        summary.append("SCALE (Qdrant local mode, synthetic 384-d)")
+        summary.append(
+            table(
+                [
+                    [
+                        r["points"],
+                        r["search_ms"]["p50"],
+                        r["search_ms"]["p95"],
+                        r["memory_mb"],
+                        r["disk_mb"],  # type: ignore[index]
+                        r["upsert_points_per_s"],
+                        r["open_s"],
+                    ]
+                    for r in rows_s
+                ],  # type: ignore[union-attr]  # fmt: skip
+                ["points", "search p50 ms", "p95 ms", "memory MB", "disk MB", "upsert pts/s", "open s"],
+            )
+        )
+        summary.append(
+            f"-> search p50 reaches {res['search_budget_ms']} ms at about {res['points_at_search_budget']} points: "
+            "beyond that, use the Qdrant server (RAG_QDRANT_URL)\n"
+        )
+    print("\n" + "\n".join(summary))
+    print(f"results in {out}/ (load average now {[round(x, 2) for x in os.getloadavg()]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
