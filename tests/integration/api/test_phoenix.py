@@ -1,0 +1,112 @@
+"""A real Phoenix collector receives the span tree of a real /chat request; read back over its REST API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from phoenix_server import read_spans, start_phoenix, stop
+
+from services.api.components import Components
+from services.core import tracing
+from services.core.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, url = start_phoenix(tmp_path_factory.mktemp("phoenix"))
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
+def test_chat_trace_lands_in_phoenix(
+    phoenix: str, client: TestClient, corpus: dict[str, str], components: Components, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, tracing_endpoint=f"{phoenix}/v1/traces", tracing_project="ragstack-test")
+    tracing.setup_tracing(settings, "api")
+    try:
+        body = {"messages": [{"role": "user", "content": "How do I rotate the API signing keys?"}]}
+        r = client.post("/chat", json=body, headers={"X-Session-Id": "phoenix-session-1"})
+        assert r.status_code == 200, r.text
+    finally:
+        tracing.shutdown()  # flushes the batch exporter
+
+    spans = read_spans(phoenix, "ragstack-test", expect=5)
+    by_name = {s["name"]: s for s in spans}
+    assert {"rag.chat", "embed_query", "retrieve", "rerank", "generate"} <= set(by_name)
+    root = by_name["rag.chat"]
+    assert root["span_kind"] == "CHAIN" and root["parent_id"] is None
+    kinds = {"embed_query": "EMBEDDING", "retrieve": "RETRIEVER", "rerank": "RERANKER", "generate": "LLM"}
+    for name, kind in kinds.items():
+        span = by_name[name]
+        assert span["span_kind"] == kind, name
+        assert span["parent_id"] == root["context"]["span_id"], name
+        assert span["context"]["trace_id"] == root["context"]["trace_id"]
+
+    attrs = {name: flat(span["attributes"]) for name, span in by_name.items()}
+    assert attrs["rag.chat"]["session.id"] == "phoenix-session-1"
+    cited = {c["chunk_id"] for c in r.json()["sources"]}
+    retrieved = {v for k, v in attrs["retrieve"].items() if k.startswith("retrieval.documents.") and k.endswith(".id")}
+    assert cited <= retrieved  # the chunks given to the model are among the retrieved ones
+    reranked = [v for k, v in attrs["rerank"].items() if k.startswith("reranker.output_documents.") and "score" in k]
+    assert reranked and all(0.0 <= float(s) <= 1.0 for s in reranked)
+    llm = attrs["generate"]
+    assert int(llm["llm.token_count.prompt"]) > 100
+    assert int(llm["llm.token_count.completion"]) >= 1
+    assert llm["llm.model_name"] == "smollm2-135m"
+
+    screenshot = trace_screenshot(phoenix, root["context"]["trace_id"], tmp_path)
+    if screenshot and os.environ.get("RAG_UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, SCREENSHOTS / "phoenix-trace.png")
+
+
+def flat(attributes: dict, prefix: str = "") -> dict[str, object]:
+    """Phoenix returns attributes either dotted or nested; compare them dotted."""
+    out: dict[str, object] = {}
+    for key, value in attributes.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat(value, name + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                out.update(flat(item, f"{name}.{i}."))
+        else:
+            out[name] = value
+    return out
+
+
+def trace_screenshot(url: str, trace_id: str, tmp_path: Path) -> Path | None:
+    """Phoenix's UI in headless Debian chromium showing the trace (skipped when no browser is installed)."""
+    if not Path("/usr/bin/chromium").exists():
+        return None
+    sync_api = pytest.importorskip("playwright.sync_api")
+    out = tmp_path / "phoenix-trace.png"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            page.goto(f"{url}/projects", wait_until="networkidle")
+            page.get_by_text("ragstack-test").first.click()
+            page.get_by_text("rag.chat").first.click()
+            page.get_by_text("generate").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out))
+        finally:
+            browser.close()
+    assert out.stat().st_size > 10_000
+    return out
