@@ -1,0 +1,263 @@
+"""The Gradio Blocks of the chat UI: a Chat tab (streamed answers, sources panel, retrieval settings)
+and a Documents tab (multi-file upload with per-file status, the indexed documents, delete).
+
+Only wiring lives here: what a turn does is frontend/chat.py, every string shown is frontend/render.py,
+every request is frontend/api_client.py. Usage::
+
+    demo = build_app(Settings())
+    demo.queue().launch(**launch_options())
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from html import escape
+from typing import Any
+
+import gradio as gr
+
+from frontend import render
+from frontend.api_client import ApiClient, ApiClientError, ChatOptions, Document, Readiness
+from frontend.chat import ChatState, new_session_id, run_turn
+from services.core.settings import Settings
+
+UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"]
+MAX_TOP_K = 20
+
+CSS = """
+.banner { padding: 8px 12px; border-radius: 6px; margin: 4px 0; }
+.banner-ok { background: #ecfdf5; color: #065f46; }
+.banner-info { background: #eff6ff; color: #1e3a8a; }
+.banner-warning { background: #fffbeb; color: #92400e; }
+.banner-error { background: #fef2f2; color: #991b1b; }
+.source-card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 10px; margin: 8px 0; scroll-margin: 12px; }
+.source-card.cited { border-color: #6366f1; }
+.source-card.flash { box-shadow: 0 0 0 3px #a5b4fc; }
+.src-head { font-weight: 600; }
+.src-cited { font-size: 11px; background: #6366f1; color: white; border-radius: 4px; padding: 1px 5px; }
+.src-where, .src-scores { font-size: 12px; color: #6b7280; }
+.src-text { font-size: 13px; margin-top: 4px; white-space: pre-wrap; max-height: 14em; overflow-y: auto; }
+.turn-info { font-size: 12px; color: #6b7280; min-height: 1.2em; }
+.turn-sources > summary { cursor: pointer; font-size: 13px; color: #374151; }
+table.documents, table.upload-report { width: 100%; border-collapse: collapse; font-size: 13px; }
+table.documents td, table.documents th, table.upload-report td, table.upload-report th {
+  border-bottom: 1px solid #e5e7eb; padding: 4px 6px; text-align: left; }
+.status-ok { color: #047857; font-weight: 600; } .status-warn { color: #b45309; font-weight: 600; }
+.status-bad { color: #b91c1c; font-weight: 600; }
+"""
+
+# A citation link scrolls its source card into view (and flashes it) instead of following the href,
+# which Gradio's markdown would open in a new tab.
+HEAD = """
+<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
+  if (!link) return;
+  const card = document.getElementById(link.getAttribute("href").slice(1));
+  if (!card) return;
+  event.preventDefault();
+  event.stopPropagation();
+  const details = card.closest("details");
+  if (details) details.open = true;
+  card.scrollIntoView({behavior: "smooth", block: "center"});
+  card.classList.add("flash");
+  setTimeout(() => card.classList.remove("flash"), 1500);
+}, true);
+</script>
+"""
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Arguments for ``Blocks.launch``: Gradio 6 takes css/head there, not in ``Blocks()``."""
+    return {
+        "server_name": settings.frontend_host,
+        "server_port": settings.frontend_port,
+        "css": CSS,
+        "head": HEAD,
+        "ssr_mode": False,  # server-side rendering needs Node; the plain client works everywhere
+        "footer_links": [],
+        "show_error": True,
+        "quiet": True,
+    }
+
+
+def client_for(settings: Settings) -> ApiClient:
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return ApiClient(settings.frontend_api_url, api_key=key, timeout_s=settings.frontend_timeout_s)
+
+
+def build_app(settings: Settings, client: ApiClient | None = None) -> gr.Blocks:
+    """The whole UI. ``client`` can be given (tests); by default it is built from the settings."""
+    api = client or client_for(settings)
+
+    async def overview(session_id: str | None) -> tuple[str, list[Document] | None]:
+        """The status banner and the document list (None when the API is unreachable)."""
+        readiness: Readiness | None = None
+        documents: list[Document] | None = None
+        error = ""
+        try:
+            readiness = await api.readiness(session_id)
+            documents = await api.list_documents(session_id)
+        except ApiClientError as exc:
+            error = exc.message if readiness is None else ""
+            if readiness is not None:
+                readiness = Readiness("unavailable", {"documents": False})
+        count = None if documents is None else len(documents)
+        return render.readiness_banner(readiness, api.base_url, count, error), documents
+
+    def document_updates(documents: list[Document] | None, current_filter: list[str] | None) -> tuple[Any, ...]:
+        if documents is None:
+            table = render.banner("error", "The document list is unavailable: the API cannot be reached.")
+            return table, gr.update(), gr.update()
+        sources = render.source_choices(documents)
+        kept = [s for s in (current_filter or []) if s in sources]
+        return (
+            render.documents_table(documents),
+            gr.update(choices=sources, value=kept),
+            gr.update(choices=render.document_choices(documents), value=None),
+        )
+
+    with gr.Blocks(title="ragstack · chat with your documents", analytics_enabled=False) as demo:
+        state = gr.State(None)  # a ChatState, made per browser session in on_load
+        gr.Markdown("## ragstack · chat with your documents")
+        status = gr.HTML(render.banner("info", "Connecting to the API…"), elem_id="status")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        elem_id="chatbot",
+                        height=520,
+                        label="Conversation",
+                        placeholder="Ask a question about your documents. Answers cite sources as [n].",
+                        feedback_options=None,
+                        buttons=["copy"],
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            placeholder="Ask about your documents…",
+                            show_label=False,
+                            elem_id="question",
+                            scale=6,
+                            lines=1,
+                            max_lines=6,
+                            autofocus=True,
+                        )
+                        send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
+                    turn_info = gr.HTML(render.turn_info("idle", ""), elem_id="turn-info")
+                    with gr.Row():
+                        stop = gr.Button("Stop", elem_id="stop", size="sm")
+                        new_chat = gr.Button("New chat", elem_id="new-chat", size="sm")
+                    with gr.Accordion("Retrieval settings", open=False, elem_id="retrieval-settings"):
+                        mode = gr.Radio(
+                            [("hybrid (dense + BM25)", "hybrid"), ("dense", "dense"), ("sparse (BM25)", "sparse")],
+                            value=settings.retrieval_mode,
+                            label="Retrieval mode",
+                            elem_id="mode",
+                        )
+                        rerank = gr.Checkbox(
+                            value=settings.reranker != "none",
+                            label="Rerank with the cross-encoder",
+                            elem_id="rerank",
+                        )
+                        top_k = gr.Slider(
+                            1, MAX_TOP_K, value=min(settings.top_k, MAX_TOP_K), step=1, label="Sources (top-K)"
+                        )
+                        source_filter = gr.Dropdown(
+                            choices=[],
+                            value=[],
+                            multiselect=True,
+                            label="Only search these documents (empty = all)",
+                            elem_id="source-filter",
+                        )
+                with gr.Column(scale=2, elem_id="sources-column"):
+                    gr.Markdown("### Sources")
+                    sources = gr.HTML(render.sources_panel([]), elem_id="sources")
+            with gr.Tab("Documents", id="documents"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        files = gr.File(
+                            file_count="multiple",
+                            file_types=UPLOAD_TYPES,
+                            label="Files to ingest (txt, md, html, pdf, docx)",
+                            elem_id="upload-files",
+                        )
+                    with gr.Column(scale=2):
+                        tags = gr.Textbox(label="Tags (comma-separated, optional)", elem_id="tags")
+                        upload = gr.Button("Upload and ingest", variant="primary", elem_id="upload")
+                upload_result = gr.HTML(elem_id="upload-result")
+                gr.Markdown("### Indexed documents")
+                documents_html = gr.HTML(elem_id="documents")
+                with gr.Row():
+                    doc_pick = gr.Dropdown(choices=[], label="Document to delete", elem_id="delete-pick", scale=4)
+                    delete = gr.Button("Delete", variant="stop", elem_id="delete", scale=1)
+                    refresh = gr.Button("Refresh", elem_id="refresh", scale=1)
+
+        # --- handlers --------------------------------------------------------------------------
+
+        async def on_load(chat: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
+            chat = chat or ChatState()
+            banner, documents = await overview(chat.session_id)
+            return (chat, banner, *document_updates(documents, current_filter))
+
+        async def respond(
+            chat: ChatState | None, text: str, mode_value: str, rerank_value: bool, k: float, only: list[str]
+        ) -> AsyncIterator[tuple[Any, ...]]:
+            chat = chat or ChatState()
+            options = ChatOptions(mode=mode_value, rerank=bool(rerank_value), top_k=int(k), sources=tuple(only or ()))
+            async for _ in run_turn(api, chat, text, options):
+                yield chat, "", [dict(m) for m in chat.display], chat.sources_html(), chat.info_html()
+
+        async def refresh_status(chat: ChatState | None) -> str:
+            banner, _ = await overview(chat.session_id if chat else None)
+            return banner
+
+        def start_new_chat() -> tuple[Any, ...]:
+            chat = ChatState(session_id=new_session_id())
+            return chat, [], chat.sources_html(), "", chat.info_html()
+
+        async def do_upload(chat: ChatState | None, paths: list[str] | None, tag_text: str, current_filter: list[str]):
+            if not paths:
+                return (render.banner("info", "Choose one or more files first."), gr.update(), gr.update(),
+                        gr.update(), gr.update(), gr.update())  # fmt: skip
+            try:
+                result = await api.upload(paths, tag_text or "", chat.session_id if chat else None)
+                report = render.upload_report(result)
+            except ApiClientError as exc:
+                report = render.banner("error", f"Upload failed: {escape(exc.message)}")
+            banner, documents = await overview(chat.session_id if chat else None)
+            return (report, None, banner, *document_updates(documents, current_filter))
+
+        async def do_delete(chat: ChatState | None, doc_id: str | None, current_filter: list[str]):
+            if not doc_id:
+                message = render.banner("info", "Pick a document to delete.")
+            else:
+                try:
+                    out = await api.delete_document(doc_id, chat.session_id if chat else None)
+                    message = render.banner(
+                        "ok", f"Deleted {escape(str(out.get('source', doc_id)))} "
+                        f"({out.get('chunks_removed', 0)} chunks)."
+                    )  # fmt: skip
+                except ApiClientError as exc:
+                    message = render.banner("error", f"Delete failed: {escape(exc.message)}")
+            banner, documents = await overview(chat.session_id if chat else None)
+            return (message, banner, *document_updates(documents, current_filter))
+
+        async def do_refresh(chat: ChatState | None, current_filter: list[str]):
+            banner, documents = await overview(chat.session_id if chat else None)
+            return (banner, *document_updates(documents, current_filter))
+
+        doc_outputs = [documents_html, source_filter, doc_pick]
+        demo.load(on_load, [state, source_filter], [state, status, *doc_outputs])
+        chat_inputs = [state, question, mode, rerank, top_k, source_filter]
+        chat_outputs = [state, question, chatbot, sources, turn_info]
+        events = [trigger(respond, chat_inputs, chat_outputs) for trigger in (send.click, question.submit)]
+        for event in events:
+            event.then(refresh_status, [state], [status])
+        stop.click(None, None, None, cancels=events)
+        new_chat_outputs = [state, chatbot, sources, question, turn_info]
+        new_chat.click(start_new_chat, None, new_chat_outputs, cancels=events)
+        chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=events)  # the chat's own trash icon
+        upload.click(do_upload, [state, files, tags, source_filter], [upload_result, files, status, *doc_outputs])
+        delete.click(do_delete, [state, doc_pick, source_filter], [upload_result, status, *doc_outputs])
+        refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])
+    return demo
