@@ -1,0 +1,130 @@
+"""Rendering helpers: citation links, source cards, panels, banners and tables (pure functions)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from frontend import render
+from frontend.api_client import Document, Readiness, Source, UploadOutcome, UploadResult
+
+pytestmark = pytest.mark.unit
+
+
+def src(n: int, **kw: object) -> Source:
+    base = {"source": f"upload://doc{n}.md", "title": f"Doc {n}", "text": f"text of chunk {n}"}
+    return Source(n=n, **(base | kw))  # type: ignore[arg-type]
+
+
+def test_known_citations_become_links_to_their_cards_and_unknown_ones_stay_text() -> None:
+    out = render.link_citations("Unplug it [1]. Wait [2][1]. Also [7].", [1, 2], turn=3)
+    assert out == "Unplug it [\\[1\\]](#src-3-1). Wait [\\[2\\]](#src-3-2)[\\[1\\]](#src-3-1). Also [7]."
+
+
+def test_existing_markdown_links_are_not_rewritten() -> None:
+    assert render.link_citations("see [1](http://x)", [1], turn=1) == "see [1](http://x)"
+
+
+def test_cited_numbers_are_in_first_use_order_without_duplicates_or_unknowns() -> None:
+    assert render.cited_numbers("a [2] b [1] c [2] d [9]", [1, 2, 3]) == [2, 1]
+
+
+def test_source_card_shows_title_source_page_section_scores_and_text() -> None:
+    card = render.source_card(
+        src(2, page=4, section="Intro", retrieval_score=0.5, rerank_score=0.876543), turn=1, cited=True
+    )
+    assert 'id="src-1-2"' in card and "source-card cited" in card
+    for expected in ("[2]", "Doc 2", "upload://doc2.md", "page 4", "Intro", "retrieval 0.500", "rerank 0.877"):
+        assert expected in card
+    assert "text of chunk 2" in card
+
+
+def test_missing_scores_and_page_are_shown_as_absent_not_zero() -> None:
+    card = render.source_card(src(1), turn=1, cited=False)
+    assert "rerank –" in card and "retrieval –" in card
+    assert "page" not in card and "cited" not in card
+
+
+def test_document_text_is_escaped_so_a_document_cannot_inject_markup() -> None:
+    card = render.source_card(src(1, title="<b>x</b>", text='<script>alert("x")</script>'), turn=1, cited=False)
+    assert "<script>" not in card and "&lt;script&gt;" in card
+    assert "<b>x</b>" not in card
+
+
+def test_sources_panel_opens_the_latest_turn_and_keeps_earlier_ones_folded() -> None:
+    turns = [
+        render.TurnSources(1, "first question", (src(1), src(2)), cited=(2,)),
+        render.TurnSources(2, "second question", (src(1),), cited=()),
+    ]
+    html = render.sources_panel(turns)
+    blocks = re.findall(r'<details class="turn-sources" data-turn="(\d)"( open)?>', html)
+    assert blocks == [("2", " open"), ("1", "")]
+    assert 'id="src-1-2"' in html and 'id="src-2-1"' in html  # old citation links still land on a card
+    assert html.count("source-card cited") == 1
+
+
+def test_empty_panel_and_a_turn_without_sources_say_so() -> None:
+    assert "appear here" in render.sources_panel([])
+    assert "No matching passages" in render.sources_panel([render.TurnSources(1, "q", ())])
+
+
+@pytest.mark.parametrize(
+    ("readiness", "documents", "kind", "text"),
+    [
+        (None, None, "error", "is not reachable"),
+        (Readiness("unavailable", {"qdrant": False, "embedder": True}), None, "error", "qdrant unavailable"),
+        (Readiness("ready"), 0, "info", "ingest add &lt;folder&gt;"),
+        (Readiness("degraded", {"llm": False}), 3, "warning", "sources found for a question are still shown"),
+        (Readiness("ready"), 1, "ok", "1 document indexed"),
+        (Readiness("ready"), 12, "ok", "12 documents indexed"),
+    ],
+)
+def test_readiness_banner_names_each_state(readiness: Readiness | None, documents: int | None, kind: str, text: str):
+    html = render.readiness_banner(readiness, "http://api:8000", documents, error="refused")
+    assert f'data-kind="{kind}"' in html and text in html
+
+
+def test_empty_index_banner_names_the_upload_tab_and_the_cli() -> None:
+    html = render.readiness_banner(Readiness("ready"), "http://api", 0)
+    assert "<b>Documents</b>" in html and "<code>ingest add &lt;folder&gt;</code>" in html
+
+
+def test_llm_down_message_points_at_the_sources() -> None:
+    assert "3 passages" in render.llm_down_message("LLM unreachable", 3)
+    assert "No passages matched" in render.llm_down_message("LLM unreachable", 0)
+
+
+def test_upload_report_has_one_row_per_file_with_status_and_reason() -> None:
+    result = UploadResult(
+        [
+            UploadOutcome("a.md", "added", chunks=2),
+            UploadOutcome("b.pdf", "skipped", reason="encrypted PDF"),
+            UploadOutcome("c.txt", "failed", reason="<boom>"),
+        ],
+        seconds=1.3,
+    )
+    html = render.upload_report(result)
+    assert "1 of 3 files ingested in 1.3 s" in html
+    assert re.findall(r'data-status="(\w+)"', html) == ["added", "skipped", "failed"]
+    assert "encrypted PDF" in html and "&lt;boom&gt;" in html
+
+
+def test_documents_table_choices_and_empty_state() -> None:
+    docs = [
+        Document("d2", "upload://b.md", "B", chunk_count=3, status="complete", ingested_at="2026-11-22T06:00:00.123"),
+        Document("d1", "upload://a.md", "A", chunk_count=1, status="pending"),
+    ]
+    html = render.documents_table(docs)
+    assert "2 documents" in html and html.count("<tr data-doc-id=") == 2 and "2026-11-22T06:00:00<" in html
+    assert render.document_choices(docs) == [("B — upload://b.md", "d2"), ("A — upload://a.md", "d1")]
+    assert render.source_choices(docs) == ["upload://a.md", "upload://b.md"]
+    assert "No documents are indexed yet" in render.documents_table([])
+
+
+def test_answer_stats_and_turn_info() -> None:
+    stats = render.answer_stats("qwen", {"completion_tokens": 12}, {"first_token": 350.0, "total": 1900.0})
+    assert stats == "qwen · 12 tokens · first token 0.3 s · total 1.9 s"
+    assert 'data-phase="streaming"' in render.turn_info("streaming", "", 2)
+    assert 'data-questions="2"' in render.turn_info("done", stats, 2)
+    assert "✖ API unreachable" in render.turn_info("error", "API unreachable", 1)
