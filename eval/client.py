@@ -88,14 +88,14 @@ class ApiClient:
     def ready(self) -> bool:
         """True when the API answers ``/readyz`` with 200 (retrieval works; the LLM may be degraded)."""
         try:
-            return self.http.get("/readyz", headers=self.headers, timeout=5.0).status_code == 200
+            return self.http.get("/readyz", headers=self.headers).status_code == 200
         except httpx.HTTPError:
             return False
 
     def info(self) -> dict[str, Any]:
         """The readiness checks (reranker, LLM up), recorded in the report as the measured configuration."""
         try:
-            return dict(self.http.get("/readyz", headers=self.headers, timeout=5.0).json())
+            return dict(self.http.get("/readyz", headers=self.headers).json())
         except (httpx.HTTPError, ValueError):
             return {}
 

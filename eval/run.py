@@ -38,8 +38,14 @@ logger = logging.getLogger("eval.run")
 EXIT_OK, EXIT_REGRESSION, EXIT_UNREACHABLE = 0, 1, 2
 
 
-def run_id(now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%SZ")
+def run_id(now: datetime, reports_dir: Path) -> str:
+    """UTC time of the start, made unique if a run already started within the same second."""
+    base = now.strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = base, 1
+    while (reports_dir / "runs" / candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def evaluate(
@@ -72,7 +78,7 @@ def evaluate(
         )
         report: dict[str, Any] = {
             "schema_version": 1,
-            "run_id": run_id(started),
+            "run_id": run_id(started, reports_dir),
             "started_at": started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - t0, 1),
             "api_url": api_url,
