@@ -213,3 +213,10 @@ def test_llm_profiles_and_gpu_reservations() -> None:
     assert not (set(SERVICES) - {"ollama", "ollama-gpu", "tgi"}) & {
         n for n, s in SERVICES.items() if s.get("profiles")
     }, "only the LLMs are optional"
+
+
+def test_phoenix_image_is_the_version_the_local_tracing_tests_run() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    local = re.search(r"^PHOENIX_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
+    assert local, "the Makefile pins the local Phoenix server"
+    assert SERVICES["phoenix"]["image"] == f"arizephoenix/phoenix:version-{local.group(1)}"
