@@ -93,8 +93,13 @@ class Chunker:
             start = end
 
     def _fit_words(self, words: list[str], start: int) -> int:
-        """Largest end such that words[start:end] fits the limit (at least one word, cut by characters)."""
-        lo, hi = start + 1, len(words)
+        """Largest end such that words[start:end] fits the limit (at least one word, cut by characters).
+
+        Every word is at least one token, so no window holds more than ``limit`` words: bounding the
+        search there keeps a huge single-sentence file linear (searching up to the end of the file made a
+        256 KiB line take 100 s, since every probe re-tokenised the whole rest of the text).
+        """
+        lo, hi = start + 1, min(len(words), start + self.limit)
         if self.count_tokens(" ".join(words[start:lo])) > self.limit:
             # A single "word" longer than the limit (a URL, a base64 blob): cut it by characters.
             words[start : start + 1] = list(self._char_windows(words[start]))

@@ -29,11 +29,17 @@ from services.core.types import Block
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_docx_zip(data: bytes, limits: LoadLimits) -> None:
-    """Validate the container cheaply before python-docx inflates anything.
+_VERIFY_SLICE = 64 * 1024
 
-    The declared sizes in the central directory bound what zipfile will ever return for a member,
-    so summing them is a sound zip-bomb check that costs no decompression.
+
+def _check_docx_zip(data: bytes, limits: LoadLimits) -> None:
+    """Validate the container before python-docx inflates anything.
+
+    First the declared sizes in the central directory (free). They may lie: ``zipfile``'s ``read()``
+    inflates a whole member before cutting it to the declared size, so a member declaring 2 KiB can
+    still allocate 512 MiB. Hence every member is then inflated once in 64 KiB slices, which stops at
+    its declared size with a CRC error when it lies: memory stays at one slice, and the work at the
+    declared total, which the first check bounded.
     """
     buffer = io.BytesIO(data)
     if not zipfile.is_zipfile(buffer):
@@ -41,16 +47,22 @@ def _check_docx_zip(data: bytes, limits: LoadLimits) -> None:
     try:
         with zipfile.ZipFile(buffer) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            total = sum(info.file_size for info in infos)
+            if total > limits.max_uncompressed_bytes:
+                raise LoaderError(
+                    f"DOCX expands beyond {_human_bytes(limits.max_uncompressed_bytes)} "
+                    f"(declares {_human_bytes(total)}; zip bomb?)"
+                )
+            if not any(info.filename == "word/document.xml" for info in infos):
+                raise LoaderError("not a valid DOCX (no word/document.xml; is it another zip-based format?)")
+            for info in infos:
+                with archive.open(info) as member:
+                    while member.read(_VERIFY_SLICE):
+                        pass
+    except LoaderError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise LoaderError(f"not a valid DOCX (broken zip archive: {_short(exc)})") from exc
-    total = sum(info.file_size for info in infos)
-    if total > limits.max_uncompressed_bytes:
-        raise LoaderError(
-            f"DOCX expands beyond {_human_bytes(limits.max_uncompressed_bytes)} "
-            f"(declares {_human_bytes(total)}; zip bomb?)"
-        )
-    if not any(info.filename == "word/document.xml" for info in infos):
-        raise LoaderError("not a valid DOCX (no word/document.xml; is it another zip-based format?)")
 
 
 def _docx_style_name(paragraph: Paragraph) -> str:

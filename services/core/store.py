@@ -117,8 +117,11 @@ class QdrantStore:
         # Local mode is a single-process, non-thread-safe engine; the API calls it from a thread pool.
         self._lock = threading.RLock()
         self._known: set[str] = set()  # collections known to exist
+        self._deferred_dimension: int | None = None  # schema still to create once a Qdrant server answers
 
     def _call(self, fn: Callable[[], T]) -> T:
+        if self._deferred_dimension is not None:
+            self._create_deferred_schema()
         attempt = 0
         while True:
             try:
@@ -136,6 +139,30 @@ class QdrantStore:
     # -- schema ---------------------------------------------------------------------------------
 
     def ensure_collections(self, dimension: int) -> None:
+        """Create the collections if missing and check an existing one matches the embedder.
+
+        A Qdrant *server* that is down at start-up does not stop the process: the schema is created on
+        the first call that reaches it, and until then every operation raises ``StoreUnavailableError``
+        (the API answers 503 with the reason and recovers by itself when Qdrant comes back).
+        """
+        try:
+            self._ensure(dimension)
+        except StoreUnavailableError as exc:
+            if self.mode != "server":
+                raise
+            logger.warning("%s; collections will be created when Qdrant answers", exc)
+            self._deferred_dimension = dimension
+
+    def _create_deferred_schema(self) -> None:
+        dimension, self._deferred_dimension = self._deferred_dimension, None
+        try:
+            self._ensure(dimension)  # type: ignore[arg-type]
+        except StoreUnavailableError:
+            self._deferred_dimension = dimension
+            raise
+        logger.info("Qdrant answers again; collections are in place")
+
+    def _ensure(self, dimension: int) -> None:
         def create() -> None:
             if not self.client.collection_exists(self.collection):
                 vectors = {DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)}

@@ -32,4 +32,17 @@ async def readyz(components: ComponentsDep, strict: bool = Query(False)) -> JSON
     core_ok = bool(checks["embedder"] and checks["qdrant"])
     ok = core_ok and (checks["llm"] or not strict)
     status = "ready" if core_ok and checks["llm"] else ("degraded" if core_ok else "unavailable")
-    return JSONResponse({"status": status, "checks": checks}, status_code=200 if ok else 503)
+    body: dict[str, Any] = {"status": status, "checks": checks}
+    reasons = [
+        text
+        for failed, text in (
+            (not checks["embedder"], "embedding model not loaded"),
+            (not checks["qdrant"], "Qdrant unreachable: search and ingest answer 503 until it is back"),
+            (not checks["llm"], "LLM unreachable: /chat answers 503 with the retrieved sources; /search works"),
+        )
+        if failed
+    ]
+    if reasons:
+        body["reason"] = "; ".join(reasons)
+    headers = None if ok else {"Retry-After": "5"}
+    return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
