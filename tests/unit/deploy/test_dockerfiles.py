@@ -39,13 +39,8 @@ INTERNAL = {"services", "ingest", "eval", "frontend", "train", "bench"}
 # Modules a container runs besides its command's (the scheduler starts `python -m eval.run` per evaluation).
 ALSO_RUN = {"eval": ["eval.run"]}
 # What an image leaves out on purpose, with the reason: repository modules (not followed) and third-party modules.
-OPTIONAL_BACKENDS = "RAG_EMBED_BACKEND / RAG_RERANKER_BACKEND other than torch: optional extras, not in the images"
 NOT_IN_IMAGE: dict[str, dict[str, str]] = {
-    "api": dict.fromkeys(["onnx", "onnxruntime", "openvino", "nncf"], OPTIONAL_BACKENDS),
-    "ingest": {
-        "ingest.sample": "`ingest sample` writes the fitz-gov demo corpus: a laptop command, not the watcher's",
-        **dict.fromkeys(["onnx", "onnxruntime", "openvino", "nncf"], OPTIONAL_BACKENDS),
-    },
+    "ingest": {"ingest.sample": "`ingest sample` writes the fitz-gov demo corpus: a laptop command, not the watcher's"},
 }
 
 
