@@ -75,6 +75,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "css": CSS,
         "head": HEAD,
         "ssr_mode": False,  # server-side rendering needs Node; the plain client works everywhere
+        "max_file_size": settings.max_upload_bytes,  # the API's per-file limit: refuse bigger ones before storing them
         "footer_links": [],
         "show_error": True,
         "quiet": True,

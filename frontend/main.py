@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 # Before gradio is imported: no usage analytics leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -17,7 +18,12 @@ from services.core.settings import Settings  # noqa: E402
 logger = logging.getLogger("frontend")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # Gradio closes its server on Ctrl-C; SIGTERM (launcher, docker stop) does the same
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tracing.setup_tracing(settings, "frontend")
