@@ -149,6 +149,10 @@ async def run_turn(client: ApiClient, state: ChatState, question: str, options: 
                     yield
                     return
                 yield
+    except (asyncio.CancelledError, GeneratorExit):  # Stop / New chat: keep what came, marked as stopped
+        bubble["content"] = ("".join(parts) + " _(stopped)_").strip()
+        state.phase, state.info = "idle", ""
+        raise
     except LLMDownError as exc:
         state.turns.append(render.TurnSources(turn, question, tuple(exc.sources)))
         bubble["content"] = render.llm_down_message(exc.message, len(exc.sources))

@@ -209,3 +209,21 @@ def test_each_turn_is_a_frontend_chat_span_whose_context_reaches_the_api(spans: 
     traceparent = next(r for r in api.requests if r.url.path == "/chat").headers["traceparent"]
     assert traceparent.split("-")[1] == format(span.context.trace_id, "032x")  # the API's spans join this trace
     assert traceparent.split("-")[2] == format(span.context.span_id, "016x")
+
+
+def test_stopping_a_turn_marks_the_bubble_and_closes_the_api_stream() -> None:
+    """Gradio cancels the handler on Stop and closes the generator; the half answer stays, marked."""
+    api = FakeApi(lambda r: httpx.Response(200, content=answer_stream("Unplug the router for thirty seconds [1].")))
+    state = ChatState()
+
+    async def run() -> None:
+        turn_steps = run_turn(api.client(), state, "router?", ChatOptions())
+        async for _ in turn_steps:
+            if state.display[-1]["content"].count(" ") >= 2:  # a few tokens in: the user presses Stop
+                break
+        await turn_steps.aclose()
+
+    asyncio.run(run())
+    assert state.display[-1]["content"].startswith("Unplug")
+    assert state.display[-1]["content"].endswith("_(stopped)_")
+    assert state.phase == "idle" and state.history == []
