@@ -4,8 +4,8 @@ A small supervisor rather than honcho: besides prefixed logs and clean shutdown 
 it waits for each service's *readiness* in dependency order, prints the URLs only once they answer,
 and names the service that died with its exit code and last log lines.
 
-Order: verify the packaged GGUF -> first-run sample ingest (only when the store is empty) -> LLM
-server -> API (owns the embedded Qdrant) -> frontend / Phoenix when their units are present.
+Order: verify the packaged GGUF -> first-run sample ingest (only when the store is empty) -> Phoenix
+(so the first request is traced) -> LLM server -> API (owns the embedded Qdrant) -> Gradio frontend.
 """
 
 from __future__ import annotations
@@ -45,19 +45,26 @@ def say(message: str) -> None:
     print(f"[launcher] {message}", flush=True)
 
 
-def services_for(settings: Settings) -> list[Service]:
+def services_for(settings: Settings, *, phoenix: bool = True, frontend: bool = True) -> list[Service]:
+    """The local stack in start order: each one's dependencies are ready before it starts."""
     py = sys.executable
     api = f"http://{settings.api_host}:{settings.api_port}"
     llm = f"http://{settings.llm_host}:{settings.llm_port}"
-    return [
-        Service("llm", [py, "-m", "services.llm.server"], f"{llm}/v1/models"),
-        Service(
-            "api",
-            [py, "-m", "services.api.main"],
-            f"{api}/readyz",
-            env={"RAG_LLM_BASE_URL": f"{llm}/v1"},
-        ),
-    ]
+    phoenix_url = f"http://{settings.phoenix_host}:{settings.phoenix_port}"
+    # A user's own RAG_TRACING_ENDPOINT wins; else the local Phoenix when it runs; else tracing stays off.
+    traced = {"RAG_TRACING_ENDPOINT": settings.tracing_endpoint or f"{phoenix_url}/v1/traces"} if phoenix else {}
+    services = []
+    if phoenix:
+        services.append(Service("phoenix", [py, "-m", "services.phoenix.server"], f"{phoenix_url}/healthz"))
+    services.append(Service("llm", [py, "-m", "services.llm.server"], f"{llm}/v1/models"))
+    api_env = {"RAG_LLM_BASE_URL": f"{llm}/v1", **traced}
+    services.append(Service("api", [py, "-m", "services.api.main"], f"{api}/readyz", env=api_env))
+    if frontend:
+        ui = f"http://{settings.frontend_host}:{settings.frontend_port}"
+        services.append(
+            Service("frontend", [py, "-m", "frontend.main"], f"{ui}/", env={"RAG_FRONTEND_API_URL": api, **traced})
+        )
+    return services
 
 
 def first_run_ingest(settings: Settings, max_docs: int) -> None:
@@ -147,10 +154,12 @@ def stop_all(services: list[Service]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample-docs", type=int, default=400, help="sample corpus size on first run (0: none)")
+    parser.add_argument("--no-phoenix", action="store_true", help="do not start Phoenix (tracing stays off)")
+    parser.add_argument("--no-frontend", action="store_true", help="do not start the Gradio chat UI")
     args = parser.parse_args(argv)
     settings = Settings()
     started = time.monotonic()
-    services = services_for(settings)
+    services = services_for(settings, phoenix=not args.no_phoenix, frontend=not args.no_frontend)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -175,10 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         stop_all(services)
         return 1 if isinstance(exc, RuntimeError) else 0
     api = f"http://{settings.api_host}:{settings.api_port}"
+    names = {s.name for s in services}
     say(f"stack ready in {time.monotonic() - started:.1f} s")
+    if "frontend" in names:
+        say(f"  Chat UI  : http://{settings.frontend_host}:{settings.frontend_port}")
     say(f"  API docs : {api}/docs")
     say(f"  Chat API : {api}/v1/chat/completions  (OpenAI-compatible, model 'rag:{settings.llm_model}')")
     say(f"  LLM      : http://{settings.llm_host}:{settings.llm_port}/v1")
+    if "phoenix" in names:
+        say(f"  Phoenix  : http://{settings.phoenix_host}:{settings.phoenix_port}  (traces of every request)")
     say(
         "  your own documents: curl -F files=@report.pdf "
         + api

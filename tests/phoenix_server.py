@@ -51,15 +51,17 @@ def start_phoenix(data_dir: Path, *, timeout_s: float = 120.0) -> tuple[subproce
     raise RuntimeError(f"phoenix not ready after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def read_spans(url: str, project: str, *, expect: int, timeout_s: float = 30.0) -> list[dict]:
-    """Poll Phoenix's REST API until at least ``expect`` spans of the project are stored."""
+def read_spans(
+    url: str, project: str, *, expect: int, names: set[str] = frozenset(), timeout_s: float = 30.0
+) -> list[dict]:
+    """Poll Phoenix's REST API until at least ``expect`` spans, including ``names``, of the project are stored."""
     deadline = time.monotonic() + timeout_s
     spans: list[dict] = []
     while time.monotonic() < deadline:
         r = httpx.get(f"{url}/v1/projects/{project}/spans", params={"limit": 1000}, timeout=10)
         if r.status_code == 200:
             spans = r.json()["data"]
-            if len(spans) >= expect:
+            if len(spans) >= expect and names <= {s["name"] for s in spans}:
                 return spans
         time.sleep(1)
     raise AssertionError(f"only {len(spans)} spans in Phoenix project {project!r} after {timeout_s:.0f} s")

@@ -6,8 +6,8 @@ Why this shape:
 - With no endpoint configured nothing is installed: spans are OpenTelemetry no-ops, and every place
   that builds span attributes checks ``span.is_recording()`` first, so tracing off costs a few
   function calls per request.
-- The provider is held here (not only as the OpenTelemetry global, which may be set once per
-  process) so tests can install an in-memory exporter per test.
+- The provider is held here, not as the OpenTelemetry global (which may be set once per process and
+  makes FastAPI/Gradio emit untyped HTTP spans), so tests can install an in-memory exporter per test.
 
 Usage::
 
@@ -97,9 +97,9 @@ def install(provider: trace.TracerProvider | None) -> None:
     with _lock:
         _provider = provider
         _tracers.clear()
-    # The global is what propagators and third-party instrumentation read; it can be set only once.
-    if provider is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        trace.set_tracer_provider(provider)
+    # Deliberately NOT the OpenTelemetry global: FastAPI (and Gradio's FastAPI app) emit their own untyped
+    # HTTP spans whenever a global provider exists, which would bury the OpenInference tree in Phoenix.
+    # Context propagation (traceparent) works without it.
 
 
 def shutdown() -> None:

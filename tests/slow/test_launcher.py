@@ -1,4 +1,5 @@
-"""`make run`'s launcher for real: sample ingest, LLM server, API; a streamed cited answer; Ctrl-C leaves nothing."""
+"""`make run`'s launcher for real: sample ingest, Phoenix, LLM server, API, frontend; a streamed cited answer
+that Phoenix traced; Ctrl-C leaves nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from llm_server import REPO_ROOT, free_port
+from phoenix_server import read_spans
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +31,15 @@ def alive(pid: int) -> bool:
 
 
 def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
-    api_port, llm_port = free_port(), free_port()
+    api_port, llm_port, ui_port, phoenix_port = free_port(), free_port(), free_port(), free_port()
     env = os.environ | {
         "RAG_DATA_DIR": str(tmp_path),
         "RAG_API_PORT": str(api_port),
         "RAG_LLM_PORT": str(llm_port),
+        "RAG_FRONTEND_PORT": str(ui_port),
+        "RAG_PHOENIX_PORT": str(phoenix_port),
+        "RAG_PHOENIX_GRPC_PORT": str(free_port()),
+        "RAG_TRACING_PROJECT": "launcher-test",
         "RAG_LLM_GGUF": "smollm2-135m",  # the small packaged model keeps this test fast
         "RAG_LLM_MAX_TOKENS": "48",
         "HF_HUB_OFFLINE": "1",
@@ -45,7 +51,7 @@ def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> 
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420
         while "stack ready" not in log.read_text():
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
@@ -53,8 +59,11 @@ def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> 
         text = log.read_text()
         assert "sample ingest: 30 documents" in text
         assert f"http://127.0.0.1:{api_port}/docs" in text
+        assert f"Chat UI  : http://127.0.0.1:{ui_port}" in text
+        assert f"Phoenix  : http://127.0.0.1:{phoenix_port}" in text
         pids = [int(p) for p in re.findall(r"started \w+ pid (\d+)", text)]
-        assert len(pids) == 2
+        assert len(pids) == 4
+        assert "Gradio" in httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).text
 
         question = {"stream": True, "messages": [{"role": "user", "content": "What is photosynthesis?"}]}
         events = []
@@ -69,11 +78,17 @@ def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> 
         names = [n for n, _ in events]
         assert names[0] == "sources" and names[-1] == "done" and "token" in names
         assert events[0][1], "the sample corpus produced no sources"
+        assert events[-1][1]["sources"], events[-1][1]
+        # the API exported the request's spans to the launcher's Phoenix
+        wanted = {"rag.chat", "embed_query", "retrieve", "rerank", "generate"}
+        spans = read_spans(f"http://127.0.0.1:{phoenix_port}", "launcher-test", expect=5, names=wanted, timeout_s=60)
+        assert {s["name"] for s in spans} == wanted  # OpenInference spans only: no untyped HTTP noise
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     assert code == 0, log.read_text()[-3000:]
     assert "all services stopped" in log.read_text()
     assert not [p for p in pids if alive(p)]
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=2)
+    for port in (api_port, ui_port, phoenix_port, llm_port):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

@@ -41,7 +41,9 @@ def test_chat_trace_lands_in_phoenix(
     finally:
         tracing.shutdown()  # flushes the batch exporter
 
-    spans = read_spans(phoenix, "ragstack-test", expect=5)
+    spans = read_spans(
+        phoenix, "ragstack-test", expect=5, names={"rag.chat", "embed_query", "retrieve", "rerank", "generate"}
+    )
     by_name = {s["name"]: s for s in spans}
     assert {"rag.chat", "embed_query", "retrieve", "rerank", "generate"} <= set(by_name)
     root = by_name["rag.chat"]
