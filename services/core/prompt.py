@@ -32,7 +32,13 @@ DEMONSTRATION = [
     {"role": "assistant", "content": NO_ANSWER},
 ]
 
+_FENCE_OPEN, _FENCE_CLOSE = "<<<", ">>>"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def _defuse(text: str) -> str:
+    """A document must not close the sources fence and write its own "Question:" after it."""
+    return text.replace(_FENCE_OPEN, "‹‹‹").replace(_FENCE_CLOSE, "›››")
 
 
 def format_sources(chunks: Sequence[RetrievedChunk], max_chars: int) -> tuple[str, list[RetrievedChunk]]:
@@ -45,6 +51,7 @@ def format_sources(chunks: Sequence[RetrievedChunk], max_chars: int) -> tuple[st
         if chunk.page:
             header += f" (page {chunk.page})"
         text = chunk.text if len(chunk.text) <= budget else chunk.text[: max(0, budget)].rsplit(" ", 1)[0] + " …"
+        header, text = _defuse(header), _defuse(text)
         if budget <= 200 and used:
             break
         parts.append(f"{header}\n{text}")
