@@ -57,9 +57,9 @@ def create_app(settings: Settings | None = None, components: Components | None =
     )
     errors.install(app)
     protected = [Depends(require_api_key)]
-    app.include_router(health.router)
+    app.include_router(health.router, responses=errors.RESPONSES)
     for router in (search.router, chat.router, openai_compat.router, documents.router):
-        app.include_router(router, dependencies=protected)
+        app.include_router(router, dependencies=protected, responses=errors.RESPONSES)
     app.add_middleware(
         LimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,

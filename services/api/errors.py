@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.llm import LLMUnavailableError
@@ -40,6 +41,10 @@ def error_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    if detail is None and status == 422:
+        # The OpenAPI document promises FastAPI's validation shape for every 422 (a list under ``detail``),
+        # so the app's own 422s (top_k > top_n, late interaction unavailable, ...) use it too.
+        detail = [{"loc": ["body"], "msg": message, "type": "value_error"}]
     body: dict[str, Any] = {
         "detail": detail if detail is not None else message,
         "error": {"message": message, "type": _TYPES.get(status, "error"), "code": status},
@@ -47,6 +52,34 @@ def error_response(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class ErrorBody(BaseModel):
+    """What every non-2xx answer looks like (a chat 503 also carries the retrieved ``sources``)."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: Any
+    error: ErrorDetail
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every route so the OpenAPI document lists what clients really get (schemathesis checks it).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("malformed request (e.g. a broken multipart body)"),
+    401: _documented("missing or invalid API key (when RAG_API_KEY is set)"),
+    404: _documented("no such document"),
+    413: _documented("body, upload or query over its limit"),
+    503: _documented("a dependency (LLM, Qdrant) is down, or too many requests are in flight; see Retry-After"),
+}
 
 
 class DependencyUnavailable(Exception):
