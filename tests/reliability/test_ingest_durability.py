@@ -1,0 +1,134 @@
+"""SIGKILL the real ingest CLI (``python -m ingest.cli add``) in the middle of a batch, run it again, and
+compare with a clean ingest of the same folder into another store: same point ids, same count, no
+duplicates, no orphans, every manifest entry complete and matching its chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from llm_server import REPO_ROOT
+
+from services.core.store import QdrantStore
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+
+N_FILES = 40
+TOPICS = [
+    "lighthouses", "glaciers", "beekeeping", "railways", "tides", "orchids", "falconry", "pottery",
+    "volcanoes", "sailing", "cheese", "comets", "bridges", "owls", "tea", "chess", "caves", "kites",
+    "coral", "windmills",
+]  # fmt: skip
+
+
+def write_corpus(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for i in range(N_FILES):
+        topic = TOPICS[i % len(TOPICS)]
+        paragraphs = [
+            f"Note {i} on {topic}. Paragraph {p}: the {topic} survey of year {1990 + i} recorded item {i * 7 + p}, "
+            f"which the field team measured twice and compared with the archive of {topic} observations. "
+            f"The result for station {p} differed by {p + i % 5} percent from the previous season."
+            for p in range(5)
+        ]
+        (folder / f"note-{i:02d}.md").write_text(f"# {topic.title()} note {i}\n\n" + "\n\n".join(paragraphs))
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.Popen:
+    env = os.environ | {
+        "RAG_DATA_DIR": str(data_dir),
+        "RAG_QDRANT_PATH": str(data_dir / "qdrant"),
+        "RAG_EMBED_BATCH_SIZE": "4",  # flushes of 8 chunks: many upserts to be killed between or inside
+        "RAG_LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def snapshot(qdrant: Path) -> tuple[dict[str, tuple[str, str, int]], Counter[str], list[tuple[str, str, int]]]:
+    """(manifest doc_id -> (hash, status, chunk_count), chunks per doc_id, [(chunk id, doc_id, index)...])."""
+    store = QdrantStore(path=str(qdrant))
+    try:
+        manifest = {r.doc_id: (r.content_hash, r.status, r.chunk_count) for r in store.list_documents()}
+        per_doc: Counter[str] = Counter()
+        points: list[tuple[str, str, int]] = []
+        offset = None
+        if store.client.collection_exists(store.collection):
+            while True:
+                page, offset = store.client.scroll(
+                    store.collection, limit=512, offset=offset, with_payload=["doc_id", "chunk_index"]
+                )
+                for p in page:
+                    per_doc[str(p.payload["doc_id"])] += 1
+                    points.append((str(p.id), str(p.payload["doc_id"]), int(p.payload["chunk_index"])))
+                if offset is None:
+                    break
+        return manifest, per_doc, points
+    finally:
+        store.close()
+
+
+def chunks_file(data_dir: Path) -> Path:
+    return data_dir / "qdrant" / "collection" / "chunks" / "storage.sqlite"
+
+
+def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus)
+
+    # 1. Kill the ingester once its first chunks are on disk, i.e. in the middle of the batch.
+    crashed = tmp_path / "crashed"
+    proc = cli(crashed, "add", str(corpus))
+    deadline = time.monotonic() + 240
+    while not (chunks_file(crashed).exists() and chunks_file(crashed).stat().st_size > 64 * 1024):
+        assert proc.poll() is None, f"the CLI ended before it could be killed:\n{proc.stdout.read()}"  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "no chunk was written in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    manifest, per_doc, points = snapshot(crashed / "qdrant")
+    complete = [d for d, (_, status, _) in manifest.items() if status == "complete"]
+    assert points, "nothing reached the store before the kill: the test would prove nothing"
+    assert len(complete) < N_FILES, "the ingest finished before the kill: the test would prove nothing"
+    # Even mid-crash there are no orphans: every chunk belongs to a manifest entry (complete or pending).
+    assert set(per_doc) <= set(manifest)
+    print(f"\nkilled with {len(complete)}/{N_FILES} documents complete, {len(points)} chunks on disk")
+
+    # 2. Run it again: it finishes what was pending and leaves the complete documents alone.
+    rerun = cli(crashed, "add", "--json", str(corpus))
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out
+
+    # 3. A clean ingest of the same folder into a fresh store, by the same CLI.
+    clean = tmp_path / "clean"
+    fresh = cli(clean, "add", str(corpus))
+    out, _ = fresh.communicate(timeout=600)
+    assert fresh.returncode == 0, out
+
+    got_manifest, got_per_doc, got_points = snapshot(crashed / "qdrant")
+    want_manifest, want_per_doc, want_points = snapshot(clean / "qdrant")
+    assert len(want_manifest) == N_FILES
+    assert got_manifest == want_manifest  # same documents, hashes, all complete, same chunk counts
+    assert sorted(got_points) == sorted(want_points)  # same ids (deterministic), same count
+    assert len({pid for pid, _, _ in got_points}) == len(got_points)  # no duplicate ids
+    per_position = Counter((doc, index) for _, doc, index in got_points)
+    assert set(per_position.values()) == {1}  # one chunk per (document, position): no duplicated text either
+    assert got_per_doc == want_per_doc
+    assert all(status == "complete" for _, status, _ in got_manifest.values())
+    assert all(got_per_doc[d] == count for d, (_, _, count) in got_manifest.items())  # no orphans either way
