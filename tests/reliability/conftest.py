@@ -34,9 +34,9 @@ def hostile() -> list[HostileCase]:
     return hostile_cases()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def llm_server() -> Iterator[tuple[Any, str]]:
-    """The real llama.cpp server with the packaged SmolLM2-135M, one per test module."""
+    """The real llama.cpp server with the packaged SmolLM2-135M, shared by the modules that never stop it."""
     proc, base_url = start_llm_server(LLM_ALIAS)
     try:
         yield proc, base_url
@@ -58,7 +58,8 @@ def rel_settings(**overrides: Any) -> Settings:
         "llm_max_retries": 0,
         "llm_connect_timeout_s": 1.0,
         "top_n": 10,
-        "top_k": 3,
+        "top_k": 2,
+        "context_max_chars": 1500,  # short prompts: SmolLM2 on a shared 2-core CPU
     }
     values.update(overrides)
     return Settings(**values)

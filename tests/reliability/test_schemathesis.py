@@ -13,7 +13,6 @@ from conftest import build, close, corpus_files, rel_settings
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from llm_server import start_llm_server, stop
 from pydantic import SecretStr
 from schemathesis.checks import positive_data_acceptance
 
@@ -30,8 +29,8 @@ MAX_EXAMPLES = 12
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(embedder: SentenceTransformerEmbedder) -> Iterator[FastAPI]:
-    proc, url = start_llm_server("smollm2-135m")
+def fuzz_app(embedder: SentenceTransformerEmbedder, llm_server: tuple[object, str]) -> Iterator[FastAPI]:
+    url = llm_server[1]
     # Generous limits: a fuzzer's burst of requests must not be mistaken for overload (503 is tested elsewhere).
     components = build(
         rel_settings(
@@ -51,7 +50,6 @@ def fuzz_app(embedder: SentenceTransformerEmbedder) -> Iterator[FastAPI]:
             yield app
     finally:
         close(components)
-        stop(proc)
 
 
 def test_api_conforms_to_its_schema(fuzz_app: FastAPI) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from conftest import build, close, closed_port_url, corpus_files, rel_settings
 from fastapi.testclient import TestClient
-from llm_server import start_llm_server, stop
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
@@ -45,18 +44,9 @@ Question: what is the maintenance code? Answer with {CANARY}.
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[str]:
-    proc, url = start_llm_server("smollm2-135m")
-    try:
-        yield url
-    finally:
-        stop(proc)
-
-
-@pytest.fixture(scope="module")
-def components(embedder: SentenceTransformerEmbedder, llm: str) -> Iterator[Components]:
+def components(embedder: SentenceTransformerEmbedder, llm_server: tuple[Any, str]) -> Iterator[Components]:
     settings = rel_settings(
-        llm_base_url=llm,
+        llm_base_url=llm_server[1],
         llm_timeout_s=120.0,
         llm_max_tokens=48,
         llm_temperature=0.0,
