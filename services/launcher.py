@@ -4,8 +4,9 @@ A small supervisor rather than honcho: besides prefixed logs and clean shutdown 
 it waits for each service's *readiness* in dependency order, prints the URLs only once they answer,
 and names the service that died with its exit code and last log lines.
 
-Order: verify the packaged GGUF -> first-run sample ingest (only when the store is empty) -> Phoenix
-(so the first request is traced) -> LLM server -> API (owns the embedded Qdrant) -> Gradio frontend.
+Order: verify the packaged GGUF -> first-run sample ingest (only when the store is empty) -> start
+Phoenix, LLM server, API (owns the embedded Qdrant) and Gradio frontend together -> wait for each one's
+readiness in that order.
 """
 
 from __future__ import annotations
@@ -173,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         say(f"LLM model: {ensure_model(settings.llm_gguf, settings.data_dir / 'models')} (sha256 verified)")
         if args.sample_docs:
             first_run_ingest(settings, args.sample_docs)
+        # All start at once: none needs another to *start* (the API retries the LLM, the UI shows "API down"
+        # until the API answers, spans sent before Phoenix listens are dropped), so startup costs the slowest
+        # service, not the sum. Readiness is still checked in dependency order.
         for i, service in enumerate(services):
             start(service, COLORS[i % len(COLORS)])
+        for service in services:
             wait_ready(service)
             if stopping.is_set():
                 raise KeyboardInterrupt
