@@ -106,7 +106,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 run: setup llm-setup phoenix-setup
-	$(BIN)/python -m services.launcher
+	$(BIN)/python -m services.launcher $(RUN_ARGS)
 
 reranker: setup
 	$(BIN)/python -m train.reranker
