@@ -172,6 +172,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "absl"):  # a line per request / per ROUGE call would drown the progress bars
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv, settings)
     evalset = load_set(args, settings)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
