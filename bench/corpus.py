@@ -19,10 +19,14 @@ class Slice:
     docs: list[CorpusDoc]
 
     def write(self, folder: Path) -> Path:
-        """One Markdown file per document (the same files ``make eval-retrieval`` ingests)."""
+        """One Markdown file per document (the same files ``make eval-retrieval`` ingests), and nothing else."""
         folder.mkdir(parents=True, exist_ok=True)
-        for doc in self.docs:
-            path = folder / f"{doc.id}.md"
+        wanted = {f"{doc.id}.md": doc for doc in self.docs}
+        for stale in folder.glob("*.md"):  # a previous run's slice must not leak into this one
+            if stale.name not in wanted:
+                stale.unlink()
+        for name, doc in wanted.items():
+            path = folder / name
             if not path.exists():
                 path.write_text(doc.as_markdown(), encoding="utf-8")
         return folder
