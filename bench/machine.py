@@ -6,17 +6,8 @@ import os
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from eval.retrieval_eval import cpu_name  # one reader of /proc/cpuinfo for eval and bench
 
 
 def _version(pkg: str) -> str | None:
