@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir,
             repeats=int(profile["rerank_repeats"]),  # type: ignore[arg-type]
             fusion_weight=defaults.rerank_fusion_weight,
+            top_k=defaults.top_k,
         )
         rerank_choice, depth = str(rerank_res["chosen_backend"]), int(rerank_res["chosen_depth"])  # type: ignore[call-overload]
         first = "torch" if "ingest" in stages else embed_choice
@@ -194,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         curve = rows[rerank_choice]["ndcg@10_by_depth"]  # type: ignore[index]
         summary.append(f"nDCG@10 by depth ({rerank_choice}): {curve}")
-        summary.append(f"-> reranker backend {rerank_choice}, depth (smallest within 99% of best) {depth}\n")
+        summary.append(
+            f"-> reranker backend {rerank_choice}, depth (smallest above top_k within 99% of best) {depth}\n"
+        )
     if "query" in stages:
         from bench.query_bench import bench_query
 

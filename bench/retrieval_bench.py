@@ -112,7 +112,14 @@ def choose_embed_backend(rows: dict[str, dict[str, object]]) -> str:
 
 
 def bench_rerank(
-    sl: Slice, candidates: dict[str, list], backends: list[str], data_dir: Path, *, repeats: int, fusion_weight: float
+    sl: Slice,
+    candidates: dict[str, list],
+    backends: list[str],
+    data_dir: Path,
+    *,
+    repeats: int,
+    fusion_weight: float,
+    top_k: int = 5,
 ) -> dict[str, object]:
     """Latency per candidate count and quality per depth, for every cross-encoder backend."""
     from services.core.reranker import CrossEncoderReranker, fused_order, passage_for
@@ -162,7 +169,7 @@ def bench_rerank(
             )
             row["quality_kept"] = ratio(float(row["ndcg@10"]), float(base["ndcg@10"]))  # type: ignore[arg-type]
     choice = fastest_keeping_quality(rows, speed="speedup_at_25", quality="ndcg@10") if base else backends[0]  # type: ignore[arg-type]
-    depth = smallest_depth_keeping_quality(curves[choice])
+    depth = smallest_depth_keeping_quality(curves[choice], above=top_k)
     return {
         "rows": rows,
         "first_stage_ndcg@10": first_stage,

@@ -29,9 +29,13 @@ def fastest_keeping_quality(
     return best
 
 
-def smallest_depth_keeping_quality(curve: Mapping[int, float], *, keep: float = KEEP) -> int:
-    """The smallest rerank depth whose nDCG@10 is >= keep x the best depth's: deeper costs latency for noise."""
-    if not curve:
-        raise ValueError("empty depth curve")
-    best = max(curve.values())
-    return min(d for d, v in curve.items() if v >= keep * best)
+def smallest_depth_keeping_quality(curve: Mapping[int, float], *, keep: float = KEEP, above: int = 0) -> int:
+    """The smallest rerank depth > ``above`` whose nDCG@10 is >= keep x the best: deeper costs latency for noise.
+
+    ``above`` is top_k: reranking only the top_k chunks it returns can reorder them but never changes which
+    chunks the LLM sees, so such a depth is measured (for the curve) but not chosen."""
+    eligible = {d: v for d, v in curve.items() if d > above}
+    if not eligible:
+        raise ValueError(f"no depth above {above} in the curve")
+    best = max(eligible.values())
+    return min(d for d, v in eligible.items() if v >= keep * best)

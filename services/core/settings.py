@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     embed_normalize: bool | None = None
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_backend: InferenceBackend = Field(
-        "torch", description="what runs the bi-encoder; exports cached under <data_dir>/models (make bench)"
+        "openvino-int8", description="what runs the bi-encoder; exports cached under <data_dir>/models (make bench)"
     )
     device: str = "cpu"
     hf_hub_offline: bool = True
@@ -59,12 +59,14 @@ class Settings(BaseSettings):
 
     # --- retrieval & reranking -------------------------------------------------------------------
     retrieval_mode: RetrievalMode = "hybrid"
-    top_n: int = Field(30, ge=1, le=500, description="candidates from the first stage")
+    top_n: int = Field(10, ge=1, le=500, description="candidates from the first stage (rerank depth; make bench)")
     top_k: int = Field(5, ge=1, le=100, description="chunks kept after reranking")
     reranker: RerankerKind = "cross-encoder"
     reranker_model: str = "fitzgov-minilm-l6"
     reranker_batch_size: int = Field(32, ge=1)
-    reranker_backend: InferenceBackend = Field("torch", description="what runs the cross-encoder (make bench)")
+    reranker_backend: InferenceBackend = Field(
+        "openvino-int8", description="what runs the cross-encoder (make bench)"
+    )
     reranker_max_length: int = Field(256, ge=16, le=512)
     rerank_min_score: float | None = None
     rerank_fusion_weight: float = Field(0.4, ge=0, le=1, description="blend of first-stage score into the order")

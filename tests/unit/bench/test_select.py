@@ -43,3 +43,11 @@ def test_depth_is_the_smallest_within_99_percent_of_the_best() -> None:
     curve = {5: 0.70, 10: 0.76, 20: 0.775, 30: 0.780, 50: 0.779}
     assert smallest_depth_keeping_quality(curve) == 20  # 0.775 >= 0.99 * 0.780
     assert smallest_depth_keeping_quality({10: 0.5}) == 10
+
+
+def test_a_depth_that_can_only_reorder_the_returned_chunks_is_not_chosen() -> None:
+    curve = {5: 0.898, 10: 0.896, 20: 0.896, 30: 0.891}
+    assert smallest_depth_keeping_quality(curve) == 5
+    assert smallest_depth_keeping_quality(curve, above=5) == 10
+    with pytest.raises(ValueError):
+        smallest_depth_keeping_quality({5: 0.9}, above=5)
