@@ -93,6 +93,8 @@ async def _chat(client: httpx.AsyncClient, base: str, question: str, max_tokens:
                     ttft = (time.perf_counter() - t0) * 1000
                 elif name == "done":
                     done = data
+                elif name == "error":  # e.g. the API's LLM timeout expired while llama.cpp served others
+                    return {"error": str(data.get("message"))[:200], "ttft_ms": ttft, "sources": sources, "done": {}}
     return {"ttft_ms": ttft, "total_ms": (time.perf_counter() - t0) * 1000, "sources": sources, "done": done}
 
 
@@ -186,6 +188,8 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
         for q, s in tqdm(list(zip(chat_questions, stack, strict=True)), desc="bare LLM", dynamic_ncols=True):
             msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])  # type: ignore[arg-type]
             bare.append(await _bare_ttft(client, llm_url, llm_model, msgs, cfg["max_tokens"]))
+        if any("error" in s for s in stack):
+            raise RuntimeError(f"/chat failed with one client: {[s['error'] for s in stack if 'error' in s]}")
         stack_ttft = [float(s["ttft_ms"]) for s in stack if s["ttft_ms"] is not None]
         out["chat_1_client"] = {
             "ttft_ms": summarize(stack_ttft),
@@ -207,7 +211,7 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
 
         res8, wall8 = await _concurrently(8, jobs8, chat_one)
         bar8.close()
-        ok = [r for r in res8 if r["ttft_ms"] is not None]
+        ok = [r for r in res8 if r["ttft_ms"] is not None and "error" not in r]
         out["chat_8_clients"] = {
             "ttft_ms": summarize([float(r["ttft_ms"]) for r in ok]) if ok else None,
             "stages_p50_ms": _stage_medians([r["done"].get("timings_ms", {}) for r in ok]),
