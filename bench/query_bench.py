@@ -206,6 +206,8 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
                 r = await _chat(client, base, q, cfg["max_tokens"])
             except httpx.HTTPError as exc:
                 r = {"error": f"{type(exc).__name__}: {exc}"[:200], "ttft_ms": None, "done": {}}
+            if r["ttft_ms"] is None and "error" not in r:
+                r["error"] = f"stream ended without a token: {json.dumps(r['done'])[:300]}"
             bar8.update(1)
             return r
 
