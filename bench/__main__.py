@@ -24,7 +24,7 @@ PCTS = ("p50", "p95", "p99")
 PROFILES: dict[str, dict[str, object]] = {
     "quick": {
         "queries": 20, "docs": 100, "backends": ["torch", "onnx-int8", "openvino-int8"], "rerank_repeats": 3,
-        "search_n1": 12, "search_n8": 24, "chat_n1": 2, "chat_n8": 8, "max_tokens": 8, "llm": "qwen2.5-coder-0.5b",
+        "search_n1": 12, "search_n8": 24, "chat_n1": 2, "chat_n8": 8, "max_tokens": 8, "llm": "smollm2-135m",
         "scale_sizes": [2_000, 10_000], "scale_queries": 20,
     },
     "full": {
