@@ -129,7 +129,7 @@ def bench_rerank(
     rows: dict[str, dict[str, object]] = {}
     curves: dict[str, dict[int, float]] = {}
     for backend in backends:
-        rr = CrossEncoderReranker(backend=backend, cache_root=data_dir, fusion_weight=fusion_weight)
+        rr = CrossEncoderReranker(backend=backend, model_cache=data_dir / "models", fusion_weight=fusion_weight)
         t0 = time.perf_counter()
         rr.warm_up()
         load_s = time.perf_counter() - t0

@@ -5,13 +5,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Exports of the default openvino-int8 backends are made once per checkout and shared by every test's stack
+# (each test has its own data dir; without this, each in-process or launched API would export them again).
+os.environ.setdefault("RAG_MODEL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".data" / "models"))
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from fixtures_docs import write_mixed_folder

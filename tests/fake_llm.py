@@ -63,6 +63,7 @@ class FakeOpenAIServer:
         self.fail_status: int | None = None
         self.fail_times: int = 0  # 0: every request fails while fail_status is set; N: only the next N
         self.delay_s: float = 0.0
+        self.stream_cut: str | None = None  # "error": an error event after one word; "eof": closed after one word
         self.requests: list[dict[str, Any]] = []
         self._failed = 0
         self._lock = threading.Lock()
@@ -78,6 +79,7 @@ class FakeOpenAIServer:
             self.fail_status = None
             self.fail_times = 0
             self.delay_s = 0.0
+            self.stream_cut = None
             self.requests.clear()
             self._failed = 0
 
@@ -154,6 +156,11 @@ class FakeOpenAIServer:
             yield chunk({"role": "assistant", "content": ""})
             for word in words:
                 yield chunk({"content": word})
+                if self.stream_cut == "error":
+                    yield f"data: {json.dumps({'error': {'message': 'fake: KV cache full', 'code': 500}})}\n\n"
+                    return
+                if self.stream_cut == "eof":
+                    return
             yield chunk({}, "stop")
             if include_usage:
                 obj = {

@@ -52,10 +52,10 @@ class BackendUnavailableError(RuntimeError):
     """The runtime a backend needs is not installed; the message names the package and the setting."""
 
 
-def cache_dir_for(data_dir: Path, model_name: str, backend: str) -> Path:
+def cache_dir_for(model_cache: Path, model_name: str, backend: str) -> Path:
     """Where the exported files of ``model_name`` for ``backend`` live (a safe folder name)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_") or "model"
-    return Path(data_dir) / "models" / f"{safe}-{backend}"
+    return Path(model_cache) / f"{safe}-{backend}"
 
 
 def weights_digest(source: Path) -> str:

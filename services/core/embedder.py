@@ -2,7 +2,7 @@
 
 Usage::
 
-    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_root=Path(".data"))
+    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx-int8", model_cache=Path(".data/models"))
     emb.warm_up()
     q = emb.embed_query("how do I reset my password?")      # np.ndarray, shape (384,)
     P = emb.embed_passages(["To reset your password ..."])  # shape (1, 384)
@@ -75,14 +75,14 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         device: str = "cpu",
         backend: str = "torch",
-        cache_root: Path | str = Path(".data"),
+        model_cache: Path | str = Path(".data/models"),
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"RAG_EMBED_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         self.model_name = model
         self.backend = backend
         self.name = model if backend == "torch" else f"{model}@{backend}"
-        self.cache_root = Path(cache_root)
+        self.model_cache = Path(model_cache)  # exports of non-torch backends
         self._target, spec = resolve(model, EMBEDDERS, "RAG_EMBED_MODEL")
         self.query_prefix = spec.query_prefix if query_prefix is None else query_prefix
         self.passage_prefix = spec.passage_prefix if passage_prefix is None else passage_prefix
@@ -101,7 +101,7 @@ class SentenceTransformerEmbedder:
             batch_size=settings.embed_batch_size,
             device=settings.device,
             backend=settings.embed_backend,
-            cache_root=settings.data_dir,
+            model_cache=settings.resolved_model_cache_dir,
         )
 
     def warm_up(self) -> None:
@@ -114,7 +114,7 @@ class SentenceTransformerEmbedder:
         use_backend(
             model,
             self.backend,
-            cache_dir=cache_dir_for(self.cache_root, self.model_name, self.backend),
+            cache_dir=cache_dir_for(self.model_cache, self.model_name, self.backend),
             source=Path(self._target),
         )
         self._model = model

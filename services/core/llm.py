@@ -68,6 +68,12 @@ class LLMClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _error_message(error: object) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)[:300]
+    return str(error)[:300]
+
+
 class OpenAICompatibleLLM:
     def __init__(
         self,
@@ -157,6 +163,8 @@ class OpenAICompatibleLLM:
                         event = json.loads(payload)
                     except ValueError:
                         continue
+                    if event.get("error"):  # llama.cpp, vLLM and TGI report mid-stream failures this way
+                        raise LLMUnavailableError(f"LLM failed mid-stream: {_error_message(event['error'])}")
                     state.model = event.get("model") or state.model
                     if event.get("usage"):
                         state.usage = {k: int(v) for k, v in event["usage"].items() if isinstance(v, int)}
@@ -169,6 +177,8 @@ class OpenAICompatibleLLM:
                             yield text
             except httpx.HTTPError as exc:
                 raise LLMUnavailableError(f"LLM stream broke: {type(exc).__name__}") from exc
+            if state.finish_reason is None:  # closed without [DONE] or a finish reason: a cut, not an answer
+                raise LLMUnavailableError("LLM stream ended before the answer finished")
 
         try:
             yield deltas()

@@ -2,8 +2,10 @@
 
 Run in a Dockerfile with network (``--download``), it fetches the Hugging Face models that are neither
 packaged nor local into the image's HF cache, then loads every model through the very classes the services
-use, with ``local_files_only=True``. A build that passes this step therefore guarantees the container can
-load the same names with ``HF_HUB_OFFLINE=1``; without ``--download`` it only checks that (the tests run
+use, with ``local_files_only=True`` and the configured inference backends (RAG_EMBED_BACKEND,
+RAG_RERANKER_BACKEND), whose exports land in RAG_MODEL_CACHE_DIR. A build that passes this step therefore
+guarantees the container can load the same names with ``HF_HUB_OFFLINE=1`` and starts without a one-off
+export (a minute or two per model on a small CPU); without ``--download`` it only checks that (the tests run
 it that way, offline).
 
 Only the files sentence-transformers loads are fetched: ONNX, OpenVINO, TF and Flax exports are skipped,
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from services.core.model_registry import EMBEDDERS, RERANKERS, ModelSpec, ModelUnavailableError, _in_hf_cache
+from services.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,20 +47,22 @@ def download(repo_id: str) -> None:
     logger.info("downloaded %s to %s", repo_id, path)
 
 
-def verify(embedders: list[str], rerankers: list[str]) -> None:
-    """Load each model exactly as the services do (offline loading, same resolution of names)."""
+def verify(embedders: list[str], rerankers: list[str], settings: Settings | None = None) -> None:
+    """Load each model exactly as the services do (offline loading, same names, same backends and cache)."""
     from services.core.embedder import SentenceTransformerEmbedder
     from services.core.reranker import CrossEncoderReranker
 
+    settings = settings or Settings()
+    cache = settings.resolved_model_cache_dir
     for name in embedders:
-        embedder = SentenceTransformerEmbedder(name)
+        embedder = SentenceTransformerEmbedder(name, backend=settings.embed_backend, model_cache=cache)
         embedder.warm_up()
-        print(f"bi-encoder {name}: {embedder.dimension}-d, max {embedder.max_tokens} tokens", flush=True)
+        print(f"bi-encoder {embedder.name}: {embedder.dimension}-d, max {embedder.max_tokens} tokens", flush=True)
     for name in rerankers:
-        reranker = CrossEncoderReranker(name)
+        reranker = CrossEncoderReranker(name, backend=settings.reranker_backend, model_cache=cache)
         reranker.warm_up()
         score = float(reranker.score("what is a bi-encoder?", ["A bi-encoder embeds each text on its own."])[0])
-        print(f"cross-encoder {name}: loads and scores ({score:.3f})", flush=True)
+        print(f"cross-encoder {name}@{reranker.backend}: loads and scores ({score:.3f})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

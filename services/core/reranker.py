@@ -2,7 +2,7 @@
 
 Usage::
 
-    rr = CrossEncoderReranker("fitzgov-minilm-l6", backend="onnx-int8", cache_root=Path(".data"))
+    rr = CrossEncoderReranker("fitzgov-minilm-l6", backend="onnx-int8", model_cache=Path(".data/models"))
     rr.warm_up()
     top = rr.rerank("how do I reset my password?", candidates, top_k=5)   # each has .rerank_score
 """
@@ -82,13 +82,13 @@ class CrossEncoderReranker:
         device: str = "cpu",
         fusion_weight: float = 0.0,
         backend: str = "torch",
-        cache_root: Path | str = Path(".data"),
+        model_cache: Path | str = Path(".data/models"),
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"RAG_RERANKER_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         self.name = model
         self.backend = backend  # what runs the transformer (services/core/backends.py)
-        self.cache_root = Path(cache_root)
+        self.model_cache = Path(model_cache)  # exports of non-torch backends
         self._target, _ = resolve(model, RERANKERS, "RAG_RERANKER_MODEL")
         self.batch_size = batch_size
         self.max_length = max_length  # caps query+passage tokens: cost is quadratic in length
@@ -105,7 +105,7 @@ class CrossEncoderReranker:
             device=settings.device,
             fusion_weight=settings.rerank_fusion_weight,
             backend=settings.reranker_backend,
-            cache_root=settings.data_dir,
+            model_cache=settings.resolved_model_cache_dir,
         )
 
     def warm_up(self) -> None:
@@ -117,7 +117,7 @@ class CrossEncoderReranker:
             use_backend(
                 model,
                 self.backend,
-                cache_dir=cache_dir_for(self.cache_root, self.name, self.backend),
+                cache_dir=cache_dir_for(self.model_cache, self.name, self.backend),
                 source=Path(self._target),
                 pairs=True,
             )

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     embed_backend: InferenceBackend = Field(
         "openvino-int8", description="what runs the bi-encoder; exports cached under <data_dir>/models (make bench)"
     )
+    model_cache_dir: Path | None = Field(
+        None, description="exports of the onnx/openvino backends; default <data_dir>/models"
+    )
     device: str = "cpu"
     hf_hub_offline: bool = True
 
@@ -64,9 +67,7 @@ class Settings(BaseSettings):
     reranker: RerankerKind = "cross-encoder"
     reranker_model: str = "fitzgov-minilm-l6"
     reranker_batch_size: int = Field(32, ge=1)
-    reranker_backend: InferenceBackend = Field(
-        "openvino-int8", description="what runs the cross-encoder (make bench)"
-    )
+    reranker_backend: InferenceBackend = Field("openvino-int8", description="what runs the cross-encoder (make bench)")
     reranker_max_length: int = Field(256, ge=16, le=512)
     rerank_min_score: float | None = None
     rerank_fusion_weight: float = Field(0.4, ge=0, le=1, description="blend of first-stage score into the order")
@@ -150,6 +151,10 @@ class Settings(BaseSettings):
     @property
     def resolved_qdrant_path(self) -> str:
         return self.qdrant_path or str(self.data_dir / "qdrant")
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
 
 
 @lru_cache

@@ -13,7 +13,7 @@ from services.core.embedder import SentenceTransformerEmbedder
 from services.core.reranker import CrossEncoderReranker
 
 pytestmark = pytest.mark.integration
-DATA_DIR = Path(__file__).resolve().parents[3] / ".data"
+MODEL_CACHE = Path(__file__).resolve().parents[3] / ".data" / "models"
 TEXTS = [
     "How do I reset my password?",
     "Quarterly revenue rose 23% compared with the second quarter, driven by exports.",
@@ -28,7 +28,7 @@ def torch_vectors(embedder: SentenceTransformerEmbedder) -> np.ndarray:
 
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8", "openvino", "openvino-int8"])
 def test_embedding_backend_matches_torch(backend: str, torch_vectors: np.ndarray) -> None:
-    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend=backend, cache_root=DATA_DIR)
+    emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend=backend, model_cache=MODEL_CACHE)
     vecs = emb.embed_passages(TEXTS)
     cosine = (vecs * torch_vectors).sum(axis=1)  # both are L2-normalised
     assert vecs.shape == torch_vectors.shape
@@ -40,6 +40,6 @@ def test_embedding_backend_matches_torch(backend: str, torch_vectors: np.ndarray
 def test_reranker_backend_keeps_the_order(backend: str) -> None:
     query = "when is the budget published?"
     ref = CrossEncoderReranker(backend="torch").score(query, TEXTS)
-    got = CrossEncoderReranker(backend=backend, cache_root=DATA_DIR).score(query, TEXTS)
+    got = CrossEncoderReranker(backend=backend, model_cache=MODEL_CACHE).score(query, TEXTS)
     assert int(np.argmax(got)) == int(np.argmax(ref)) == 2
     assert np.abs(got - ref).max() < 0.1

@@ -22,8 +22,19 @@ def test_only_uncached_hub_ids_need_a_download(tmp_path: Path) -> None:
 def test_prefetch_loads_each_model_the_way_the_services_do(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--embedder", "all-MiniLM-L6-v2", "--reranker", "fitzgov-minilm-l6"]) == 0
     out = capsys.readouterr().out
-    assert "bi-encoder all-MiniLM-L6-v2: 384-d" in out
-    assert "cross-encoder fitzgov-minilm-l6: loads and scores" in out
+    assert "bi-encoder all-MiniLM-L6-v2@openvino-int8: 384-d" in out  # the default backends, as the API runs
+    assert "cross-encoder fitzgov-minilm-l6@openvino-int8: loads and scores" in out
+
+
+def test_prefetch_bakes_the_backend_exports_into_the_model_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image sets RAG_MODEL_CACHE_DIR; the build's exports are what the container then loads offline."""
+    monkeypatch.setenv("RAG_MODEL_CACHE_DIR", str(tmp_path / "baked"))
+    monkeypatch.setenv("RAG_RERANKER_BACKEND", "onnx-int8")
+    assert main(["--reranker", "fitzgov-minilm-l6"]) == 0
+    assert "cross-encoder fitzgov-minilm-l6@onnx-int8: loads and scores" in capsys.readouterr().out
+    assert (tmp_path / "baked" / "fitzgov-minilm-l6-onnx-int8" / "export.json").is_file()
 
 
 def test_prefetch_fails_the_build_for_a_model_that_would_not_load_offline(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,8 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder: SentenceT
             monkeypatch.delenv(name)
     data_dir = tmp_path / "data"
     monkeypatch.setenv("RAG_DATA_DIR", str(data_dir))
+    # The session's embedder runs on torch; the backends themselves are tested in tests/integration/core.
+    monkeypatch.setenv("RAG_EMBED_BACKEND", "torch")
     monkeypatch.chdir(tmp_path)  # no stray .env from the working directory
 
     real_build_embedder = cli.build_embedder

@@ -117,6 +117,7 @@ def test_ingest_watch_command_is_the_container_entry_point(tmp_path: Path) -> No
     heartbeat = tmp_path / "alive"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env |= {"RAG_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env["RAG_MODEL_CACHE_DIR"] = os.environ["RAG_MODEL_CACHE_DIR"]  # the session's exports (tests/conftest.py)
     argv = [sys.executable, "-m", "ingest.cli", "watch", str(folder), "--interval", "0.2", "--quiet", "0.5"]
     proc = subprocess.Popen(
         [*argv, "--heartbeat", str(heartbeat)],

@@ -30,17 +30,26 @@ def test_unknown_backends_are_rejected_with_the_setting_named() -> None:
 
 
 def test_settings_carry_the_backends_to_the_components(tmp_path: Path) -> None:
-    s = Settings(_env_file=None, data_dir=tmp_path, embed_backend="openvino-int8", reranker_backend="onnx")
+    s = Settings(
+        _env_file=None, data_dir=tmp_path, model_cache_dir=None, embed_backend="openvino-int8", reranker_backend="onnx"
+    )
     emb = SentenceTransformerEmbedder.from_settings(s)
     rr = CrossEncoderReranker.from_settings(s)
-    assert (emb.backend, emb.cache_root) == ("openvino-int8", tmp_path)
-    assert (rr.backend, rr.cache_root) == ("onnx", tmp_path)
+    assert (emb.backend, emb.model_cache) == ("openvino-int8", tmp_path / "models")
+    assert (rr.backend, rr.model_cache) == ("onnx", tmp_path / "models")
     assert set(BACKENDS) == {"torch", "onnx", "onnx-int8", "openvino", "openvino-int8"}
 
 
-def test_cache_folder_is_under_the_data_dir_with_a_safe_name(tmp_path: Path) -> None:
+def test_model_cache_can_live_outside_the_data_dir(tmp_path: Path) -> None:
+    """Images bake exports into a read-only folder while the data dir is a volume."""
+    s = Settings(_env_file=None, data_dir=tmp_path / "data", model_cache_dir=tmp_path / "baked")
+    assert SentenceTransformerEmbedder.from_settings(s).model_cache == tmp_path / "baked"
+    assert CrossEncoderReranker.from_settings(s).model_cache == tmp_path / "baked"
+
+
+def test_cache_folder_has_a_safe_name(tmp_path: Path) -> None:
     path = cache_dir_for(tmp_path, "BAAI/bge-small-en-v1.5", "onnx-int8")
-    assert path == tmp_path / "models" / "BAAI_bge-small-en-v1.5-onnx-int8"
+    assert path == tmp_path / "BAAI_bge-small-en-v1.5-onnx-int8"
 
 
 def test_calibration_text_is_offline_deterministic_and_varied() -> None:

@@ -137,6 +137,16 @@ def test_stream_400_raises_on_enter(srv: FakeOpenAIServer) -> None:
     assert len(srv.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("cut", "reason"), [("error", "mid-stream: fake: KV cache full"), ("eof", "ended before the answer finished")]
+)
+def test_a_stream_cut_short_raises_instead_of_ending_as_an_answer(srv: FakeOpenAIServer, cut: str, reason: str) -> None:
+    """A server that gives up mid-answer must not look like a (short or empty) finished answer."""
+    srv.stream_cut = cut
+    with pytest.raises(LLMUnavailableError, match=reason):
+        run(_stream, llm={"base_url": srv.base_url})
+
+
 def test_closed_port_fails_fast() -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     t0 = time.perf_counter()
