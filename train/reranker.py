@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.datasets import load_corpus, load_queries
+from eval.datasets import CorpusDoc, RetrievalQuery, load_corpus, load_queries
 from eval.metrics import mean, mrr_at_k, ndcg_at_k
 from services.core.model_registry import MODELS_DIR, _packaged_minilm
 
@@ -42,6 +42,17 @@ def passage_text(title: str, content: str) -> str:
     return f"{title}\n{content}" if title else content
 
 
+def subsample_corpus(
+    corpus: list[CorpusDoc], queries: list[RetrievalQuery], max_corpus: int | None, rng: random.Random
+) -> list[CorpusDoc]:
+    """A smaller haystack for smoke runs: every judged document of the chosen queries plus random others."""
+    if not max_corpus:
+        return corpus
+    needed = set().union(*(q.relevant for q in queries))
+    others = [d for d in corpus if d.id not in needed]
+    return [d for d in corpus if d.id in needed] + rng.sample(others, min(max_corpus, len(others)))
+
+
 def mine_pairs(
     *,
     hard_negatives: int,
@@ -58,11 +69,7 @@ def mine_pairs(
     queries = load_queries("train")
     if max_queries:
         queries = rng.sample(queries, min(max_queries, len(queries)))
-    if max_corpus:
-        # A smaller haystack for smoke runs: every judged document of the chosen queries plus random others.
-        needed = set().union(*(q.relevant for q in queries))
-        others = [d for d in corpus if d.id not in needed]
-        corpus = [d for d in corpus if d.id in needed] + rng.sample(others, min(max_corpus, len(others)))
+    corpus = subsample_corpus(corpus, queries, max_corpus, rng)
     texts = [passage_text(d.title, d.content) for d in corpus]
     ids = [d.id for d in corpus]
     position = {doc_id: i for i, doc_id in enumerate(ids)}
@@ -93,14 +100,20 @@ def mine_pairs(
     return pairs, stats
 
 
-def dev_metrics(model_dir: Path, *, depth: int, max_queries: int, seed: int) -> dict[str, float]:
-    """nDCG@10 / MRR@10 of dense retrieval alone vs dense + this reranker, on dev queries."""
+def dev_metrics(
+    model_dir: Path, *, depth: int, max_queries: int, seed: int, max_corpus: int | None = None
+) -> dict[str, float]:
+    """nDCG@10 / MRR@10 of dense retrieval alone vs dense + this reranker, on dev queries.
+
+    ``max_corpus`` shrinks the haystack as for mining (smoke runs); the figures are then only comparable
+    with each other, which the card shows through ``dev_corpus``."""
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    corpus = load_corpus()
+    rng = random.Random(seed)
+    queries = rng.sample(load_queries("dev"), max_queries)
+    corpus = subsample_corpus(list(load_corpus()), queries, max_corpus, rng)
     texts = [passage_text(d.title, d.content) for d in corpus]
     ids = [d.id for d in corpus]
-    queries = random.Random(seed).sample(load_queries("dev"), max_queries)
     encoder = SentenceTransformer(str(_packaged_minilm()), device="cpu", local_files_only=True)
     doc_vecs = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     q_vecs = encoder.encode([q.text for q in queries], normalize_embeddings=True)
@@ -117,6 +130,7 @@ def dev_metrics(model_dir: Path, *, depth: int, max_queries: int, seed: int) -> 
         ce_mrr.append(mrr_at_k(ce_ranked, q.relevant))
     return {
         "dev_queries": float(len(queries)),
+        "dev_corpus": float(len(corpus)),
         "rerank_depth": float(depth),
         "dense_ndcg@10": mean(dense_ndcg),
         "dense_mrr@10": mean(dense_mrr),
@@ -225,7 +239,9 @@ def train(args: argparse.Namespace) -> Path:
         model.save_pretrained(str(out))
     to_fp16(out)
     metrics = (
-        dev_metrics(out, depth=args.eval_depth, max_queries=args.eval_queries, seed=args.seed)
+        dev_metrics(
+            out, depth=args.eval_depth, max_queries=args.eval_queries, seed=args.seed, max_corpus=args.max_corpus
+        )
         if args.eval_queries
         else {}
     )

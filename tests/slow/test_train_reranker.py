@@ -25,6 +25,7 @@ def test_training_command_writes_a_loadable_model_with_card(tmp_path: Path) -> N
     assert card["data"]["positives"] >= 6 and card["data"]["negatives"] > 0
     assert card["params"]["max_steps"] == 2
     assert "reranked_ndcg@10" in card["metrics"]
+    assert card["metrics"]["dev_corpus"] < 500  # the smoke haystack (60 + judged docs), not the 5k-doc corpus
     assert "**train** split" in (out / "README.md").read_text()
     from sentence_transformers import CrossEncoder
 
