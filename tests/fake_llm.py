@@ -63,7 +63,9 @@ class FakeOpenAIServer:
         self.fail_status: int | None = None
         self.fail_times: int = 0  # 0: every request fails while fail_status is set; N: only the next N
         self.delay_s: float = 0.0
-        self.stream_cut: str | None = None  # "error": an error event after one word; "eof": closed after one word
+        # After one word: "error" sends an error event, "eof" closes, "done" sends a bare [DONE] (what
+        # llama-cpp-python's server does to a stream that a newer request interrupts).
+        self.stream_cut: str | None = None
         self.requests: list[dict[str, Any]] = []
         self._failed = 0
         self._lock = threading.Lock()
@@ -160,6 +162,9 @@ class FakeOpenAIServer:
                     yield f"data: {json.dumps({'error': {'message': 'fake: KV cache full', 'code': 500}})}\n\n"
                     return
                 if self.stream_cut == "eof":
+                    return
+                if self.stream_cut == "done":
+                    yield "data: [DONE]\n\n"
                     return
             yield chunk({}, "stop")
             if include_usage:

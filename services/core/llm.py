@@ -158,7 +158,7 @@ class OpenAICompatibleLLM:
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
-                        return
+                        break
                     try:
                         event = json.loads(payload)
                     except ValueError:
@@ -177,7 +177,7 @@ class OpenAICompatibleLLM:
                             yield text
             except httpx.HTTPError as exc:
                 raise LLMUnavailableError(f"LLM stream broke: {type(exc).__name__}") from exc
-            if state.finish_reason is None:  # closed without [DONE] or a finish reason: a cut, not an answer
+            if state.finish_reason is None:  # [DONE] or EOF before any finish reason: a cut, not an answer
                 raise LLMUnavailableError("LLM stream ended before the answer finished")
 
         try:

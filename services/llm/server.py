@@ -31,6 +31,11 @@ def server_argv(settings: Settings) -> list[str]:
         str(settings.llm_threads),
         "--n_ctx",
         str(settings.llm_ctx),
+        # By default a new request cuts the stream in progress short with a bare [DONE]: under concurrent
+        # chats every answer but the last came back truncated or empty. Queue them instead; the API's
+        # concurrency limit (503 + Retry-After) is where overload is handled.
+        "--interrupt_requests",
+        "false",
     ]
 
 

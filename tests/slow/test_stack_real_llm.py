@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -111,6 +112,25 @@ def test_openai_sdk_against_the_stack(api: str) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "april" in text.lower()
     assert chunks[-1].model_extra.get("citations") is not None
+
+
+def test_concurrent_chats_each_get_their_whole_answer(api: str) -> None:
+    """llama.cpp's server cuts a stream short when a newer request arrives unless told to queue; every
+    concurrent chat must still end with its own complete answer, or with an error event, never a silent stub."""
+    questions = ["How long is the password reset link valid?", "How do I restart my router?"]
+
+    def ask(question: str) -> list[tuple[str, dict | list]]:
+        body = {"stream": True, "max_tokens": 24, "messages": [{"role": "user", "content": question}]}
+        with httpx.stream("POST", f"{api}/chat", json=body, timeout=180) as r:
+            assert r.status_code == 200
+            return sse_events(r)
+
+    with ThreadPoolExecutor(len(questions)) as pool:
+        results = list(pool.map(ask, questions))
+    for events in results:
+        name, done = events[-1]
+        assert name == "done", events[-1]
+        assert done["answer"].strip() and done["usage"].get("completion_tokens", 0) > 0
 
 
 def test_killing_the_llm_gives_503_on_chat_and_search_keeps_working(

@@ -138,7 +138,12 @@ def test_stream_400_raises_on_enter(srv: FakeOpenAIServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cut", "reason"), [("error", "mid-stream: fake: KV cache full"), ("eof", "ended before the answer finished")]
+    ("cut", "reason"),
+    [
+        ("error", "mid-stream: fake: KV cache full"),
+        ("eof", "ended before the answer finished"),
+        ("done", "ended before the answer finished"),
+    ],
 )
 def test_a_stream_cut_short_raises_instead_of_ending_as_an_answer(srv: FakeOpenAIServer, cut: str, reason: str) -> None:
     """A server that gives up mid-answer must not look like a (short or empty) finished answer."""
