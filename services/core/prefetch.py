@@ -53,13 +53,12 @@ def verify(embedders: list[str], rerankers: list[str], settings: Settings | None
     from services.core.reranker import CrossEncoderReranker
 
     settings = settings or Settings()
-    cache = settings.resolved_model_cache_dir
     for name in embedders:
-        embedder = SentenceTransformerEmbedder(name, backend=settings.embed_backend, model_cache=cache)
+        embedder = SentenceTransformerEmbedder.from_settings(settings.model_copy(update={"embed_model": name}))
         embedder.warm_up()
         print(f"bi-encoder {embedder.name}: {embedder.dimension}-d, max {embedder.max_tokens} tokens", flush=True)
     for name in rerankers:
-        reranker = CrossEncoderReranker(name, backend=settings.reranker_backend, model_cache=cache)
+        reranker = CrossEncoderReranker.from_settings(settings.model_copy(update={"reranker_model": name}))
         reranker.warm_up()
         score = float(reranker.score("what is a bi-encoder?", ["A bi-encoder embeds each text on its own."])[0])
         print(f"cross-encoder {name}@{reranker.backend}: loads and scores ({score:.3f})", flush=True)

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     embed_normalize: bool | None = None
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_backend: InferenceBackend = Field(
-        "openvino-int8", description="what runs the bi-encoder; exports cached under <data_dir>/models (make bench)"
+        "openvino-int8", description="what runs the bi-encoder; exports cached in model_cache_dir (make bench)"
     )
     model_cache_dir: Path | None = Field(
         None, description="exports of the onnx/openvino backends; default <data_dir>/models"
