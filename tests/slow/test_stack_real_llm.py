@@ -115,8 +115,8 @@ def test_openai_sdk_against_the_stack(api: str) -> None:
 
 
 def test_concurrent_chats_each_get_their_whole_answer(api: str) -> None:
-    """llama.cpp's server cuts a stream short when a newer request arrives unless told to queue; every
-    concurrent chat must still end with its own complete answer, or with an error event, never a silent stub."""
+    """llama.cpp's server cuts a stream short when a newer request arrives unless told to queue (the API
+    then reports an error event); with the server queueing, every concurrent chat gets its own whole answer."""
     questions = ["How long is the password reset link valid?", "How do I restart my router?"]
 
     def ask(question: str) -> list[tuple[str, dict | list]]:

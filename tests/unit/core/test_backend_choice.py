@@ -41,7 +41,7 @@ def test_settings_carry_the_backends_to_the_components(tmp_path: Path) -> None:
 
 
 def test_model_cache_can_live_outside_the_data_dir(tmp_path: Path) -> None:
-    """Images bake exports into a read-only folder while the data dir is a volume."""
+    """Images bake exports into a folder of the image (/opt/models) while the data dir is a volume."""
     s = Settings(_env_file=None, data_dir=tmp_path / "data", model_cache_dir=tmp_path / "baked")
     assert SentenceTransformerEmbedder.from_settings(s).model_cache == tmp_path / "baked"
     assert CrossEncoderReranker.from_settings(s).model_cache == tmp_path / "baked"
