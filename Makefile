@@ -27,7 +27,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker eval-retrieval eval bench clean \
+.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval bench clean \
 	up down logs constraints browser-setup
 
 help:
@@ -38,6 +38,7 @@ help:
 	@echo "make lint       ruff + dependency audit (pip-audit)"
 	@echo "make reliability  hostile files, fuzzing, load, faults, crash-safe ingest, security tests"
 	@echo "make reranker   retrain the offline cross-encoder (models/reranker-fitzgov-minilm-l6)"
+	@echo "make answerability  fit + calibrate the answerability gate on the reranker (models/answerability)"
 	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
 	@echo "make bench      speed, cost and scale of every stage (BENCH_ARGS=--quick: under 5 minutes)"
 	@echo "make eval       IR metrics + Ragas against the running API (boots a local one if none); EVAL_ARGS=--full"
@@ -110,6 +111,10 @@ run: setup llm-setup phoenix-setup
 
 reranker: setup
 	$(BIN)/python -m train.reranker
+
+# Fit the answerability gate on train, calibrate it on dev, report test (models/answerability/, after make reranker).
+answerability: setup
+	$(BIN)/python -m train.answerability $(TRAIN_ARGS)
 
 eval-retrieval: setup
 	$(BIN)/python -m eval.retrieval_eval $(EVAL_ARGS)

@@ -9,6 +9,7 @@ Usage::
     with ApiClient.connect("http://127.0.0.1:8000", api_key=None, timeout_s=600) as api:
         hits = api.search("how did Q3 sales compare with Q2?", top_k=10)
         reply = api.chat("How did Q3 sales compare with Q2?")
+        ungated = api.chat("How did Q3 sales compare with Q2?", ChatOptions(answerability_gate=False))
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ class SearchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Sentence:
+    """One answer sentence as the API's verifier judged it."""
+
+    text: str
+    citations: list[int]  # 1-based source numbers the sentence cites
+    supported: bool
+    score: float
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Sentence:
+        return cls(
+            text=str(row.get("text", "")),
+            citations=[int(n) for n in row.get("citations") or []],
+            supported=bool(row.get("supported", False)),
+            score=float(row.get("score") or 0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ChatResult:
     answer: str
     contexts: list[str]  # the text of every source given to the model, in prompt order
@@ -64,6 +84,26 @@ class ChatResult:
     declined: bool
     latency_ms: float
     server_timings_ms: dict[str, float] = field(default_factory=dict)
+    # Grounding fields; None when the server predates them (then the metrics built on them are skipped).
+    sentences: list[Sentence] | None = None
+    decline_reason: str | None = None  # "no_relevant_sources" | "unsupported_answer" | "model_declined"
+    answerability: dict[str, Any] | None = None  # {"score", "band", "model"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """Per-request overrides of the server's grounding settings; None sends nothing (the server decides).
+
+    ``ChatOptions(answerability_gate=False)`` asks for an answer even when the gate would decline, to
+    measure what the gate is worth. An older server rejects unknown fields, so only set ones are sent.
+    """
+
+    answerability_gate: bool | None = None
+    verify: bool | None = None
+
+    def body(self) -> dict[str, bool]:
+        return {k: v for k, v in (("answerability_gate", self.answerability_gate), ("verify", self.verify))
+                if v is not None}  # fmt: skip
 
 
 class ApiClient:
@@ -117,8 +157,12 @@ class ApiClient:
         ]
         return SearchResult(hits, latency, dict(data.get("timings_ms") or {}))
 
-    def chat(self, question: str) -> ChatResult:
-        data, latency = self._post("/chat", {"messages": [{"role": "user", "content": question}], "stream": False})
+    def chat(self, question: str, options: ChatOptions | None = None) -> ChatResult:
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": question}], "stream": False}
+        body |= (options or ChatOptions()).body()
+        data, latency = self._post("/chat", body)
+        sentences = data.get("sentences")
+        answerability = data.get("answerability")
         return ChatResult(
             answer=str(data.get("answer", "")),
             contexts=[str(s.get("text", "")) for s in data.get("sources", [])],
@@ -126,6 +170,9 @@ class ApiClient:
             declined=bool(data.get("declined", False)),
             latency_ms=latency,
             server_timings_ms=dict(data.get("timings_ms") or {}),
+            sentences=[Sentence.from_json(r) for r in sentences] if isinstance(sentences, list) else None,
+            decline_reason=data.get("decline_reason"),
+            answerability=dict(answerability) if isinstance(answerability, dict) else None,
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:

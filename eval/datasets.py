@@ -1,14 +1,29 @@
-"""Evaluation and training data from the packaged fitz-gov set, split once and for all.
+"""Evaluation and training data from the packaged fitz-gov set, split once and for all, and cleaned.
 
-The split is a pure function of the query id (a hash), so it never changes between machines, runs or
-library versions, and no query ever moves between train (reranker training), dev (tuning) and test
-(reporting). Nothing downstream should re-split.
+The split is a pure function of the **normalised question text** (a hash), so it never changes between
+machines, runs or library versions, and no question ever moves between train (reranker and answerability
+training), dev (tuning) and test (reporting). It used to hash the query id: fitz-gov repeats the same
+question under several ids (66 of the 207 dev/test abstention questions and 115 of the 594 judged test
+queries also appeared among train queries), so a model trained on train had seen part of test. Nothing
+downstream should re-split.
+
+Two cleanings, both because the data set's annotations leak into what a system would see:
+- **Titles that are annotator notes are not content.** Most fitz-gov titles restate the question ("The
+  Falcon 9 rocket reliable for commercial satellite launches") or the annotator's rationale ("Query asks
+  about X but contexts describe Y"); a retriever or reranker that reads them learns the label, not the
+  document. ``content_title`` keeps a title only when it reads like one (short, Title Case, no rationale
+  vocabulary): 412 of 3,830 titles survive.
+- **A decoy is never relevant.** ``abstain_doc_*`` documents are the near-miss decoys of questions the
+  corpus cannot answer, yet 167 abstention mappings list one as "relevant"; ``RetrievalQuery.relevant``
+  drops them (they stay available as ``decoys`` for training negatives).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -38,14 +53,40 @@ class RetrievalQuery:
     text: str
     relevant: frozenset[str]
     category: str
+    decoys: frozenset[str] = frozenset()  # near-miss documents that look relevant and are not
 
 
 def _data_root() -> Path:
     return Path(str(resources.files("fitz_gov") / "data"))
 
 
-def split_of(query_id: str) -> Split:
-    bucket = int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16) % 100
+DECOY_PREFIX = "abstain_doc_"
+# Words of an annotator's rationale, never of a document title ("Query asks about X but contexts ...").
+_NOTE_WORDS = re.compile(
+    r"\b(quer(?:y|ies)|asks?|asking|contexts?|sources? \d|question|answers?|answered|perspective|evidence|"
+    r"but|however|whereas|only|cannot|doesn't|does not)\b|(?:\.\.\.|…)$",
+    re.IGNORECASE,
+)
+
+
+def normalize_question(text: str) -> str:
+    """Case, accents-as-composed, punctuation and spacing removed: the identity of a question."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def content_title(title: str) -> str:
+    """The title if it reads as a document title, else "" (an annotator note restating the question)."""
+    title = title.strip()
+    words = [w for w in re.findall(r"[A-Za-z][\w'-]*", title) if len(w) > 3]
+    title_case = bool(words) and sum(w[0].isupper() for w in words) / len(words) >= 0.6
+    return title if title and len(title) <= 90 and title_case and not _NOTE_WORDS.search(title) else ""
+
+
+def split_of(question: str) -> Split:
+    """The split of a question, by its normalised text (the same question under two ids stays together)."""
+    key = normalize_question(question)
+    bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % 100
     for name, (lo, hi) in SPLIT_BOUNDS.items():
         if lo <= bucket < hi:
             return name
@@ -63,7 +104,7 @@ def load_corpus() -> tuple[CorpusDoc, ...]:
                     # about a fifth of the documents have no title (only metadata about their source case)
                     CorpusDoc(
                         row["id"],
-                        row.get("title") or "",
+                        content_title(row.get("title") or ""),
                         row["content"],
                         row.get("domain", ""),
                         tuple(row.get("tags", ())),
@@ -73,15 +114,17 @@ def load_corpus() -> tuple[CorpusDoc, ...]:
 
 
 @lru_cache(maxsize=1)
-def _all_queries() -> tuple[RetrievalQuery, ...]:
+def all_queries() -> tuple[RetrievalQuery, ...]:
     raw = json.loads((_data_root() / "queries" / "query_mappings.json").read_text(encoding="utf-8"))
     out = []
     for category, mapping in raw["mappings"].items():
         for qid, row in mapping.items():
-            out.append(RetrievalQuery(qid, row["query"], frozenset(row.get("relevant_docs", ())), category))
+            relevant = {d for d in row.get("relevant_docs", ()) if not d.startswith(DECOY_PREFIX)}
+            decoys = set(row.get("decoy_docs", ())) | set(row.get("relevant_docs", ())) - relevant
+            out.append(RetrievalQuery(qid, row["query"], frozenset(relevant), category, frozenset(decoys)))
     return tuple(sorted(out, key=lambda q: q.id))
 
 
 def load_queries(split: Split, *, with_judgements_only: bool = True) -> list[RetrievalQuery]:
     """Queries of one split; by default only those with at least one relevant document (IR metrics need one)."""
-    return [q for q in _all_queries() if split_of(q.id) == split and (q.relevant or not with_judgements_only)]
+    return [q for q in all_queries() if split_of(q.text) == split and (q.relevant or not with_judgements_only)]

@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from eval.datasets import Split, _data_root, load_corpus, load_queries, split_of
+from eval.datasets import Split, _data_root, all_queries, load_corpus, load_queries, normalize_question, split_of
 
 Expect = Literal["answer", "abstain"]
 FITZ_GOV = "fitz-gov"
@@ -142,12 +142,14 @@ def write_jsonl(items: Iterable[EvalItem], path: Path) -> None:
 
 @lru_cache(maxsize=1)
 def _mapping_by_query() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Query text -> (query-mapping id, relevant corpus ids): links a tier1 case to the split and the corpus."""
-    raw = json.loads((_data_root() / "queries" / "query_mappings.json").read_text(encoding="utf-8"))
+    """Normalised question -> (first query-mapping id, relevant corpus ids over every id of that question).
+
+    Links a tier1 case to its judgements; decoys are never relevant (``eval.datasets``)."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for mapping in raw["mappings"].values():
-        for qid, row in sorted(mapping.items()):
-            out.setdefault(row["query"].strip(), (qid, tuple(row.get("relevant_docs", ()))))
+    for q in all_queries():
+        key = normalize_question(q.text)
+        qid, relevant = out.get(key, (q.id, ()))
+        out[key] = (qid, tuple(sorted(set(relevant) | q.relevant)))
     return out
 
 
@@ -155,12 +157,17 @@ def _tier1(category: str) -> list[dict]:
     return json.loads((_data_root() / "tier1_core" / f"{category}.json").read_text(encoding="utf-8"))["cases"]
 
 
+def tier1_cases(category: str, split: Split) -> list[dict]:
+    """The raw tier1 cases of one category whose question falls in ``split`` (training data for the models)."""
+    return [case for case in _tier1(category) if split_of(case["query"]) == split]
+
+
 @lru_cache(maxsize=3)
 def fitz_gov_rag_cases(split: Split = "test") -> tuple[EvalItem, ...]:
     """tier1 cases of one split that the full corpus can be judged on.
 
-    A case joins the split of its query-mapping id (so a question never crosses train/dev/test, whichever
-    file it comes from). Answerable: every context is a corpus document. Abstain: the corpus holds no
+    A case joins the split of its normalised question (so a question never crosses train/dev/test, whichever
+    file or id it comes from). Answerable: every context is a corpus document. Abstain: the corpus holds no
     relevant document for the question.
     """
     mapping = _mapping_by_query()
@@ -168,9 +175,9 @@ def fitz_gov_rag_cases(split: Split = "test") -> tuple[EvalItem, ...]:
     items: list[EvalItem] = []
     for category in ANSWERABLE:
         for case in _tier1(category):
-            linked = mapping.get(case["query"].strip())
+            linked = mapping.get(normalize_question(case["query"]))
             contexts = tuple(c.strip() for c in case["contexts"])
-            if linked and split_of(linked[0]) == split and contexts and all(c in corpus_text for c in contexts):
+            if linked and split_of(case["query"]) == split and contexts and all(c in corpus_text for c in contexts):
                 items.append(
                     EvalItem(
                         id=case["id"],
@@ -183,8 +190,8 @@ def fitz_gov_rag_cases(split: Split = "test") -> tuple[EvalItem, ...]:
                     )
                 )
     for case in _tier1("abstention"):
-        linked = mapping.get(case["query"].strip())
-        if linked and split_of(linked[0]) == split and not linked[1]:
+        linked = mapping.get(normalize_question(case["query"]))
+        if linked and split_of(case["query"]) == split and not linked[1]:
             items.append(EvalItem(id=case["id"], question=case["query"], expect="abstain", category="abstention"))
     return tuple(sorted(items, key=lambda i: i.id))
 

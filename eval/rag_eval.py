@@ -5,9 +5,19 @@
   no LLM (always): non-LLM context precision / recall (retrieved chunk texts against the reference
   contexts, Levenshtein similarity >= 0.5 counts as a match), string similarity, ROUGE-L and BLEU of the
   answer against the reference text.
+- Every case the stack answered (did not decline), whichever it expected, is scored on the grounding the
+  API reports per answer sentence (``sentences``: its citations and whether the verifier found it
+  supported): ``sentence_supported`` (share of its sentences supported), ``citation_coverage`` (share of
+  its sentences citing at least one source) and ``citation_precision`` (share of the citations on its
+  sentences whose sentence is supported, i.e. whose cited source the verifier accepted; only cases with
+  a citation). The summary counts why cases were declined (``decline_reason``). A server that predates
+  these fields gets none of these metrics, and no error.
 - With a judge LLM configured (``RAG_EVAL_JUDGE_BASE_URL``, any OpenAI-compatible server) also the
   LLM-judged ones: faithfulness, answer relevancy, context precision and context recall. A judge call that
   fails (timeout, malformed JSON from a small model) leaves that score out and is counted, not fatal.
+
+Every metric is a mean over cases of a per-case value kept in ``CaseOutcome.scores`` (and in the report's
+``per_case``), so its confidence interval and the paired comparison with an earlier run resample cases.
 
 The chat requests run first (sequentially: one CPU LLM), then the scoring, each with a progress bar.
 """
@@ -18,13 +28,14 @@ import asyncio
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
-from eval.client import ApiClient, ApiError
+from eval.client import ApiClient, ApiError, ChatOptions, Sentence
 from eval.evalset import EvalItem
 from eval.metrics import latency_summary, mean
 from services.core import tracing
@@ -33,6 +44,8 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # else Ragas sends usage an
 
 logger = logging.getLogger(__name__)
 
+BEHAVIOUR_METRICS = ("abstention_accuracy", "answer_rate")
+GROUNDING_METRICS = ("sentence_supported", "citation_coverage", "citation_precision")
 NON_LLM_METRICS = ("non_llm_context_precision", "non_llm_context_recall", "string_similarity", "rouge_l", "bleu")
 JUDGE_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 
@@ -49,26 +62,34 @@ class CaseOutcome:
     error: str = ""
     scores: dict[str, float] = field(default_factory=dict)
     judge_errors: list[str] = field(default_factory=list)
+    sentences: list[Sentence] | None = None  # None: the server does not report them
+    decline_reason: str | None = None
+    answerability: dict[str, Any] | None = None
 
     @property
     def correct_behaviour(self) -> bool:
         return self.declined if self.expect == "abstain" else not self.declined
 
 
-def ask_all(api: ApiClient, items: Sequence[EvalItem]) -> list[CaseOutcome]:
+def ask_all(api: ApiClient, items: Sequence[EvalItem], options: ChatOptions | None = None) -> list[CaseOutcome]:
+    """Ask every case (``options``: per-request overrides such as the answerability gate off) and score its
+    behaviour and grounding; the Ragas scores come later, from ``score_all``."""
     outcomes = []
     for item in tqdm(items, desc="chat", unit="case", dynamic_ncols=True):
         outcome = CaseOutcome(item.id, item.expect or "answer", item.question)
         with tracing.tracer().start_as_current_span("eval.chat", openinference_span_kind="chain") as span:
             span.set_attribute("input.value", item.question)
             try:
-                reply = api.chat(item.question)
+                reply = api.chat(item.question, options)
             except ApiError as exc:
                 outcome.error = str(exc)
                 span.set_attribute("eval.error", outcome.error)
             else:
                 outcome.answer, outcome.declined = reply.answer, reply.declined
                 outcome.contexts, outcome.latency_ms = reply.contexts, reply.latency_ms
+                outcome.sentences, outcome.decline_reason = reply.sentences, reply.decline_reason
+                outcome.answerability = reply.answerability
+                outcome.scores.update(behaviour_scores(outcome) | grounding_scores(outcome))
                 span.set_attribute("output.value", reply.answer)
                 span.set_attribute("eval.expect", outcome.expect)
                 span.set_attribute("eval.correct_behaviour", outcome.correct_behaviour)
@@ -77,6 +98,27 @@ def ask_all(api: ApiClient, items: Sequence[EvalItem]) -> list[CaseOutcome]:
 
 
 # --- scoring ----------------------------------------------------------------------------------------
+
+
+def behaviour_scores(outcome: CaseOutcome) -> dict[str, float]:
+    """1 when the case got the expected behaviour: answered (``answer_rate``) or declined (``abstention_accuracy``)."""
+    name = "abstention_accuracy" if outcome.expect == "abstain" else "answer_rate"
+    return {name: float(outcome.correct_behaviour)}
+
+
+def grounding_scores(outcome: CaseOutcome) -> dict[str, float]:
+    """Per-sentence support and citations of an answered case; empty when declined or not reported."""
+    if outcome.declined or not outcome.sentences:
+        return {}
+    sentences = outcome.sentences
+    out = {
+        "sentence_supported": sum(s.supported for s in sentences) / len(sentences),
+        "citation_coverage": sum(bool(s.citations) for s in sentences) / len(sentences),
+    }
+    citations = sum(len(s.citations) for s in sentences)
+    if citations:
+        out["citation_precision"] = sum(len(s.citations) for s in sentences if s.supported) / citations
+    return out
 
 
 def non_llm_metrics() -> dict[str, Any]:
@@ -156,26 +198,33 @@ def score_all(items: Sequence[EvalItem], outcomes: Sequence[CaseOutcome], judge:
 
 
 def summarize(outcomes: Sequence[CaseOutcome], judged: bool) -> dict[str, Any]:
+    """Each metric is the mean of its per-case value over the cases that have one (see ``CaseOutcome.scores``)."""
     ok = [o for o in outcomes if not o.error]
-    abstain = [o for o in ok if o.expect == "abstain"]
-    answer = [o for o in ok if o.expect == "answer"]
     metrics: dict[str, float] = {}
-    if abstain:
-        metrics["abstention_accuracy"] = round(mean(float(o.declined) for o in abstain), 4)
-    if answer:
-        metrics["answer_rate"] = round(mean(float(not o.declined) for o in answer), 4)
-    for name in NON_LLM_METRICS + (JUDGE_METRICS if judged else ()):
-        values = [o.scores[name] for o in answer if name in o.scores]
+    for name in BEHAVIOUR_METRICS + GROUNDING_METRICS + NON_LLM_METRICS + (JUDGE_METRICS if judged else ()):
+        values = [o.scores[name] for o in ok if name in o.scores]
         if values:
             metrics[name] = round(mean(values), 4)
     latency = latency_summary([o.latency_ms for o in ok])
     metrics |= {f"chat_latency_ms_{k}": v for k, v in latency.items() if k != "mean"}
+    declined = [o for o in ok if o.declined]
     return {
         "cases": len(outcomes),
         "answer_cases": sum(o.expect == "answer" for o in outcomes),
         "abstain_cases": sum(o.expect == "abstain" for o in outcomes),
+        "answered": len(ok) - len(declined),
         "errors": len(outcomes) - len(ok),
         "judge_errors": sum(len(o.judge_errors) for o in outcomes),
         "judged": judged,
+        "grounding_reported": any(o.sentences for o in ok),  # the verifier ran on some answer
+        "decline_reasons": decline_reasons(declined),
+        "decline_reasons_by_expect": {
+            expect: decline_reasons([o for o in declined if o.expect == expect]) for expect in ("answer", "abstain")
+        },
         "metrics": metrics,
     }
+
+
+def decline_reasons(declined: Sequence[CaseOutcome]) -> dict[str, int]:
+    """How many declined cases gave each ``decline_reason`` ("unspecified": the server gave none)."""
+    return dict(sorted(Counter(o.decline_reason or "unspecified" for o in declined).items()))

@@ -1,14 +1,32 @@
 """``python -m eval.run``: one evaluation of a running API, written to the reports folder and gated.
 
-    python -m eval.run                           # RAG_EVAL_SAMPLE_SIZE queries + cases of the fitz-gov test split
-    python -m eval.run --full                    # the whole test split (594 queries, 153 RAG cases)
+    python -m eval.run                           # 200 retrieval queries + every RAG case of the fitz-gov test split
+    python -m eval.run --sample 20               # a quick look: 20 queries and 20 cases (half to decline)
+    python -m eval.run --full                    # the whole test split (every query and every RAG case)
+    python -m eval.run --gate-off                # the same items, with the answerability gate off in every /chat
     python -m eval.run --dataset mine.jsonl      # your own set (format: eval/evalset.py)
     python -m eval.run --boot-local              # make eval: start a local stack when nothing answers
+    python -m eval.report compare RUN_A RUN_B    # two runs (e.g. gate on / off) side by side, paired
 
-Exit status: 0 passed; 1 a quality metric dropped more than the threshold against the previous run over the
-same items, or some requests failed; 2 the API could not be reached. The whole run is one ``eval.run``
-span (OpenInference kind EVALUATOR) with every metric as an attribute, and each request's trace context
-is sent to the API, so in Phoenix the API's retrieval and LLM spans hang under the evaluation.
+Default size: ``RAG_EVAL_SAMPLE_SIZE=200`` retrieval queries and ``RAG_EVAL_RAG_SAMPLE_SIZE=0``, every RAG
+case of the test split (165 when written: 71 to answer, 94 to decline). Enough items for a 95 % interval
+to separate a real drop from noise, and small enough that the nightly run fits in 30 minutes on a 2-core
+CPU with the 0.5B model:
+
+- ``/search``: 200 queries x ~0.3 s = ~1 min;
+- ``/chat``: 3-15 s per case (p50 ~10 s measured when every case generated). The 71 answerable cases
+  generate and are verified: ~12 min. Of the 94 to decline, those the answerability gate declines return
+  before generation (<1 s), the rest generate: ~3-8 min. Together ~15-20 min;
+- Ragas without a judge, the bootstraps and the charts: under a minute.
+
+So ~17-22 min typical. ``--gate-off`` makes every case generate (165 x ~10 s = ~28 min): run it on
+demand, not on top of the nightly run. A judge LLM adds several calls per answered case.
+
+Exit status: 0 passed; 1 a quality metric dropped by more than the threshold with 95 % confidence against
+the previous comparable run (paired over the same items, see eval/gate.py), or some requests failed; 2 the
+API could not be reached. The whole run is one ``eval.run`` span (OpenInference kind EVALUATOR) with every
+metric as an attribute, and each request's trace context is sent to the API, so in Phoenix the API's
+retrieval and LLM spans hang under the evaluation.
 """
 
 from __future__ import annotations
@@ -25,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from eval import ir, rag_eval
-from eval.client import ApiClient
+from eval.client import ApiClient, ChatOptions
 from eval.evalset import EvalSet, fitz_gov_set, read_jsonl
-from eval.gate import compare, previous_comparable, read_history
-from eval.report import write_run
+from eval.gate import compare, comparison_key, previous_comparable, previous_items, read_history
+from eval.report import SCHEMA_VERSION, metrics_ci, per_item_values, write_run
 from services.core import tracing
 from services.core.settings import Settings
 
@@ -58,26 +76,27 @@ def evaluate(
     api_url: str = "",
     judge: dict[str, Any] | None = None,
     judge_info: dict[str, str] | None = None,
+    chat_options: ChatOptions | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Ask every item, score, compare with the previous comparable run, write the report. Returns it and its dir."""
+    """Ask every item, score, compare with the previous comparable run, write the report. Returns it and its dir.
+
+    ``chat_options`` (e.g. the answerability gate off) go with every ``/chat`` request, are recorded in the
+    report, and make the run comparable only with runs that sent the same ones.
+    """
+    overrides = (chat_options or ChatOptions()).body()
     started = datetime.now(UTC)
     t0 = time.monotonic()
     with tracing.tracer().start_as_current_span("eval.run", openinference_span_kind="evaluator") as span:
         span.set_attribute("eval.dataset", evalset.key)
         queries = ir.run_search(api, evalset.retrieval)
         retrieval = ir.summarize(queries)
-        cases = rag_eval.ask_all(api, evalset.rag)
+        cases = rag_eval.ask_all(api, evalset.rag, chat_options)
         rag_eval.score_all(evalset.rag, cases, judge)
         rag = rag_eval.summarize(cases, judged=judge is not None)
         metrics = {**retrieval["metrics"], **rag["metrics"]}
-        history_path = reports_dir / "history.jsonl"
-        history = read_history(history_path)
-        previous = previous_comparable(history, evalset.key)
-        verdict = compare(
-            metrics, previous["metrics"] if previous else None, threshold, previous["run_id"] if previous else None
-        )
+        key = comparison_key(evalset.key, overrides)
         report: dict[str, Any] = {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "run_id": run_id(started, reports_dir),
             "started_at": started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - t0, 1),
@@ -91,13 +110,18 @@ def evaluate(
                 "retrieval_queries": len(evalset.retrieval),
                 "rag_cases": len(evalset.rag),
                 **{k: v for k, v in evalset.notes.items() if isinstance(v, str | int | float)},
+                **({"gate": "off"} if overrides.get("answerability_gate") is False else {}),
+                **({"verify": "off"} if overrides.get("verify") is False else {}),
             },
+            "chat_options": overrides,
+            "compare_key": key,
             "judge": judge_info,
             "metrics": metrics,
+            "metrics_ci": {},
             "retrieval": retrieval,
             "rag": rag,
             "complete": retrieval["errors"] == 0 and rag["errors"] == 0,
-            "gate": verdict.as_dict(),
+            "gate": {},
             "per_query": [
                 {
                     "id": q.id,
@@ -116,14 +140,38 @@ def evaluate(
                     "question": c.question,
                     "answer": c.answer,
                     "declined": c.declined,
+                    "decline_reason": c.decline_reason,
+                    "answerability": c.answerability,
                     "latency_ms": round(c.latency_ms, 1),
                     "error": c.error,
                     "judge_errors": c.judge_errors,
                     "scores": {k: round(v, 4) for k, v in c.scores.items()},
+                    "sentences": None
+                    if c.sentences is None
+                    else [
+                        {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}
+                        for s in c.sentences
+                    ],
                 }
                 for c in cases
             ],  # fmt: skip
         }
+        # intervals and the gate read the per-item values as saved, so a later run pairs with exactly these
+        items = per_item_values(report)
+        report["metrics_ci"] = metrics_ci(items)
+        history = read_history(reports_dir / "history.jsonl")
+        previous = previous_comparable(history, key)
+        before, reason = previous_items(reports_dir, previous["run_id"]) if previous else (None, "")
+        verdict = compare(
+            metrics,
+            previous["metrics"] if previous else None,
+            threshold,
+            previous["run_id"] if previous else None,
+            current_items=items,
+            previous_items=before,
+            reason=reason,
+        )
+        report["gate"] = verdict.as_dict()
         if span.is_recording():
             for name, value in metrics.items():
                 span.set_attribute(f"eval.metric.{name}", value)
@@ -152,15 +200,55 @@ def hardware() -> str:
 
 
 def load_set(args: argparse.Namespace, settings: Settings) -> EvalSet:
+    """The items of this run: ``--full``; else N retrieval queries and M RAG cases (0 = all of them).
+
+    N is ``--sample`` or ``RAG_EVAL_SAMPLE_SIZE``; M is ``--rag-sample``, else ``--sample`` when given (a quick
+    run shrinks both), else ``RAG_EVAL_RAG_SAMPLE_SIZE``. Both are seeded samples (``EvalSet.sample``).
+    """
     evalset = read_jsonl(Path(args.dataset)) if args.dataset else fitz_gov_set("test")
-    return evalset if args.full else evalset.sample(args.sample or settings.eval_sample_size)
+    if args.full:
+        return evalset
+    n_retrieval = args.sample or settings.eval_sample_size
+    n_rag = args.rag_sample if args.rag_sample is not None else (args.sample or settings.eval_rag_sample_size)
+    return sample_set(evalset, n_retrieval, n_rag)
+
+
+def sample_set(evalset: EvalSet, n_retrieval: int, n_rag: int) -> EvalSet:
+    """``n_retrieval`` queries and ``n_rag`` RAG cases (0: every one) of ``evalset``, each as ``EvalSet.sample``."""
+    retrieval = evalset.sample(n_retrieval).retrieval if n_retrieval else evalset.retrieval
+    rag = evalset.sample(n_rag).rag if n_rag else evalset.rag
+    notes = {**evalset.notes, "sample": n_retrieval or "all", "rag_sample": n_rag or "all"}
+    return EvalSet(evalset.name, retrieval, rag, notes)
+
+
+def chat_options(args: argparse.Namespace) -> ChatOptions:
+    return ChatOptions(answerability_gate=False if args.gate_off else None, verify=False if args.verify_off else None)
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", default=settings.eval_api_url)
-    parser.add_argument("--sample", type=int, default=None, help="items of each kind (default RAG_EVAL_SAMPLE_SIZE)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="retrieval queries (default RAG_EVAL_SAMPLE_SIZE); also RAG cases unless --rag-sample",
+    )
+    parser.add_argument(
+        "--rag-sample",
+        type=int,
+        default=None,
+        help="RAG cases, 0 = all (default RAG_EVAL_RAG_SAMPLE_SIZE, or --sample when given)",
+    )
     parser.add_argument("--full", action="store_true", help="every item of the set (the whole test split)")
+    parser.add_argument(
+        "--gate-off",
+        action="store_true",
+        help="send answerability_gate=false with every /chat (compared only with such runs)",
+    )
+    parser.add_argument(
+        "--verify-off", action="store_true", help="send verify=false with every /chat (compared only with such runs)"
+    )
     parser.add_argument("--dataset", default=None, help="a JSONL evaluation set (default: fitz-gov test split)")
     parser.add_argument("--threshold", type=float, default=settings.eval_regression_threshold)
     parser.add_argument("--reports-dir", default=str(settings.eval_reports_dir))
@@ -203,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 api_url=args.api_url,
                 judge=judge,
                 judge_info=judge_info,
+                chat_options=chat_options(args),
             )
         finally:
             if setup is not None:

@@ -1,10 +1,11 @@
 """``python -m eval.scheduler``: the compose ``eval`` service, running ``eval.run`` on ``RAG_EVAL_SCHEDULE``.
 
 It sleeps until the next scheduled minute (UTC; see eval/schedule.py), then runs one evaluation as a child
-process (``python -m eval.run --sample RAG_EVAL_SAMPLE_SIZE``) so a crash or a leak in one run never
-takes the scheduler down, logs the exit status (non-zero = regression or failure, also visible as
-``gate_failed`` in the history), and waits for the next time. SIGTERM stops it between runs, or ends the
-running evaluation first.
+process (``python -m eval.run --sample RAG_EVAL_SAMPLE_SIZE --rag-sample RAG_EVAL_RAG_SAMPLE_SIZE``: by
+default 200 retrieval queries and every RAG case of the test split, under 30 minutes on 2 CPU cores, see
+eval/run.py) so a crash or a leak in one run never takes the scheduler down, logs the exit status
+(non-zero = regression or failure, also visible as ``gate_failed`` in the history), and waits for the
+next time. SIGTERM stops it between runs, or ends the running evaluation first.
 
     python -m eval.scheduler                # forever
     python -m eval.scheduler --now          # one run at start, then on schedule
@@ -32,6 +33,7 @@ def eval_command(settings: Settings, extra: list[str] | None = None) -> list[str
         sys.executable, "-m", "eval.run",
         "--api-url", settings.eval_api_url,
         "--sample", str(settings.eval_sample_size),
+        "--rag-sample", str(settings.eval_rag_sample_size),
         "--reports-dir", str(settings.eval_reports_dir),
         *(extra or []),
     ]  # fmt: skip

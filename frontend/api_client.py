@@ -126,7 +126,45 @@ class TokenEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerSentence:
+    """One answer sentence as the API's verifier judged it: its verified citations, if any source supports it."""
+
+    text: str
+    citations: tuple[int, ...] = ()
+    supported: bool = True
+    score: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnswerSentence:
+        return cls(
+            text=str(d.get("text", "")),
+            citations=tuple(int(n) for n in d.get("citations") or ()),
+            supported=bool(d.get("supported", True)),
+            score=float(d.get("score") or 0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answerability:
+    """The API's gate before generating: probability that the sources hold the answer, and its band."""
+
+    score: float
+    band: str  # answer | verify | decline
+    model: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Answerability:
+        return cls(score=float(d.get("score") or 0.0), band=str(d.get("band", "")), model=str(d.get("model", "")))
+
+
+@dataclass(frozen=True, slots=True)
 class DoneEvent:
+    """The final event (or the non-streaming answer). ``answer`` carries the verified ``[n]`` markers.
+
+    ``sentences``, ``decline_reason`` and ``answerability`` come from servers that verify answers;
+    an older server leaves them out (empty, None, None).
+    """
+
     answer: str
     sources: list[Source]
     citations: list[Source]
@@ -134,9 +172,13 @@ class DoneEvent:
     model: str = ""
     usage: dict[str, int] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    sentences: tuple[AnswerSentence, ...] = ()
+    decline_reason: str | None = None  # no_relevant_sources | unsupported_answer | model_declined
+    answerability: Answerability | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DoneEvent:
+        gate = d.get("answerability")
         return cls(
             answer=str(d.get("answer", "")),
             sources=[Source.from_dict(s) for s in d.get("sources") or []],
@@ -145,6 +187,9 @@ class DoneEvent:
             model=str(d.get("model", "")),
             usage=dict(d.get("usage") or {}),
             timings_ms=dict(d.get("timings_ms") or {}),
+            sentences=tuple(AnswerSentence.from_dict(s) for s in d.get("sentences") or ()),
+            decline_reason=str(d["decline_reason"]) if d.get("decline_reason") else None,
+            answerability=Answerability.from_dict(gate) if isinstance(gate, dict) else None,
         )
 
 

@@ -135,7 +135,7 @@ async def run_turn(client: ApiClient, state: ChatState, question: str, options: 
                     parts.append(event.text)
                     bubble["content"] = render.link_citations("".join(parts), (s.n for s in sources), turn) + " ▌"
                 elif isinstance(event, DoneEvent):
-                    await _finish(client, state, turn, question, event.answer, event.sources or sources)
+                    await _finish(client, state, turn, question, event, event.sources or sources)
                     state.phase, state.info = "done", render.answer_stats(event.model, event.usage, event.timings_ms)
                     yield
                     return
@@ -167,15 +167,24 @@ async def run_turn(client: ApiClient, state: ChatState, question: str, options: 
 
 
 async def _finish(
-    client: ApiClient, state: ChatState, turn: int, question: str, answer: str, sources: list[Any]
+    client: ApiClient, state: ChatState, turn: int, question: str, done: DoneEvent, sources: list[Any]
 ) -> None:
+    """Show the final answer: the verified one (flagged sentences, verified links) or why it was declined."""
+    answer = done.answer
     numbers = [s.n for s in sources]
-    cited = render.cited_numbers(answer, numbers)
+    withheld = render.declined_message(done.decline_reason)
+    if withheld:
+        cited: list[int] = []
+    elif done.sentences:
+        verified = dict.fromkeys(n for s in done.sentences if s.supported for n in s.citations)  # ordered set
+        cited = [n for n in verified if n in numbers]
+    else:
+        cited = render.cited_numbers(answer, numbers)
     if state.turns and state.turns[-1].turn == turn:
         state.turns[-1] = render.TurnSources(turn, question, tuple(sources), tuple(cited))
     else:
         state.turns.append(render.TurnSources(turn, question, tuple(sources), tuple(cited)))
-    text = render.link_citations(answer, numbers, turn) or "(empty answer)"
+    text = withheld or render.verified_answer(answer, done.sentences, numbers, turn) or "(empty answer)"
     if not sources:
         text += "\n\n" + render.no_sources_hint(await _index_empty(client, state.session_id))
     state.display[-1]["content"] = text

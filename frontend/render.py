@@ -11,9 +11,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from frontend.api_client import Document, Readiness, Source, UploadOutcome, UploadResult
+from frontend.api_client import AnswerSentence, Document, Readiness, Source, UploadOutcome, UploadResult
+from services.core.citations import cited, replace_citations, strip_citations  # the API's citation grammar
 
-_CITATION = re.compile(r"\[(\d{1,3})\](?!\()")  # same shape the API counts; not an existing markdown link
+UNSUPPORTED_TITLE = "not supported by the sources"
+# Why an answer was declined, in plain words; the API's reasons (services/core/grounding.py DeclineReason).
+DECLINE_MESSAGES = {
+    "no_relevant_sources": "No document answers this question: the nearest sources are listed below.",
+    "unsupported_answer": "The draft answer was not supported by the sources, so it was withheld.",
+}
 
 EMPTY_INDEX_HELP = (
     "No documents are indexed yet. Add some in the **Documents** tab (upload txt, md, html, pdf or docx), "
@@ -29,12 +35,7 @@ def anchor_id(turn: int, n: int) -> str:
 def cited_numbers(answer: str, available: Iterable[int]) -> list[int]:
     """Source numbers cited as ``[n]`` in the answer, in order of first use, ignoring unknown numbers."""
     known = set(available)
-    seen: list[int] = []
-    for match in _CITATION.finditer(answer):
-        n = int(match.group(1))
-        if n in known and n not in seen:
-            seen.append(n)
-    return seen
+    return [n for n in cited(answer) if n in known]
 
 
 def link_citations(answer: str, available: Iterable[int], turn: int) -> str:
@@ -44,13 +45,63 @@ def link_citations(answer: str, available: Iterable[int], turn: int) -> str:
     """
     known = set(available)
 
-    def repl(match: re.Match[str]) -> str:
-        n = int(match.group(1))
-        if n not in known:
-            return match.group(0)
-        return f"[\\[{n}\\]](#{anchor_id(turn, n)})"
+    def repl(numbers: tuple[int, ...], marker: str) -> str:
+        if not known.intersection(numbers):
+            return marker
+        return "".join(f"[\\[{n}\\]](#{anchor_id(turn, n)})" if n in known else f"[{n}]" for n in numbers)
 
-    return _CITATION.sub(repl, answer)
+    return replace_citations(answer, repl)
+
+
+def unsupported_sentence(text: str) -> str:
+    """A sentence no source supports: flagged with ⚠, struck through and muted, the reason as its tooltip."""
+    return (
+        f'<span class="unsupported" title="{UNSUPPORTED_TITLE}">⚠ '
+        f'<del style="opacity:0.6">{escape(strip_citations(text), quote=False)}</del></span>'
+    )
+
+
+def verified_answer(answer: str, sentences: Sequence[AnswerSentence], available: Iterable[int], turn: int) -> str:
+    """Markdown for a verified answer: supported sentences with their citation links, the others flagged.
+
+    Each sentence is found in ``answer`` in order, so the layout between sentences (line breaks, list
+    bullets) stays; should one not be found, the sentences are shown one after the other instead.
+    Without sentences (an API that does not verify) this is ``link_citations(answer)``.
+    """
+    known = list(available)
+    if not sentences:
+        return link_citations(answer, known, turn)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for sentence in sentences:
+        at = answer.find(sentence.text, pos) if sentence.text else -1
+        if at < 0:
+            spans = []
+            break
+        spans.append((at, at + len(sentence.text)))
+        pos = at + len(sentence.text)
+
+    def one(sentence: AnswerSentence) -> str:
+        return link_citations(sentence.text, known, turn) if sentence.supported else unsupported_sentence(sentence.text)
+
+    if not spans:
+        return " ".join(one(s) for s in sentences if s.text)
+    parts: list[str] = []
+    pos = 0
+    for (start, end), sentence in zip(spans, sentences, strict=True):
+        parts.extend((link_citations(answer[pos:start], known, turn), one(sentence)))
+        pos = end
+    parts.append(link_citations(answer[pos:], known, turn))
+    return "".join(parts)
+
+
+def declined_message(reason: str | None) -> str | None:
+    """The bubble for an answer the API declined, or None when the answer itself is to be shown.
+
+    A model that declined ("I don't know ...") already said so in plain words: its answer is shown.
+    """
+    message = DECLINE_MESSAGES.get(reason or "")
+    return f"ℹ {message}" if message else None
 
 
 def _score(value: float | None) -> str:

@@ -5,6 +5,12 @@ the way the field does: a binary classifier over (query, passage) pairs, positiv
 judgements, negatives mined by the bi-encoder (the passages it wrongly ranks high, which are exactly
 the ones a reranker must learn to push down) plus random ones for calibration.
 
+It is trained for *answerability*, not topicality: "this passage holds the answer". So the questions the
+corpus cannot answer (no relevant document) are in the training set too, their near-miss decoys and the
+bi-encoder's top passages all labelled 0, and the tier1 RAG cases of the train split add their contexts
+(1 for answerable cases, 0 for the abstention cases' same-topic contexts). The score then separates
+"the answer is here" from "a document on the same topic is here", which the answerability gate needs.
+
 Run ``make reranker`` (or ``python -m train.reranker --help``). Only the *train* split is used; dev
 measures the result for the model card, test is never touched here.
 """
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import CorpusDoc, RetrievalQuery, load_corpus, load_queries
+from eval.evalset import tier1_cases
 from eval.metrics import mean, mrr_at_k, ndcg_at_k
 from services.core.model_registry import MODELS_DIR, _packaged_minilm
 
@@ -66,7 +73,9 @@ def mine_pairs(
 
     rng = random.Random(seed)
     corpus = list(load_corpus())
-    queries = load_queries("train")
+    # every train question, the unanswerable ones included: their passages are the negatives that teach
+    # "on topic but without the answer"
+    queries = load_queries("train", with_judgements_only=False)
     if max_queries:
         queries = rng.sample(queries, min(max_queries, len(queries)))
     corpus = subsample_corpus(corpus, queries, max_corpus, rng)
@@ -74,8 +83,7 @@ def mine_pairs(
     ids = [d.id for d in corpus]
     position = {doc_id: i for i, doc_id in enumerate(ids)}
     encoder = SentenceTransformer(str(_packaged_minilm()), device="cpu", local_files_only=True)
-    logger.info("embedding %d corpus passages for hard-negative mining", len(texts))
-    doc_vecs = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=True)
+    doc_vecs = cached_embeddings(encoder, texts)
     q_vecs = encoder.encode([q.text for q in queries], normalize_embeddings=True, show_progress_bar=True)
     scores = q_vecs @ doc_vecs.T
     pairs: list[tuple[str, str, float]] = []
@@ -90,14 +98,46 @@ def mine_pairs(
             j = rng.randrange(len(texts))
             if ids[j] not in q.relevant:
                 pairs.append((q.text, texts[j], 0.0))
+        for decoy in sorted(q.decoys - q.relevant):
+            if decoy in position:
+                pairs.append((q.text, texts[position[decoy]], 0.0))
+    cases = rag_case_pairs("train")
+    pairs.extend(cases)
     rng.shuffle(pairs)
     stats = {
         "queries": len(queries),
+        "unanswerable_queries": sum(1 for q in queries if not q.relevant),
+        "rag_case_pairs": len(cases),
         "pairs": len(pairs),
         "positives": sum(1 for p in pairs if p[2] == 1.0),
         "negatives": sum(1 for p in pairs if p[2] == 0.0),
     }
     return pairs, stats
+
+
+def rag_case_pairs(split: str) -> list[tuple[str, str, float]]:
+    """(question, context, label) from the tier1 cases of one split: the contexts of an answerable case hold
+    the answer (1); an abstention case's contexts are on the same topic and do not (0)."""
+    pairs: list[tuple[str, str, float]] = []
+    for category, label in (("trustworthy_direct", 1.0), ("trustworthy_hedged", 1.0), ("abstention", 0.0)):
+        for case in tier1_cases(category, split):
+            pairs.extend((case["query"], context, label) for context in case["contexts"])
+    return pairs
+
+
+def cached_embeddings(encoder: object, texts: list[str], cache_dir: Path = Path(".data/train")) -> np.ndarray:
+    """Corpus vectors for mining, cached by content (a rerun with other training parameters reuses them)."""
+    import hashlib
+
+    key = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:16]
+    path = cache_dir / f"corpus-vectors-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    logger.info("embedding %d corpus passages for hard-negative mining", len(texts))
+    vecs = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=True)  # type: ignore[attr-defined]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs)
+    return vecs
 
 
 def dev_metrics(
@@ -115,7 +155,7 @@ def dev_metrics(
     texts = [passage_text(d.title, d.content) for d in corpus]
     ids = [d.id for d in corpus]
     encoder = SentenceTransformer(str(_packaged_minilm()), device="cpu", local_files_only=True)
-    doc_vecs = encoder.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    doc_vecs = cached_embeddings(encoder, texts)
     q_vecs = encoder.encode([q.text for q in queries], normalize_embeddings=True)
     ce = CrossEncoder(str(model_dir), device="cpu", local_files_only=True)
     dense_ndcg, dense_mrr, ce_ndcg, ce_mrr = [], [], [], []
@@ -167,7 +207,8 @@ package ships cross-encoder weights and the stack must run offline.
   (`eval.datasets.split_of`); {data["queries"]} queries, {data["positives"]} positive and
   {data["negatives"]} negative pairs ({params["hard_negatives"]} hard negatives per query mined from the
   bi-encoder's top {params["mine_depth"]}, {params["random_negatives"]} random).
-- **Training**: binary cross-entropy, {params["epochs"]} epoch(s), batch {params["batch_size"]},
+- **Training**: binary cross-entropy, at most {params["epochs"]} epoch(s) and {params["max_steps"]} steps
+  (0: no cap) over the shuffled pairs, embeddings + first {params["freeze_layers"]} layers frozen, batch {params["batch_size"]},
   lr {params["lr"]}, warmup ratio {params["warmup_ratio"]}, max length {params["max_length"]}, seed
   {params["seed"]}, CPU, {params["train_seconds"]:.0f} s.
 - **Stored** as fp16 safetensors (sha256 `{digest}`), loaded as fp32.
@@ -181,6 +222,19 @@ package ships cross-encoder weights and the stack must run offline.
 The test split is reported by `make eval-retrieval`, never here.
 """
     )
+
+
+def freeze_lower_layers(model: object, n: int) -> None:
+    """Freeze the embeddings and the first ``n`` transformer layers: on 2 CPU cores the backward pass through
+    all six layers is most of a step, and the lower layers of a pretrained encoder change least anyway."""
+    if n <= 0:
+        return
+    base = model.model.base_model  # type: ignore[attr-defined]
+    frozen = [base.embeddings, *base.encoder.layer[:n]]
+    for module in frozen:
+        for param in module.parameters():
+            param.requires_grad = False
+    logger.info("froze embeddings + %d of %d layers", n, len(base.encoder.layer))
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -214,6 +268,7 @@ def train(args: argparse.Namespace) -> Path:
         for name in TRANSFORMER_FILES:
             shutil.copy(_packaged_minilm() / name, base / name)
         model = CrossEncoder(str(base), num_labels=1, max_length=args.max_length, device="cpu", local_files_only=True)
+        freeze_lower_layers(model, args.freeze_layers)
         dataset = Dataset.from_dict(
             {"query": [p[0] for p in pairs], "passage": [p[1] for p in pairs], "label": [p[2] for p in pairs]}
         )
@@ -255,12 +310,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: full epochs)")
+    parser.add_argument("--max-steps", type=int, default=400, help="stop after N steps (0: full epochs)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--freeze-layers", type=int, default=3, help="freeze embeddings + the first N layers")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--max-length", type=int, default=192)
-    parser.add_argument("--hard-negatives", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--hard-negatives", type=int, default=2)
     parser.add_argument("--random-negatives", type=int, default=1)
     parser.add_argument("--mine-depth", type=int, default=15)
     parser.add_argument("--max-queries", type=int, default=0, help="subsample train queries (0: all)")

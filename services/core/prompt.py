@@ -7,9 +7,9 @@ the model may still be fooled, which is why answers carry their citations).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from services.core.citations import cited
 from services.core.types import RetrievedChunk
 
 NO_ANSWER = "I don't know based on the provided documents."
@@ -33,7 +33,6 @@ DEMONSTRATION = [
 ]
 
 _FENCE_OPEN, _FENCE_CLOSE = "<<<", ">>>"
-_CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
 def _defuse(text: str) -> str:
@@ -82,12 +81,7 @@ def build_messages(
 
 def cited_numbers(answer: str, n_sources: int) -> list[int]:
     """1-based source numbers cited in the answer, in order of first appearance, ignoring out-of-range ones."""
-    seen: list[int] = []
-    for match in _CITATION.finditer(answer):
-        n = int(match.group(1))
-        if 1 <= n <= n_sources and n not in seen:
-            seen.append(n)
-    return seen
+    return [n for n in cited(answer) if 1 <= n <= n_sources]
 
 
 def declined(answer: str) -> bool:

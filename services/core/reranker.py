@@ -133,6 +133,15 @@ class CrossEncoderReranker:
         )
         return np.asarray(scores, dtype=np.float32)
 
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Many (query, passage) pairs in one batched call: the verifier scores a whole answer at once."""
+        self.warm_up()
+        assert self._model is not None
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        scores = self._model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False)
+        return np.asarray(scores, dtype=np.float32)
+
     def rerank(
         self, query: str, candidates: Sequence[RetrievedChunk], top_k: int, min_score: float | None = None
     ) -> list[RetrievedChunk]:

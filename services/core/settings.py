@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.1, ge=0, le=2)
     context_max_chars: int = Field(6000, ge=500, description="budget of chunk text put into the prompt")
 
+    # --- grounding: the answerability gate (services/core/answerability.py) ----------------------
+    answerability_model: str = Field(
+        "", description="gate file (make answerability); empty = the shipped models/answerability/gate.json"
+    )
+    answerability_gate: bool = Field(
+        True, description="decline without calling the LLM when the gate says the sources cannot answer"
+    )
+
+    # --- grounding: the answer verifier (services/core/verify.py) -------------------------------
+    verify_answers: bool = Field(True, description="check each answer sentence against the sources")
+    verify_min_supported: float = Field(
+        0.5, ge=0, le=1, description="share of supported sentences an uncertain (gate band verify) answer needs"
+    )
+    verify_threshold: float = Field(0.5, ge=0, le=1, description="support a source needs to back a sentence")
+    verify_lexical_weight: float = Field(
+        0.5, ge=0, le=1, description="blend of word overlap into the cross-encoder's support score"
+    )
+
     # --- API ----------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -121,9 +139,10 @@ class Settings(BaseSettings):
     # --- evaluation (python -m eval.run / eval.scheduler, make eval) ------------------------------
     eval_api_url: str = Field("http://127.0.0.1:8000", description="the running API the evaluation measures")
     eval_schedule: str = Field("02:00", description="daily 'HH:MM' (UTC), comma list, or 5-field cron in UTC")
-    eval_sample_size: int = Field(20, ge=1, description="queries and RAG cases per scheduled/default run")
+    eval_sample_size: int = Field(200, ge=1, description="retrieval queries per scheduled/default run")
+    eval_rag_sample_size: int = Field(0, ge=0, description="RAG cases per scheduled/default run; 0 = all of the split")
     eval_reports_dir: Path = Path("eval/reports")
-    eval_regression_threshold: float = Field(0.05, ge=0, le=1, description="largest tolerated drop of a metric")
+    eval_regression_threshold: float = Field(0.05, ge=0, le=1, description="a drop beyond this at 95% confidence fails")
     eval_request_timeout_s: float = Field(600.0, gt=0, description="longest wait for one /search or /chat answer")
     eval_judge_base_url: str | None = Field(None, description="OpenAI-compatible judge LLM; empty = no LLM metrics")
     eval_judge_model: str | None = None

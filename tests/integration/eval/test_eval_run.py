@@ -1,7 +1,8 @@
 """eval.run's evaluation against the real API: packaged embedder and reranker, Qdrant, the real SmolLM2 server.
 
 A handful of fitz-gov documents are uploaded as ``<fitz-gov id>.md`` (as the full-corpus index names them),
-then two retrieval queries, one case to answer and one to decline go through ``/search`` and ``/chat``.
+then two retrieval queries, one case to answer and one to decline go through ``/search`` and ``/chat``, once
+with the server's settings and once with the answerability gate off.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from llm_server import start_llm_server, stop
 
-from eval.client import ApiClient
+from eval.client import ApiClient, ChatOptions
 from eval.datasets import load_corpus
 from eval.evalset import EvalSet, fitz_gov_rag_cases, fitz_gov_set
 from eval.run import evaluate
 from services.api.app import create_app
 from services.api.components import assemble
+from services.api.schemas import ChatRequest
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.store import QdrantStore
@@ -85,3 +87,21 @@ def test_eval_run_against_the_real_api(api: TestClient, tmp_path: Path) -> None:
     assert m["non_llm_context_recall"] == 1.0  # the answer's evidence document was given to the model
     assert json.loads((run_dir / "report.json").read_text())["run_id"] == report["run_id"]
     assert (tmp_path / "latest" / "metrics.png").exists()
+    assert report["metrics_ci"]["recall@10"] == {"mean": 1.0, "low": 1.0, "high": 1.0, "n": 2}
+    assert report["gate"]["previous_run"] is None  # the first run is the baseline
+    for name in ("sentence_supported", "citation_coverage", "citation_precision"):
+        assert 0 <= m.get(name, 0) <= 1
+    if report["rag"]["grounding_reported"] and not answer["declined"]:
+        assert answer["sentences"] and "sentence_supported" in answer["scores"]
+    if abstain["declined"]:
+        assert abstain["decline_reason"] in (None, "no_relevant_sources", "unsupported_answer", "model_declined")
+
+    if "answerability_gate" not in ChatRequest.model_fields:
+        return  # an API without the per-request override: the gate-off run would be rejected (422)
+    off, _ = evaluate(
+        ApiClient(api), evalset, Settings(_env_file=None), reports_dir=tmp_path, threshold=0.05,
+        chat_options=ChatOptions(answerability_gate=False),
+    )  # fmt: skip
+    assert off["complete"] and off["dataset"]["gate"] == "off"
+    assert off["gate"]["previous_run"] is None  # not compared with the gate-on run
+    assert all(c["decline_reason"] != "no_relevant_sources" for c in off["per_case"])  # the gate never declined

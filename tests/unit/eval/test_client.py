@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fake_rag_api import FakeRagApi
 
-from eval.client import ApiClient, ApiError, Hit
+from eval.client import ApiClient, ApiError, ChatOptions, Hit, Sentence
 
 pytestmark = pytest.mark.unit
 
@@ -36,6 +38,35 @@ def test_search_and_chat_are_parsed_and_carry_the_bearer_key() -> None:
     assert all(r.headers["authorization"] == "Bearer s3cret" for r in fake.requests)
     assert b'"top_n":30' in fake.requests[0].content.replace(b" ", b"")
     assert api.ready() and api.info()["checks"]["reranker"] == "fake"
+
+
+def test_chat_parses_the_grounding_fields_and_tolerates_a_server_without_them() -> None:
+    grounding = {
+        "sentences": [
+            {"text": "Because.", "citations": [1], "supported": True, "score": 0.9},
+            {"text": "Also this.", "citations": [], "supported": False, "score": 0.1},
+        ],
+        "decline_reason": None,
+        "answerability": {"score": 0.8, "band": "answer", "model": "logreg"},
+    }
+    fake = FakeRagApi(answers={"Why?": ("Because [1]. Also this.", ["ctx"], False)}, grounding={"Why?": grounding})
+    reply = ApiClient(fake.client()).chat("Why?")
+    assert reply.sentences == [Sentence("Because.", [1], True, 0.9), Sentence("Also this.", [], False, 0.1)]
+    assert reply.answerability == {"score": 0.8, "band": "answer", "model": "logreg"}
+    old = ApiClient(FakeRagApi(answers={"Why?": ("Because.", ["ctx"], False)}).client()).chat("Why?")
+    assert old.sentences is None and old.decline_reason is None and old.answerability is None
+
+
+def test_chat_options_are_sent_only_when_set() -> None:
+    fake = FakeRagApi()
+    api = ApiClient(fake.client())
+    api.chat("q")
+    api.chat("q", ChatOptions(answerability_gate=False))
+    api.chat("q", ChatOptions(answerability_gate=False, verify=False))
+    bodies = [json.loads(r.content) for r in fake.requests]
+    assert "answerability_gate" not in bodies[0] and "verify" not in bodies[0]  # an older server rejects them
+    assert bodies[1]["answerability_gate"] is False and "verify" not in bodies[1]
+    assert (bodies[2]["answerability_gate"], bodies[2]["verify"]) == (False, False)
 
 
 def test_api_errors_raise_with_the_status() -> None:

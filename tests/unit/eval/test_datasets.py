@@ -9,11 +9,24 @@ from eval.datasets import SPLIT_BOUNDS, load_corpus, load_queries, split_of
 pytestmark = pytest.mark.unit
 
 
-def test_split_is_pinned() -> None:
-    # Pinned values: a change to the hashing would silently move queries between train (the reranker's
+def test_split_is_pinned_and_follows_the_normalised_question() -> None:
+    # Pinned values: a change to the hashing would silently move questions between train (the models'
     # training data) and test (the reported numbers), so it must fail loudly here.
-    ids = [f"abstain_medium_00{i}" for i in range(1, 7)]
-    assert [split_of(i) for i in ids] == ["train", "dev", "dev", "dev", "train", "dev"]
+    questions = ["What is the capital of France?", "How does CRISPR gene editing work?"]
+    assert [split_of(q) for q in questions] == ["test", "train"]
+    assert split_of("  what is the CAPITAL of france ") == split_of("What is the capital of France?")
+
+
+def test_annotator_notes_are_not_titles_and_decoys_are_never_relevant() -> None:
+    from eval.datasets import DECOY_PREFIX, all_queries, content_title
+
+    assert content_title("Query asks about Kubernetes but contexts describe Docker") == ""
+    assert content_title("The Falcon 9 rocket reliable for commercial satellite launches") == ""
+    assert content_title("January 2024 Service Outage Report") == "January 2024 Service Outage Report"
+    titled = [d for d in load_corpus() if d.title]
+    assert 300 < len(titled) < 600  # of 3,830 titles, most restate a question or a rationale
+    assert not any(d.startswith(DECOY_PREFIX) for q in all_queries() for d in q.relevant)
+    assert sum(1 for q in all_queries() if any(d.startswith(DECOY_PREFIX) for d in q.decoys)) >= 150
 
 
 def test_splits_are_disjoint_and_cover_all_queries() -> None:

@@ -20,7 +20,16 @@ def test_rag_cases_are_disjoint_across_splits_and_stable() -> None:
     assert not questions["train"] & questions["test"]  # the same question never sits on both sides
     # pinned: a change in how cases are selected or split changes what the reported numbers mean
     test = fitz_gov_rag_cases("test")
-    assert (sum(c.expect == "answer" for c in test), sum(c.expect == "abstain" for c in test)) == (53, 100)
+    assert (sum(c.expect == "answer" for c in test), sum(c.expect == "abstain" for c in test)) == (71, 94)
+
+
+def test_no_question_crosses_splits_even_under_another_id_or_spelling() -> None:
+    from eval.datasets import load_queries, normalize_question
+
+    train = {normalize_question(q.text) for q in load_queries("train", with_judgements_only=False)}
+    for split in ("dev", "test"):
+        assert not {normalize_question(c.question) for c in fitz_gov_rag_cases(split)} & train
+        assert not {normalize_question(q.text) for q in load_queries(split)} & train
 
 
 def test_answerable_cases_have_their_evidence_in_the_corpus_and_abstain_cases_have_none() -> None:

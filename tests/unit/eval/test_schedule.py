@@ -117,8 +117,15 @@ def test_a_stopped_scheduler_does_not_run() -> None:
 
 
 def test_scheduled_command_uses_the_settings() -> None:
-    settings = Settings(_env_file=None, eval_api_url="http://api:8000", eval_sample_size=7, eval_reports_dir="/r")
+    settings = Settings(
+        _env_file=None,
+        eval_api_url="http://api:8000",
+        eval_sample_size=7,
+        eval_rag_sample_size=0,
+        eval_reports_dir="/r",
+    )
     cmd = eval_command(settings)
     assert cmd[1:3] == ["-m", "eval.run"]
     assert cmd[cmd.index("--api-url") + 1] == "http://api:8000" and cmd[cmd.index("--sample") + 1] == "7"
+    assert cmd[cmd.index("--rag-sample") + 1] == "0"  # every RAG case
     assert cmd[cmd.index("--reports-dir") + 1] == "/r"

@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from frontend.api_client import (
+    Answerability,
+    AnswerSentence,
     ApiClient,
     ApiDownError,
     ApiHTTPError,
@@ -112,6 +114,33 @@ def test_stream_chat_yields_sources_tokens_then_done_and_sends_the_contract() ->
     }
     assert request.headers["authorization"] == "Bearer k3y"
     assert request.headers[SESSION_HEADER] == "s-1"
+
+
+def test_done_event_carries_the_verified_sentences_decline_reason_and_answerability() -> None:
+    body = done_body("Unplug it [1]. It is magic.") | {
+        "sentences": [
+            {"text": "Unplug it [1].", "citations": [1], "supported": True, "score": 0.93},
+            {"text": "It is magic.", "citations": [], "supported": False, "score": 0.1},
+        ],
+        "decline_reason": None,
+        "answerability": {"score": 0.8, "band": "answer", "model": "gate-v1"},
+    }
+    fake = FakeApi(lambda r: httpx.Response(200, content=sse(("sources", [SOURCE]), ("done", body))))
+    done = collect(fake.client(), ChatOptions())[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.sentences == (
+        AnswerSentence("Unplug it [1].", (1,), True, pytest.approx(0.93)),
+        AnswerSentence("It is magic.", (), False, pytest.approx(0.1)),
+    )
+    assert done.decline_reason is None
+    assert done.answerability == Answerability(pytest.approx(0.8), "answer", "gate-v1")
+    declined = DoneEvent.from_dict(done_body("I don't know.") | {"decline_reason": "no_relevant_sources"})
+    assert declined.decline_reason == "no_relevant_sources"
+
+
+def test_done_event_from_an_older_server_has_no_verification_fields() -> None:
+    done = DoneEvent.from_dict(done_body("Unplug it [1]"))
+    assert (done.sentences, done.decline_reason, done.answerability) == ((), None, None)
 
 
 def test_no_source_filter_sends_no_filters_and_no_key_sends_no_authorization() -> None:

@@ -42,7 +42,8 @@ def sse(*events: tuple[str, Any]) -> bytes:
     return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
 
 
-def answer_stream(answer: str, sources: list[dict[str, Any]] = SOURCES) -> bytes:
+def answer_stream(answer: str, sources: list[dict[str, Any]] = SOURCES, verified: dict | None = None) -> bytes:
+    """The SSE body of one streamed answer; ``verified`` sets the done event's verifier fields (and answer)."""
     words = [w + " " for w in answer.split(" ")]
     words[-1] = words[-1].rstrip()
     done = {
@@ -53,7 +54,7 @@ def answer_stream(answer: str, sources: list[dict[str, Any]] = SOURCES) -> bytes
         "model": "fake-model",
         "usage": {"completion_tokens": len(words)},
         "timings_ms": {"first_token": 100.0, "total": 900.0},
-    }
+    } | (verified or {})
     return sse(("sources", sources), *[("token", {"text": w}) for w in words], ("done", done))
 
 
@@ -101,6 +102,60 @@ def test_a_turn_streams_links_citations_and_fills_the_sources_panel() -> None:
     panel = state.sources_html()
     assert 'id="src-1-1"' in panel and "source-card cited" in panel and 'id="src-1-2"' in panel
     assert 'data-questions="1"' in state.info_html()
+
+
+def test_the_done_event_replaces_the_draft_with_the_verified_answer() -> None:
+    """Streamed "[2]" was wrong: the verifier moved it to [1] and flagged the unsupported sentence."""
+    verified = "Unplug the router [1]. Then dance."
+    sentences = [
+        {"text": "Unplug the router [1].", "citations": [1], "supported": True, "score": 0.9},
+        {"text": "Then dance.", "citations": [], "supported": False, "score": 0.05},
+    ]
+    body = answer_stream(
+        "Unplug the router [2]. Then dance.",
+        verified={"answer": verified, "sentences": sentences, "decline_reason": None},
+    )
+    api = FakeApi(lambda r: httpx.Response(200, content=body))
+    state = ChatState()
+    steps = turn(api, state, "how do I restart the router?")
+
+    assert any("#src-1-2" in s for s in steps[:-1]), "the draft streams as the model wrote it"
+    final = state.display[-1]["content"]
+    assert final.startswith("Unplug the router [\\[1\\]](#src-1-1). ")
+    assert 'title="not supported by the sources">⚠' in final and "Then dance." in final
+    assert "#src-1-2" not in final
+    assert state.sources_html().count("source-card cited") == 1 and 'source-card cited" id="src-1-1' in (
+        state.sources_html()
+    )
+    assert state.history[-1] == {"role": "assistant", "content": verified}
+
+
+@pytest.mark.parametrize(
+    ("reason", "shown"),
+    [
+        ("no_relevant_sources", "No document answers this question: the nearest sources are listed below."),
+        ("unsupported_answer", "The draft answer was not supported by the sources, so it was withheld."),
+    ],
+)
+def test_a_declined_answer_says_why_and_cites_nothing(reason: str, shown: str) -> None:
+    body = answer_stream(
+        "I don't know based on the provided documents.", verified={"decline_reason": reason, "sentences": []}
+    )
+    api = FakeApi(lambda r: httpx.Response(200, content=body))
+    state = ChatState()
+    turn(api, state, "who is the office manager?")
+    assert shown in state.display[-1]["content"]
+    assert "source-card cited" not in state.sources_html() and 'id="src-1-1"' in state.sources_html()
+    assert state.phase == "done"
+
+
+def test_a_model_that_declined_shows_its_own_words() -> None:
+    answer = "I don't know based on the provided documents."
+    sentences = [{"text": answer, "citations": [], "supported": True, "score": 1.0}]
+    body = answer_stream(answer, verified={"decline_reason": "model_declined", "sentences": sentences})
+    state = ChatState()
+    turn(FakeApi(lambda r: httpx.Response(200, content=body)), state, "who is the manager?")
+    assert state.display[-1]["content"] == answer
 
 
 def test_history_sends_earlier_turns_raw_and_the_session_id_stays() -> None:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from frontend import render
-from frontend.api_client import Document, Readiness, Source, UploadOutcome, UploadResult
+from frontend.api_client import AnswerSentence, Document, Readiness, Source, UploadOutcome, UploadResult
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +28,50 @@ def test_existing_markdown_links_are_not_rewritten() -> None:
 
 def test_cited_numbers_are_in_first_use_order_without_duplicates_or_unknowns() -> None:
     assert render.cited_numbers("a [2] b [1] c [2] d [9]", [1, 2, 3]) == [2, 1]
+
+
+def test_grouped_citations_become_one_link_per_known_source() -> None:
+    assert render.link_citations("Wait [1, 7].", [1], turn=2) == "Wait [\\[1\\]](#src-2-1)[7]."
+    assert render.cited_numbers("a [2, 1] b [1][3]", [1, 2]) == [2, 1]
+
+
+def test_verified_answer_links_supported_sentences_and_flags_the_others_keeping_the_layout() -> None:
+    answer = "Steps:\n- Unplug it [1].\n- Sing to it.\n\nWait [2]."
+    sentences = [
+        AnswerSentence("Steps:", (1,), True, 0.9),
+        AnswerSentence("Unplug it [1].", (1,), True, 0.9),
+        AnswerSentence("Sing to it.", (), False, 0.1),
+        AnswerSentence("Wait [2].", (2,), True, 0.8),
+    ]
+    out = render.verified_answer(answer, sentences, [1, 2], turn=4)
+    assert out == (
+        "Steps:\n- Unplug it [\\[1\\]](#src-4-1).\n- "
+        '<span class="unsupported" title="not supported by the sources">⚠ <del style="opacity:0.6">Sing to it.</del>'
+        "</span>\n\nWait [\\[2\\]](#src-4-2)."
+    )
+
+
+def test_an_unsupported_sentence_is_escaped_and_loses_its_markers() -> None:
+    out = render.unsupported_sentence("Run <script>x</script> now [3].")
+    assert "<script>" not in out and "&lt;script&gt;" in out and "[3]" not in out
+    assert 'title="not supported by the sources"' in out and "⚠" in out
+
+
+def test_verified_answer_without_sentences_is_the_linked_answer() -> None:
+    assert render.verified_answer("Unplug it [1].", [], [1], turn=1) == "Unplug it [\\[1\\]](#src-1-1)."
+
+
+def test_verified_answer_whose_sentences_are_not_in_the_answer_shows_them_in_order() -> None:
+    sentences = [AnswerSentence("Unplug it [1].", (1,), True, 0.9), AnswerSentence("Sing.", (), False, 0.0)]
+    out = render.verified_answer("something else", sentences, [1], turn=1)
+    assert out.startswith('Unplug it [\\[1\\]](#src-1-1). <span class="unsupported"')
+
+
+def test_declined_answers_say_why_in_plain_words() -> None:
+    assert "No document answers this question" in (render.declined_message("no_relevant_sources") or "")
+    assert "was withheld" in (render.declined_message("unsupported_answer") or "")
+    assert render.declined_message("model_declined") is None  # the model's own "I don't know" is shown
+    assert render.declined_message(None) is None
 
 
 def test_source_card_shows_title_source_page_section_scores_and_text() -> None:

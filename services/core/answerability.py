@@ -1,0 +1,174 @@
+"""The answerability gate: do the retrieved sources hold the answer, before any LLM is called?
+
+A calibrated probability from a few features of the reranked top chunks, decided in three bands:
+
+- ``decline``: clearly unanswerable. The pipeline answers the fixed refusal without calling the LLM.
+- ``answer``: clearly answerable. Generate and stream.
+- ``verify``: the uncertain middle. Generate, then let the verifier keep the answer or decline.
+
+Features (``features``): the cross-encoder's top scores (as logits) and the margin between them, and lexical
+coverage of the question's content words and of its names and numbers by the top chunks. The second kind is
+there because a near miss is on topic: "Hannibal at Cannae" for a question about Zama scores high on
+relevance and misses the one word that matters.
+
+The model is a logistic regression over those features, fitted on the fitz-gov **train** split, Platt-
+calibrated and given its band thresholds on **dev** (``make answerability``, ``train/answerability.py``),
+stored as a small JSON file beside its model card. It is tied to the reranker it was fitted with: the
+cross-encoder's scores are its inputs, so another reranker turns the gate off (with a warning) until
+``make answerability`` is run for it.
+
+Usage::
+
+    gate = CalibratedGate(GateModel.load(Path("models/answerability/gate.json")))
+    decision = gate.decide("What tactics did Hannibal use at Zama?", reranked_chunks)
+    decision.band, decision.score   # "decline", 0.07
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.core.grounding import Band, GateDecision
+from services.core.model_registry import MODELS_DIR
+from services.core.text import content_words, coverage, specific_words
+from services.core.types import RetrievedChunk
+
+if TYPE_CHECKING:
+    from services.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GATE = MODELS_DIR / "answerability" / "gate.json"
+FEATURES = (
+    "ce_top1_logit",
+    "ce_top2_logit",
+    "ce_margin",
+    "coverage_top1",
+    "coverage_top3",
+    "specific_coverage_top1",
+    "specific_coverage_top3",
+)
+TOP = 3
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def _chunk_text(chunk: RetrievedChunk) -> str:
+    return f"{chunk.title}\n{chunk.section or ''}\n{chunk.text}"
+
+
+def features(question: str, chunks: Sequence[RetrievedChunk]) -> dict[str, float] | None:
+    """The gate's inputs, or None when the chunks carry no cross-encoder score (rerank off or failed)."""
+    scored = sorted((c for c in chunks if c.rerank_score is not None), key=lambda c: -(c.rerank_score or 0.0))
+    if not scored:
+        return None
+    top = scored[:TOP]
+    p1 = float(top[0].rerank_score or 0.0)
+    p2 = float(top[1].rerank_score or 0.0) if len(top) > 1 else 0.0
+    words_q, specific_q = content_words(question), specific_words(question)
+    first = content_words(_chunk_text(top[0])) | specific_words(_chunk_text(top[0]))
+    union: set[str] = set()
+    for c in top:
+        union |= content_words(_chunk_text(c)) | specific_words(_chunk_text(c))
+    return {
+        "ce_top1_logit": _logit(p1),
+        "ce_top2_logit": _logit(p2),
+        "ce_margin": p1 - p2,
+        "coverage_top1": coverage(words_q, first),
+        "coverage_top3": coverage(words_q, union),
+        "specific_coverage_top1": coverage(specific_q, first),
+        "specific_coverage_top3": coverage(specific_q, union),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class GateModel:
+    """Standardised logistic regression + Platt calibration + band thresholds, all plain numbers."""
+
+    name: str
+    reranker: str
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    platt_a: float  # calibrated p = sigmoid(platt_a * raw_logit + platt_b), fitted on dev
+    platt_b: float
+    decline_below: float  # calibrated p below this: decline without generating
+    answer_above: float  # at or above this: answer; in between: generate and verify
+
+    def raw_logit(self, feats: Mapping[str, float]) -> float:
+        z = self.intercept
+        for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.coef, strict=True):
+            z += w * (float(feats[name]) - mu) / (sd or 1.0)
+        return z
+
+    def probability(self, feats: Mapping[str, float]) -> float:
+        z = self.platt_a * self.raw_logit(feats) + self.platt_b
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def band(self, p: float) -> Band:
+        if p < self.decline_below:
+            return "decline"
+        return "answer" if p >= self.answer_above else "verify"
+
+    @classmethod
+    def load(cls, path: Path) -> GateModel:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        fields = {k: raw[k] for k in cls.__dataclass_fields__}
+        for k in ("features", "mean", "scale", "coef"):
+            fields[k] = tuple(fields[k])
+        model = cls(**fields)
+        if set(model.features) - set(FEATURES):
+            raise ValueError(f"{path}: unknown features {sorted(set(model.features) - set(FEATURES))}")
+        if not 0.0 <= model.decline_below <= model.answer_above <= 1.0:
+            raise ValueError(f"{path}: need 0 <= decline_below <= answer_above <= 1")
+        return model
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class CalibratedGate:
+    """``AnswerabilityGate`` over a ``GateModel``; chunks without cross-encoder scores get the middle band."""
+
+    def __init__(self, model: GateModel) -> None:
+        self.model = model
+        self.name = model.name
+
+    def decide(self, question: str, chunks: Sequence[RetrievedChunk]) -> GateDecision:
+        if not chunks:
+            return GateDecision(0.0, "decline", self.name, {})
+        feats = features(question, chunks)
+        if feats is None:  # no cross-encoder score to judge by: let the verifier decide after generating
+            return GateDecision(0.5, "verify", f"{self.name} (no rerank scores)", {})
+        p = self.model.probability(feats)
+        return GateDecision(round(p, 4), self.model.band(p), self.name, {k: round(v, 4) for k, v in feats.items()})
+
+
+def gate_from_settings(settings: Settings, reranker: object) -> CalibratedGate | None:
+    """The shipped gate, or None (with a warning) when its file is missing or was fitted for another reranker."""
+    path = Path(settings.answerability_model) if settings.answerability_model else DEFAULT_GATE
+    if not path.exists():
+        logger.warning("answerability gate off: %s not found (make answerability)", path)
+        return None
+    model = GateModel.load(path)
+    name = getattr(reranker, "name", "none")
+    if name != model.reranker:
+        logger.warning(
+            "answerability gate off: %s was fitted on reranker %r scores, the API runs %r (make answerability)",
+            path,
+            model.reranker,
+            name,
+        )
+        return None
+    return CalibratedGate(model)

@@ -1,0 +1,247 @@
+"""Fit and calibrate the answerability gate (``make answerability``): train fits, dev calibrates, test reports.
+
+The gate (services/core/answerability.py) must see what the API sees, so the features come from the real
+retrieval path: the packaged fitz-gov corpus ingested by the real pipeline, the configured retrieval mode,
+depth and reranker (``Retriever.search`` with the API's defaults). For every tier1 RAG case (answerable:
+``trustworthy_direct``/``trustworthy_hedged``; unanswerable: ``abstention``) of each split:
+
+1. **train**: a standardised, L2-regularised logistic regression over the features (``fit_logistic``);
+2. **dev**: Platt scaling of its logit (so the score is a probability), then the band thresholds:
+   ``decline_below`` is the highest threshold that still answers ``--answer-rate`` of dev's answerable cases;
+   ``answer_above`` the lowest that lets at most ``--leak-rate`` of dev's unanswerable cases skip verification;
+3. **test**: only reported (ROC-AUC, answer rate, decline rate, band shares), never used for a choice.
+
+Writes ``models/answerability/gate.json`` (what the API loads) and its model card ``README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.evalset import fitz_gov_rag_cases
+from services.core.answerability import DEFAULT_GATE, FEATURES, GateModel, features
+
+logger = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+
+
+def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per split: each case's id, label (1 answerable) and features from the real retrieval path."""
+    from eval.local_stack import ensure_corpus_index
+    from services.api.components import build_reranker
+    from services.core.factory import build_embedder, build_store
+    from services.core.retrieval import Retriever
+    from services.core.settings import Settings
+
+    ensure_corpus_index(data_dir)  # the same store `make eval` boots its API on, ingested once
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    embedder = build_embedder(settings)
+    embedder.warm_up()
+    store = build_store(settings)
+    reranker = build_reranker(settings)
+    retriever = Retriever(embedder, store, reranker)
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for split in SPLITS:
+            rows = []
+            for case in tqdm(fitz_gov_rag_cases(split), desc=f"retrieve {split}", dynamic_ncols=True):
+                result = retriever.search(
+                    case.question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k
+                )
+                feats = features(case.question, result.chunks)
+                if feats is not None:
+                    rows.append({"id": case.id, "label": int(case.expect == "answer"), "features": feats})
+            out[split] = rows
+    finally:
+        store.close()
+    out["_meta"] = [{"reranker": reranker.name, "settings": _retrieval_settings(settings)}]
+    return out
+
+
+def scorer_key() -> str:
+    """What the features depend on: the retrieval settings and the reranker's weights."""
+    from services.core.model_registry import RERANKERS, resolve
+    from services.core.settings import Settings
+
+    settings = Settings(_env_file=None)
+    target, _ = resolve(settings.reranker_model, RERANKERS, "RAG_RERANKER_MODEL")
+    weights = Path(target) / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes() if weights.exists() else target.encode()).hexdigest()
+    return hashlib.sha256(json.dumps([_retrieval_settings(settings), digest]).encode()).hexdigest()[:12]
+
+
+def _retrieval_settings(settings: Any) -> dict[str, Any]:
+    keys = ("retrieval_mode", "top_n", "top_k", "reranker_model", "reranker_backend", "rerank_fusion_weight")
+    return {k: getattr(settings, k) for k in keys}
+
+
+def matrix(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.array([[r["features"][f] for f in FEATURES] for r in rows], dtype=np.float64)
+    y = np.array([r["label"] for r in rows], dtype=np.float64)
+    return x, y
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
+    """Newton-Raphson (IRLS) logistic regression with an L2 penalty on the weights (not the intercept)."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    penalty = np.eye(d + 1) * l2
+    penalty[d, d] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -40, 40)))
+        grad = xb.T @ (p - y) + penalty @ w
+        hess = xb.T @ (xb * (p * (1 - p))[:, None]) + penalty + np.eye(d + 1) * 1e-9
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:d], float(w[d])
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that a random positive outranks a random negative (ties count half)."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
+def choose_thresholds(p: np.ndarray, y: np.ndarray, answer_rate: float, leak_rate: float) -> tuple[float, float]:
+    """``decline_below`` keeps ``answer_rate`` of the answerable cases out of the decline band (they may still
+    be declined by the verifier); ``answer_above`` lets at most ``leak_rate`` of the unanswerable skip it."""
+    pos = np.sort(p[y == 1])
+    neg = np.sort(p[y == 0])
+    keep = math.ceil(answer_rate * len(pos))  # answerable cases that must be at or above the threshold
+    decline_below = float(pos[len(pos) - keep]) if keep else 1.0
+    allowed = math.floor(leak_rate * len(neg))  # unanswerable cases allowed at or above answer_above
+    answer_above = float(neg[len(neg) - allowed]) if 0 < allowed <= len(neg) else float(neg[-1]) + 1e-6
+    return round(decline_below, 6), round(max(answer_above, decline_below), 6)
+
+
+def split_report(model: GateModel, rows: list[dict[str, Any]]) -> dict[str, float]:
+    p = np.array([model.probability(r["features"]) for r in rows])
+    y = np.array([r["label"] for r in rows])
+    bands = [model.band(float(v)) for v in p]
+    ans, un = y == 1, y == 0
+    return {
+        "answerable": int(ans.sum()),
+        "unanswerable": int(un.sum()),
+        "roc_auc": round(roc_auc(p, y), 4),
+        "answerable_not_declined": round(float(np.mean([b != "decline" for b, a in zip(bands, ans) if a])), 4),
+        "unanswerable_declined": round(float(np.mean([b == "decline" for b, u in zip(bands, un) if u])), 4),
+        "unanswerable_to_verify": round(float(np.mean([b == "verify" for b, u in zip(bands, un) if u])), 4),
+        "answerable_to_verify": round(float(np.mean([b == "verify" for b, a in zip(bands, ans) if a])), 4),
+        "brier": round(float(np.mean((p - y) ** 2)), 4),
+    }
+
+
+def fit(data: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> tuple[GateModel, dict[str, Any]]:
+    x_train, y_train = matrix(data["train"])
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    scale[scale == 0] = 1.0
+    coef, intercept = fit_logistic((x_train - mean) / scale, y_train, l2=args.l2)
+    draft = GateModel(
+        name="", reranker="", features=FEATURES, mean=tuple(mean), scale=tuple(scale), coef=tuple(coef),
+        intercept=intercept, platt_a=1.0, platt_b=0.0, decline_below=0.0, answer_above=1.0,
+    )  # fmt: skip
+    x_dev, y_dev = matrix(data["dev"])
+    raw_dev = np.array([[draft.raw_logit(r["features"])] for r in data["dev"]])
+    (a,), b = fit_logistic(raw_dev, y_dev, l2=0.0)
+    calibrated = GateModel(**{**draft.to_json(), "platt_a": float(a), "platt_b": b})  # type: ignore[arg-type]
+    p_dev = np.array([calibrated.probability(r["features"]) for r in data["dev"]])
+    low, high = choose_thresholds(p_dev, y_dev, args.answer_rate, args.leak_rate)
+    meta = data["_meta"][0]
+    digest = hashlib.sha256(json.dumps([calibrated.coef, calibrated.intercept, a, b, low, high]).encode()).hexdigest()
+    model = GateModel(
+        **{
+            **calibrated.to_json(),
+            "name": f"answerability-lr-{digest[:8]}",
+            "reranker": meta["reranker"],
+            "decline_below": low,
+            "answer_above": high,
+        }  # type: ignore[arg-type]
+    )
+    report = {split: split_report(model, data[split]) for split in SPLITS}
+    report["retrieval"] = meta["settings"]
+    report["params"] = {"l2": args.l2, "answer_rate": args.answer_rate, "leak_rate": args.leak_rate}
+    return model, report
+
+
+def write_card(out: Path, model: GateModel, report: dict[str, Any]) -> None:
+    weights = "\n".join(f"| {f} | {w:+.3f} |" for f, w in zip(model.features, model.coef, strict=True))
+    rows = "\n".join(
+        f"| {s} | {r['answerable']} / {r['unanswerable']} | {r['roc_auc']:.3f} | {r['answerable_not_declined']:.3f} | "
+        f"{r['unanswerable_declined']:.3f} | {r['unanswerable_to_verify']:.3f} | {r['answerable_to_verify']:.3f} | "
+        f"{r['brier']:.3f} |"
+        for s, r in ((s, report[s]) for s in SPLITS)
+    )
+    (out.parent / "README.md").write_text(
+        f"""# Answerability gate `{model.name}`
+
+Generated by `make answerability` (`python -m train.answerability`); do not edit by hand.
+
+- **What it predicts**: the probability that the reranked top chunks hold the answer to the question.
+- **Inputs**: features of the top {3} chunks scored by the reranker `{model.reranker}` (cross-encoder logits,
+  margin, lexical coverage of the question's words and of its names/numbers); see
+  `services/core/answerability.py`. Retrieval: `{json.dumps(report["retrieval"])}`.
+- **Fitted** on fitz-gov 4.1.0 tier1 cases of the **train** split (logistic regression, L2 {report["params"]["l2"]});
+  **calibrated** (Platt: a={model.platt_a:.3f}, b={model.platt_b:.3f}) and **thresholds chosen on dev**
+  (answer rate target {report["params"]["answer_rate"]}, at most {report["params"]["leak_rate"]} of unanswerable
+  cases skip verification). **Test** is only reported here.
+- **Bands**: p < {model.decline_below:.4f} → decline without calling the LLM; p ≥ {model.answer_above:.4f} →
+  answer; in between → generate and verify.
+
+| split | answerable / unanswerable | ROC-AUC | answerable not declined | unanswerable declined | unanswerable → verify | answerable → verify | Brier |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+The gate alone is measured here; the whole pipeline (gate + LLM + verifier) is measured by `make eval`.
+
+| feature (standardised) | weight |
+|---|---|
+{weights}
+"""
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(DEFAULT_GATE))
+    parser.add_argument("--data-dir", default=".data/eval", help="the fitz-gov index (shared with make eval)")
+    parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--answer-rate", type=float, default=0.95, help="dev answerable cases kept out of decline")
+    parser.add_argument("--leak-rate", type=float, default=0.1, help="dev unanswerable cases allowed to skip verify")
+    parser.add_argument("--refresh", action="store_true", help="recompute the features (else reuse the cache)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # the features are the reranker's scores: a retrained reranker (or other settings) invalidates the cache
+    cache = data_dir / f"features-{scorer_key()}.json"
+    if cache.exists() and not args.refresh:
+        data = json.loads(cache.read_text())
+    else:
+        data = collect(data_dir)
+        cache.write_text(json.dumps(data))
+    model, report = fit(data, args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(model.to_json(), indent=2) + "\n")
+    (out.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_card(out, model, report)
+    logger.info("wrote %s: %s", out, json.dumps({s: report[s] for s in SPLITS}))
+
+
+if __name__ == "__main__":
+    main()
