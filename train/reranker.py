@@ -208,9 +208,9 @@ package ships cross-encoder weights and the stack must run offline.
   {data["negatives"]} negative pairs ({params["hard_negatives"]} hard negatives per query mined from the
   bi-encoder's top {params["mine_depth"]}, {params["random_negatives"]} random).
 - **Training**: binary cross-entropy, at most {params["epochs"]} epoch(s) and {params["max_steps"]} steps
-  (0: no cap) over the shuffled pairs, embeddings + first {params["freeze_layers"]} layers frozen, batch {params["batch_size"]},
-  lr {params["lr"]}, warmup ratio {params["warmup_ratio"]}, max length {params["max_length"]}, seed
-  {params["seed"]}, CPU, {params["train_seconds"]:.0f} s.
+  (0: no cap) over the shuffled pairs, embeddings + first {params["freeze_layers"]} layers frozen,
+  batch {params["batch_size"]}, lr {params["lr"]}, warmup ratio {params["warmup_ratio"]},
+  max length {params["max_length"]}, seed {params["seed"]}, CPU, {params["train_seconds"]:.0f} s.
 - **Stored** as fp16 safetensors (sha256 `{digest}`), loaded as fp32.
 
 ## Dev-split metrics (rerank of the bi-encoder's top {int(metrics.get("rerank_depth", 0))})

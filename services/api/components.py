@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from ingest.factory import build_pipeline
 from ingest.pipeline import IngestPipeline
+from services.chat.pipeline import ChatConfig, ChatPipeline
 from services.core.embedder import Embedder
 from services.core.factory import build_embedder, build_store
+from services.core.grounding import AnswerabilityGate, AnswerVerifier
 from services.core.llm import LLMClient, OpenAICompatibleLLM
 from services.core.reranker import CrossEncoderReranker, NoReranker, Reranker
 from services.core.retrieval import Retriever
@@ -27,6 +29,18 @@ class Components:
     llm: LLMClient
     retriever: Retriever
     pipeline: IngestPipeline
+    gate: AnswerabilityGate | None = None
+    verifier: AnswerVerifier | None = None
+
+    def chat_pipeline(self) -> ChatPipeline:
+        """The chat flow over these components (cheap: built per request, so a replaced LLM is picked up)."""
+        return ChatPipeline(
+            self.retriever,
+            self.llm,
+            gate=self.gate,
+            verifier=self.verifier,
+            config=ChatConfig.from_settings(self.settings),
+        )
 
     def close_sync(self) -> None:
         self.store.close()
@@ -38,6 +52,21 @@ def build_reranker(settings: Settings) -> Reranker:
     reranker = CrossEncoderReranker.from_settings(settings)
     reranker.warm_up()
     return reranker
+
+
+def build_gate(settings: Settings, reranker: Reranker) -> AnswerabilityGate | None:
+    """The answerability gate (it scores with the reranker); None when it cannot run with this setup."""
+    from services.core.answerability import gate_from_settings
+
+    return gate_from_settings(settings, reranker)
+
+
+def build_verifier(settings: Settings, reranker: Reranker) -> AnswerVerifier | None:
+    """The answer verifier; it scores sentences with the cross-encoder when there is one."""
+    from services.core.verify import verifier_from_settings
+
+    scorer = reranker if isinstance(reranker, CrossEncoderReranker) else None
+    return verifier_from_settings(settings, scorer)
 
 
 def build_llm(settings: Settings) -> OpenAICompatibleLLM:
@@ -70,4 +99,6 @@ def assemble(settings: Settings, embedder: Embedder, store: VectorStore) -> Comp
         llm=build_llm(settings),
         retriever=Retriever(embedder, store, reranker),
         pipeline=build_pipeline(settings, embedder, store),
+        gate=build_gate(settings, reranker),
+        verifier=build_verifier(settings, reranker),
     )

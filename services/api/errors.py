@@ -1,7 +1,8 @@
 """One error shape for every failure: FastAPI's ``detail`` plus OpenAI's ``error`` object.
 
 So both plain HTTP clients and OpenAI SDKs show the reason. Dependencies that are down map to 503
-with the reason and a Retry-After; nothing a client sends may produce a 500.
+with the reason and a Retry-After; nothing a client sends may produce a 500. The chat pipeline's domain
+errors (``services.chat.errors``) get their status here, in ``status_for``, and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.api.schemas import Citation
+from services.chat.errors import ChatError, InvalidRequest, LLMUnavailable, QueryTooLong
 from services.core.llm import LLMUnavailableError
 from services.core.model_registry import ModelUnavailableError
 from services.core.retrieval import LateInteractionUnavailableError
@@ -82,13 +85,34 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class DependencyUnavailable(Exception):
-    """Raised by routes when a dependency is down; carries anything still useful (e.g. sources)."""
+def status_for(exc: BaseException) -> int:
+    """The HTTP status of an exception, where the API answers with one (the chain span records it too)."""
+    if isinstance(exc, ChatError):
+        return _CHAT_STATUS.get(type(exc), 500)
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code
+    if isinstance(exc, RequestValidationError | LateInteractionUnavailableError):
+        return 422
+    if isinstance(exc, LLMUnavailableError | StoreUnavailableError | ModelUnavailableError):
+        return 503
+    return 500
 
-    def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra or {}
+
+# The chat pipeline's domain errors, mapped here and nowhere else.
+_CHAT_STATUS: dict[type[ChatError], int] = {InvalidRequest: 422, QueryTooLong: 413, LLMUnavailable: 503}
+
+
+def chat_error_response(exc: ChatError) -> JSONResponse:
+    status = status_for(exc)
+    if isinstance(exc, LLMUnavailable):
+        # A dead LLM still returns the retrieved sources: the user sees what was found.
+        return error_response(
+            status,
+            f"{exc.message}; retrieval still works (POST /search)",
+            headers={"Retry-After": "5"},
+            extra={"sources": [c.model_dump() for c in Citation.numbered(exc.sources)]},
+        )
+    return error_response(status, exc.message)
 
 
 def install(app: FastAPI) -> None:
@@ -111,9 +135,9 @@ def install(app: FastAPI) -> None:
     async def _llm(_: Request, exc: LLMUnavailableError) -> JSONResponse:
         return error_response(503, str(exc), headers={"Retry-After": "5"})
 
-    @app.exception_handler(DependencyUnavailable)
-    async def _dep(_: Request, exc: DependencyUnavailable) -> JSONResponse:
-        return error_response(503, exc.message, headers={"Retry-After": "5"}, extra=exc.extra)
+    @app.exception_handler(ChatError)
+    async def _chat(_: Request, exc: ChatError) -> JSONResponse:
+        return chat_error_response(exc)
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:

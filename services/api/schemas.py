@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.core.types import RetrievedChunk
 
 Mode = Literal["dense", "sparse", "hybrid"]
 
@@ -56,6 +59,23 @@ class ChunkOut(BaseModel):
     late_interaction_score: float | None = None
     rerank_score: float | None = None
 
+    @classmethod
+    def from_chunk(cls, chunk: RetrievedChunk) -> ChunkOut:
+        return cls(
+            id=chunk.id,
+            doc_id=chunk.doc_id,
+            source=chunk.source,
+            title=chunk.title,
+            section=chunk.section,
+            page=chunk.page,
+            chunk_index=chunk.chunk_index,
+            text=chunk.text,
+            tags=chunk.tags,
+            retrieval_score=chunk.retrieval_score,
+            late_interaction_score=chunk.late_interaction_score,
+            rerank_score=chunk.rerank_score,
+        )
+
 
 class SearchResponse(BaseModel):
     query: str
@@ -80,7 +100,19 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatRequest(RetrievalOptions):
+class ChatOptions(RetrievalOptions):
+    """Retrieval options plus the grounding toggles of a chat (``None``: the server's setting)."""
+
+    answerability_gate: bool | None = Field(
+        None,
+        description="decline without calling the LLM when the sources cannot answer; default RAG_ANSWERABILITY_GATE",
+    )
+    verify: bool | None = Field(
+        None, description="check each answer sentence against the sources; default RAG_VERIFY_ANSWERS"
+    )
+
+
+class ChatRequest(ChatOptions):
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=200)
     stream: bool = False
     max_tokens: int | None = Field(None, ge=1, le=4096)
@@ -99,16 +131,64 @@ class Citation(BaseModel):
     rerank_score: float | None = None
     retrieval_score: float
 
+    @classmethod
+    def from_chunk(cls, n: int, chunk: RetrievedChunk) -> Citation:
+        return cls(
+            n=n,
+            chunk_id=chunk.id,
+            doc_id=chunk.doc_id,
+            source=chunk.source,
+            title=chunk.title,
+            section=chunk.section,
+            page=chunk.page,
+            text=chunk.text,
+            rerank_score=chunk.rerank_score,
+            retrieval_score=chunk.retrieval_score,
+        )
+
+    @classmethod
+    def numbered(cls, chunks: Sequence[RetrievedChunk]) -> list[Citation]:
+        """The sources as the prompt numbers them, ``[1]`` first."""
+        return [cls.from_chunk(i + 1, c) for i, c in enumerate(chunks)]
+
+
+class SentenceOut(BaseModel):
+    text: str = Field(description="one sentence of the answer")
+    citations: list[int] = Field(description="verified source numbers supporting it (empty when none does)")
+    supported: bool
+    score: float = Field(description="the best source's support score, 0..1")
+
+
+class AnswerabilityOut(BaseModel):
+    score: float = Field(description="calibrated probability that the sources hold the answer")
+    band: Literal["answer", "verify", "decline"]
+    model: str
+
+
+DeclineReason = Literal["no_relevant_sources", "unsupported_answer", "model_declined"]
+
 
 class ChatResponse(BaseModel):
-    answer: str
+    answer: str = Field(description="the answer with verified [n] markers (the refusal text when declined)")
     citations: list[Citation] = Field(description="sources cited in the answer, by [n]")
     sources: list[Citation] = Field(description="all sources given to the model, numbered as in the prompt")
-    declined: bool = Field(description="the model said the sources do not hold the answer")
-    model: str
+    sentences: list[SentenceOut] = Field(
+        default_factory=list, description="per-sentence support from the verifier (empty when not verified)"
+    )
+    declined: bool = Field(description="the answer is a refusal: see decline_reason")
+    decline_reason: DeclineReason | None = Field(
+        None,
+        description="no_relevant_sources: nothing relevant was found, the LLM was not called; unsupported_answer: "
+        "an uncertain answer the sources did not support; model_declined: the model said it does not know",
+    )
+    answerability: AnswerabilityOut | None = Field(None, description="the answerability gate's decision, when it ran")
+    model: str = Field(description="the LLM that answered; empty when none was called")
     usage: dict[str, int] = {}
     retrieval: dict[str, Any] = {}
-    timings_ms: dict[str, float] = {}
+    timings_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description="per step: embed, retrieve, rerank, gate, llm_connect, first_token, generate, verify, total",
+    )
 
 
 # --- OpenAI-compatible ------------------------------------------------------------------------
@@ -124,7 +204,7 @@ class OpenAIChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
     temperature: float | None = Field(None, ge=0, le=2)
-    rag: RetrievalOptions | None = Field(None, description="retrieval options (extension)")
+    rag: ChatOptions | None = Field(None, description="retrieval and grounding options (extension)")
 
 
 # --- documents ---------------------------------------------------------------------------------

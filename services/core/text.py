@@ -15,7 +15,7 @@ STOPWORDS = frozenset(
     her here hers him his how i if in into is it its itself just me more most my no nor not now of off on once
     only or other our ours out over own same she should so some such than that the their theirs them then there
     these they this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yes ok per via vs versus did specific specifically currently current""".split()
+    why will with would you your yours yes ok per via vs versus did specific specifically currently current""".split()  # noqa: SIM905 - a word list reads best as text
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _CITATION = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")

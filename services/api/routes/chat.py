@@ -1,7 +1,7 @@
+"""POST /chat: the chat pipeline's events as JSON (one body) or as server-sent events."""
+
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -9,60 +9,51 @@ from fastapi.responses import StreamingResponse
 
 from services.api import rag
 from services.api.deps import ComponentsDep
-from services.api.schemas import ChatRequest, ChatResponse
+from services.api.schemas import ChatRequest, ChatResponse, Citation
 from services.api.sse import SSE_HEADERS, event
-from services.core.llm import LLMUnavailableError
+from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEvent
 
-logger = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
 
 STREAM_DOC = """With `stream: true` the response is `text/event-stream` with events:
 `sources` (the numbered chunks given to the model), `token` (`{"text": ...}`, many),
-then `done` (the same object as the non-streaming response) or `error` (`{"message": ...}`)."""
+then `done` (the same object as the non-streaming response) or `error` (`{"message": ..., "partial_answer": ...}`).
+
+When the answerability gate declines (or nothing was found) the LLM is not called: one `token` carries the
+refusal and `done` says `decline_reason: "no_relevant_sources"`. When the gate is unsure, the answer is
+verified before any of it is sent: one `token` carries the verified answer (or the refusal,
+`decline_reason: "unsupported_answer"`). `done.answer` is the answer with verified `[n]` markers, which may
+differ from the streamed tokens' markers; clients should show it once it arrives."""
+
+
+async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
+    async for item in stream:
+        match item:
+            case SourcesEvent(sources=sources):
+                yield event("sources", [c.model_dump() for c in Citation.numbered(sources)])
+            case TokenEvent(text=text):
+                yield event("token", {"text": text})
+            case DoneEvent(result=result):
+                yield event("done", rag.chat_response(result).model_dump(mode="json"))
+            case FailedEvent(error=error, partial_answer=partial):
+                yield event("error", {"message": error.message, "partial_answer": partial})
 
 
 @router.post(
     "/chat",
     response_model=ChatResponse,
-    summary="Answer from the documents, with [n] citations",
+    summary="Answer from the documents, with verified [n] citations",
     description=STREAM_DOC,
     responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "LLM or store unavailable"}},
 )
 async def chat(body: ChatRequest, components: ComponentsDep, request: Request):  # noqa: ANN201 - JSON or SSE
-    question = body.messages[-1].text()
-    rt = rag.RequestTrace("rag.chat", request.headers, question)
-    with rt.active():
-        prepared = await rag.prepare_chat(components, body.messages, body)
-        params = rag.llm_params(body.max_tokens, body.temperature)
-        if not body.stream:
-            response = ChatResponse(**await rag.answer(components, prepared, params))
-            rt.finish(response.answer)
-            return response
-        stream = await rag.open_stream(components, prepared, params)
-
-    async def events() -> AsyncIterator[bytes]:
-        yield event("sources", [c.model_dump() for c in prepared.sources_out()])
-        parts: list[str] = []
-        t0 = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            async for delta in stream.deltas:
-                if not parts:
-                    prepared.timings_ms["first_token"] = round((time.perf_counter() - t0) * 1000, 2)
-                    stream.first_token()
-                parts.append(delta)
-                yield event("token", {"text": delta})
-            prepared.timings_ms["generate"] = round((time.perf_counter() - t0) * 1000, 2)
-            stream.finish("".join(parts))
-            yield event("done", prepared.final("".join(parts), stream.state.model, stream.state.final_usage()))
-        except LLMUnavailableError as exc:
-            logger.warning("stream failed: %s", exc)
-            error = exc
-            stream.fail(exc)
-            yield event("error", {"message": str(exc), "partial_answer": "".join(parts)})
-        finally:
-            stream.finish("".join(parts))  # a client that went away still gets its span closed
-            await stream.close()
-            rt.finish(error=error, output="".join(parts))
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    pipeline = components.chat_pipeline()
+    turn = rag.chat_input(body.messages, body, body.max_tokens, body.temperature)
+    rt = rag.RequestTrace("rag.chat", request.headers, body.messages[-1].text())
+    if not body.stream:
+        with rt.active():
+            result = await pipeline.answer(turn)
+        rt.finish(result.answer)
+        return rag.chat_response(result)
+    stream = await rag.EventStream.open(rt, pipeline.run(turn))
+    return StreamingResponse(sse(stream), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -1,12 +1,13 @@
 """OpenAI-compatible surface, so any OpenAI client or chat UI can use the stack as a "model".
 
-Responses follow the chat-completions schema; the sources used travel in an extra ``citations``
-field (on the final chunk when streaming) that OpenAI clients ignore and RAG-aware ones can read.
+Responses follow the chat-completions schema; the grounding travels in extra fields that OpenAI clients
+ignore and RAG-aware ones read: ``citations``, ``sources``, ``sentences``, ``declined``, ``decline_reason``
+and ``answerability`` on the response (on the final chunk when streaming, which also carries ``answer``,
+the text with verified ``[n]`` markers). The same pipeline and mapping as /chat, only encoded differently.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,11 +18,10 @@ from fastapi.responses import StreamingResponse
 
 from services.api import rag
 from services.api.deps import ComponentsDep
-from services.api.schemas import OpenAIChatRequest, RetrievalOptions
+from services.api.schemas import ChatOptions, OpenAIChatRequest
 from services.api.sse import SSE_HEADERS, event
-from services.core.llm import LLMUnavailableError
+from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEvent
 
-logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
@@ -39,21 +39,21 @@ async def models(components: ComponentsDep) -> dict[str, Any]:
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions, grounded in the documents")
 async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, request: Request):  # noqa: ANN201
-    options = body.rag or RetrievalOptions()
+    pipeline = components.chat_pipeline()
+    turn = rag.chat_input(
+        body.messages, body.rag or ChatOptions(), body.max_completion_tokens or body.max_tokens, body.temperature
+    )
     rt = rag.RequestTrace("rag.chat", request.headers, body.messages[-1].text())
-    with rt.active():
-        prepared = await rag.prepare_chat(components, body.messages, options)
-        params = rag.llm_params(body.max_completion_tokens or body.max_tokens, body.temperature)
-        if body.stream:
-            stream = await rag.open_stream(components, prepared, params)
-        else:
-            result = await rag.answer(components, prepared, params)
-            rt.finish(result["answer"])
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = _model_name(components)
+
     if not body.stream:
-        usage = result["usage"]
+        with rt.active():
+            result = await pipeline.answer(turn)
+        rt.finish(result.answer)
+        response = rag.chat_response(result)
+        usage = result.usage
         return {
             "id": completion_id,
             "object": "chat.completion",
@@ -62,8 +62,8 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": result["answer"]},
-                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": response.answer},
+                    "finish_reason": result.finish_reason,
                 }
             ],
             "usage": {
@@ -71,8 +71,7 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
                 "completion_tokens": usage.get("completion_tokens", 0),
                 "total_tokens": usage.get("total_tokens", 0),
             },
-            "citations": result["citations"],
-            "sources": result["sources"],
+            **rag.openai_extensions(response),
         }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
@@ -86,28 +85,20 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
         obj.update(extra)
         return event(None, obj)
 
-    async def events() -> AsyncIterator[bytes]:
-        parts: list[str] = []
-        error: BaseException | None = None
-        try:
-            yield chunk({"role": "assistant", "content": ""})
-            async for delta in stream.deltas:
-                if not parts:
-                    stream.first_token()
-                parts.append(delta)
-                yield chunk({"content": delta})
-            stream.finish("".join(parts))
-            final = prepared.final("".join(parts), stream.state.model, stream.state.final_usage())
-            yield chunk({}, stream.state.finish_reason or "stop", citations=final["citations"])
-        except LLMUnavailableError as exc:
-            logger.warning("stream failed: %s", exc)
-            error = exc
-            stream.fail(exc)
-            yield event(None, {"error": {"message": str(exc), "type": "service_unavailable", "code": 503}})
-        finally:
-            stream.finish("".join(parts))
-            await stream.close()
-            rt.finish(error=error, output="".join(parts))
+    async def chunks(stream: rag.EventStream) -> AsyncIterator[bytes]:
+        async for item in stream:
+            match item:
+                case SourcesEvent():
+                    yield chunk({"role": "assistant", "content": ""})
+                case TokenEvent(text=text):
+                    yield chunk({"content": text})
+                case DoneEvent(result=result):
+                    response = rag.chat_response(result)
+                    extra = rag.openai_extensions(response)
+                    yield chunk({}, result.finish_reason, answer=response.answer, **extra)
+                case FailedEvent(error=error):
+                    yield event(None, {"error": {"message": error.message, "type": "service_unavailable", "code": 503}})
         yield event(None, "[DONE]")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    stream = await rag.EventStream.open(rt, pipeline.run(turn))
+    return StreamingResponse(chunks(stream), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -14,7 +14,7 @@ async def search(body: SearchRequest, components: ComponentsDep, request: Reques
     """First stage (dense, sparse or hybrid) to `top_n`, cross-encoder rerank to `top_k`, with per-stage timings."""
     rt = rag.RequestTrace("rag.search", request.headers, body.query)
     with rt.active():
-        rag.check_query(components, body.query)
-        response = rag.search_response(await rag.search(components, body.query, body))
+        result = await components.chat_pipeline().search(body.query, rag.search_options(body))
+        response = rag.search_response(result)
     rt.finish([r.id for r in response.results])
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import statistics
 import threading
@@ -35,6 +36,10 @@ def exporter(components: Components) -> Iterator[InMemorySpanExporter]:
         yield memory
     finally:
         tracing.install(None)
+
+
+def without_markers(text: str) -> str:
+    return " ".join(re.sub(r"\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\]", "", text).split())
 
 
 def kind(span: ReadableSpan) -> str:
@@ -93,14 +98,18 @@ def test_search_span_tree(client: TestClient, corpus: dict[str, str], exporter: 
 
 
 def test_chat_span_tree_has_llm_with_token_counts(
-    client: TestClient, corpus: dict[str, str], exporter: InMemorySpanExporter
+    client: TestClient, corpus: dict[str, str], exporter: InMemorySpanExporter, components: Components
 ) -> None:
     body = {"messages": [{"role": "user", "content": "How do I rotate the API signing keys?"}]}
     r = client.post("/chat", json=body, headers=HEADERS)
     assert r.status_code == 200, r.text
+    body = r.json()
     spans = by_name(list(exporter.get_finished_spans()))
-    assert set(spans) == {"rag.chat", "embed_query", "retrieve", "rerank", "generate"}
-    assert_retrieval_tree(spans, "rag.chat", r.json()["retrieval"]["candidates"])
+    grounding = {"gate"} if components.gate is not None else set()
+    if components.verifier is not None and not body["declined"]:
+        grounding.add("verify")
+    assert set(spans) == {"rag.chat", "embed_query", "retrieve", "rerank", "generate"} | grounding
+    assert_retrieval_tree(spans, "rag.chat", body["retrieval"]["candidates"])
     llm = spans["generate"]
     assert kind(llm) == "LLM"
     assert llm.parent.span_id == spans["rag.chat"].context.span_id
@@ -108,8 +117,19 @@ def test_chat_span_tree_has_llm_with_token_counts(
     assert llm.attributes["llm.input_messages.0.message.role"] == "system"
     assert llm.attributes["llm.token_count.prompt"] > 100  # system rules + numbered sources
     assert llm.attributes["llm.token_count.completion"] >= 1
-    assert llm.attributes["llm.output_messages.0.message.content"] == r.json()["answer"]
-    assert spans["rag.chat"].attributes["output.value"] == r.json()["answer"]
+    # The LLM span holds the model's own text; the answer has the verified [n] markers in its place.
+    content = llm.attributes["llm.output_messages.0.message.content"]
+    assert without_markers(content) == without_markers(body["answer"]) or body["declined"]
+    assert spans["rag.chat"].attributes["output.value"] == body["answer"]
+    if "gate" in spans:
+        gate = spans["gate"]
+        assert kind(gate) == "GUARDRAIL" and gate.parent.span_id == spans["rag.chat"].context.span_id
+        assert gate.attributes["gate.band"] == body["answerability"]["band"]
+        assert gate.attributes["gate.score"] == body["answerability"]["score"]
+    if "verify" in spans:
+        verify = spans["verify"]
+        assert kind(verify) == "EVALUATOR" and verify.parent.span_id == spans["rag.chat"].context.span_id
+        assert verify.attributes["verify.sentences"] == len(body["sentences"])
 
 
 def test_streamed_chat_records_time_to_first_token(

@@ -48,7 +48,7 @@ def test_specific_words_are_names_and_numbers() -> None:
 
 def test_a_near_miss_covers_fewer_of_the_questions_names_than_the_answer() -> None:
     near_miss = chunk(0, "At Cannae in 216 BCE Hannibal used a double envelopment tactic.", 0.9)
-    answer = chunk(1, "At the Battle of Zama in 202 BCE Hannibal opened with war elephants; Scipio's tactics beat them.", 0.9)
+    answer = chunk(1, "At the Battle of Zama in 202 BCE Hannibal led war elephants; Scipio's tactics beat them.", 0.9)
     f_miss, f_hit = features(QUESTION, [near_miss]), features(QUESTION, [answer])
     assert f_miss is not None and f_hit is not None
     assert f_miss["specific_coverage_top1"] < f_hit["specific_coverage_top1"] == 1.0

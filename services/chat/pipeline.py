@@ -1,0 +1,531 @@
+"""The chat flow as one typed pipeline: prepare -> gate -> generate -> verify, told as a stream of events.
+
+Steps:
+- prepare: cap the history, check the question, retrieve (the Retriever runs in a thread), number the
+  sources and build the prompt (``services.core.prompt.build_messages``).
+- gate: with no sources at all, decline without calling the LLM. Else, when the answerability gate is on
+  and there is one, its band decides: ``decline`` refuses without calling the LLM, ``answer`` generates
+  and streams, ``verify`` (the uncertain middle) generates *without* streaming, verifies, and then either
+  sends the verified answer as one token or declines (``unsupported_answer``) when the share of
+  supported sentences is below ``verify_min_supported``.
+- generate: the LLM streams (or, for a non-streaming consumer, completes in one call); its span records the
+  prompt, the answer, token counts and time to first token.
+- verify: the verifier scores each answer sentence against the sources the model saw; the final answer
+  carries the verified ``[n]`` markers and the per-sentence support. Without a verifier (or with
+  verification off) the citations are the ``[n]`` the model wrote.
+
+Failures before any event (bad request, retrieval down, LLM unreachable) are raised as the typed errors of
+``services.chat.errors``; a failure after the sources went out is a ``FailedEvent``. This package knows no
+HTTP: the API maps the errors to status codes and encodes the events (SSE, OpenAI chunks).
+
+Usage::
+
+    pipeline = ChatPipeline(retriever, llm, gate=gate, verifier=verifier, config=ChatConfig.from_settings(s))
+    request = ChatInput(messages=[{"role": "user", "content": "How do I reset the router?"}])
+    async for event in pipeline.run(request):
+        match event:
+            case SourcesEvent(sources=sources): ...              # numbered [1..n] as in the prompt
+            case TokenEvent(text=text): print(text, end="")
+            case DoneEvent(result=result): print(result.answer, result.citations, result.decline_reason)
+            case FailedEvent(error=error, partial_answer=partial): ...
+    result = await pipeline.answer(request)   # run(stream=False)'s events, consumed; raises LLMUnavailable
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import anyio.to_thread
+from opentelemetry.trace import Status, StatusCode
+
+from services.chat import spans as chat_spans
+from services.chat.errors import InvalidRequest, LLMUnavailable, QueryTooLong
+from services.core import spans, tracing
+from services.core.grounding import (
+    AnswerabilityGate,
+    AnswerVerifier,
+    DeclineReason,
+    GateDecision,
+    SentenceSupport,
+    Verification,
+)
+from services.core.llm import LLMClient, LLMUnavailableError, StreamState
+from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, declined
+from services.core.reranker import passage_for
+from services.core.retrieval import SearchResult, retrieval_query
+from services.core.store import SearchFilters
+from services.core.types import RetrievedChunk
+
+if TYPE_CHECKING:
+    from services.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ChunkSearcher(Protocol):
+    """What the pipeline needs of ``services.core.retrieval.Retriever``."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str,
+        top_n: int,
+        top_k: int,
+        rerank: bool = True,
+        min_score: float | None = None,
+        filters: SearchFilters | None = None,
+        late_interaction: bool = False,
+    ) -> SearchResult: ...
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatConfig:
+    """The pipeline's defaults (from settings); a request may override the retrieval ones and the toggles."""
+
+    retrieval_mode: str = "hybrid"
+    top_n: int = 10
+    top_k: int = 5
+    rerank_min_score: float | None = None
+    late_interaction: bool = False
+    max_query_chars: int = 2000
+    max_history_messages: int = 12
+    context_max_chars: int = 6000
+    answerability_gate: bool = True
+    verify_answers: bool = True
+    verify_min_supported: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChatConfig:
+        return cls(
+            retrieval_mode=settings.retrieval_mode,
+            top_n=settings.top_n,
+            top_k=settings.top_k,
+            rerank_min_score=settings.rerank_min_score,
+            late_interaction=settings.late_interaction,
+            max_query_chars=settings.max_query_chars,
+            max_history_messages=settings.max_history_messages,
+            context_max_chars=settings.context_max_chars,
+            answerability_gate=settings.answerability_gate,
+            verify_answers=settings.verify_answers,
+            verify_min_supported=settings.verify_min_supported,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """Per-request retrieval options; ``None`` means the configured default."""
+
+    mode: str | None = None
+    top_n: int | None = None
+    top_k: int | None = None
+    rerank: bool = True
+    late_interaction: bool | None = None
+    min_score: float | None = None
+    filters: SearchFilters | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    """One chat turn: the conversation (``{"role", "content"}`` dicts, last one the question) and options."""
+
+    messages: Sequence[Mapping[str, str]]
+    options: SearchOptions = field(default_factory=SearchOptions)
+    answerability_gate: bool | None = None  # None: ChatConfig.answerability_gate
+    verify: bool | None = None  # None: ChatConfig.verify_answers
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+# --- outputs ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """The final answer. ``sources[i]`` is ``[i + 1]``; ``citations`` are source numbers."""
+
+    answer: str
+    sources: list[RetrievedChunk]
+    citations: list[int]
+    sentences: list[SentenceSupport]
+    declined: bool
+    decline_reason: DeclineReason | None
+    answerability: GateDecision | None
+    model: str  # empty when no LLM was called (a decline before generation)
+    usage: dict[str, int]
+    retrieval: SearchResult
+    timings_ms: dict[str, float]
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesEvent:
+    """The numbered sources given to the model (or, for a decline, the nearest ones found)."""
+
+    sources: list[RetrievedChunk]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    result: ChatResult
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEvent:
+    """The answer broke off after the sources went out; ``partial_answer`` is what the client already got."""
+
+    error: LLMUnavailable
+    partial_answer: str
+
+
+ChatEvent = SourcesEvent | TokenEvent | DoneEvent | FailedEvent
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Everything decided before the gate: the retrieval, the prompt and the numbered sources."""
+
+    question: str
+    retrieval: SearchResult
+    messages: list[dict[str, str]]
+    sources: list[RetrievedChunk]
+    started: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _LLMSpan:
+    """The ``generate`` span (OpenInference LLM kind): prompt, answer, token counts, time to first token.
+
+    Started now and never made current (the answer is streamed across ``yield``s); ends exactly once.
+    """
+
+    def __init__(self, model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> None:
+        self.span = tracing.tracer().start_span("generate", openinference_span_kind="llm")
+        self.ended = False
+        if self.span.is_recording():
+            self.span.set_attributes(spans.llm_request(model, messages, params))
+
+    def first_token(self) -> None:
+        if self.span.is_recording():
+            self.span.add_event("first_token")
+
+    def ok(self, text: str, model: str, usage: Mapping[str, int], first_token_ms: float | None) -> None:
+        if self.ended:
+            return
+        if self.span.is_recording():
+            self.span.set_attributes(spans.llm_response(text, model, usage, first_token_ms))
+            self.span.set_status(Status(StatusCode.OK))
+        self.close()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.ended:
+            return
+        if self.span.is_recording():
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, str(exc)[:300]))
+        self.close()
+
+    def close(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.span.end()
+
+
+async def _in_thread(func: Callable[..., T], *args: Any) -> T:
+    """Model work (embedding, reranking, gate, verifier) off the event loop, in anyio's pool (the one the
+    API's other blocking calls share); the current span context goes along, so child spans nest."""
+    return await anyio.to_thread.run_sync(functools.partial(func, *args))
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+class ChatPipeline:
+    """Retrieve, gate, generate and verify one chat turn (see the module docstring for the flow and usage).
+
+    Cheap to build (the heavy objects are passed in, already loaded), so the API builds one per request.
+    """
+
+    def __init__(
+        self,
+        retriever: ChunkSearcher,
+        llm: LLMClient,
+        *,
+        gate: AnswerabilityGate | None = None,
+        verifier: AnswerVerifier | None = None,
+        config: ChatConfig | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.llm = llm
+        self.gate = gate
+        self.verifier = verifier
+        self.config = config or ChatConfig()
+
+    # --- retrieval (also what /search runs) ----------------------------------------------------------
+
+    def check_query(self, query: str) -> None:
+        limit = self.config.max_query_chars
+        if len(query) > limit:
+            raise QueryTooLong(len(query), limit)
+
+    async def search(self, query: str, options: SearchOptions) -> SearchResult:
+        """The question checked against ``max_query_chars``, then retrieved with the options resolved."""
+        self.check_query(query)
+        return await self._search(query, options)
+
+    async def _search(self, query: str, options: SearchOptions) -> SearchResult:
+        c = self.config
+        top_n = options.top_n or c.top_n
+        top_k = options.top_k or c.top_k
+        if top_k > top_n:
+            raise InvalidRequest(f"top_k ({top_k}) must be <= top_n ({top_n})")
+        search = functools.partial(
+            self.retriever.search,
+            query,
+            mode=options.mode or c.retrieval_mode,
+            top_n=top_n,
+            top_k=top_k,
+            rerank=options.rerank,
+            min_score=options.min_score if options.min_score is not None else c.rerank_min_score,
+            filters=options.filters,
+            late_interaction=options.late_interaction if options.late_interaction is not None else c.late_interaction,
+        )
+        return await _in_thread(search)
+
+    # --- the steps -------------------------------------------------------------------------------------
+
+    def history(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Caller-supplied system prompts are dropped (ours sets the grounding rules); history is capped."""
+        turns = [
+            {"role": m["role"], "content": m.get("content") or ""}
+            for m in messages
+            if m.get("role") in ("user", "assistant")
+        ]
+        return turns[-self.config.max_history_messages :]
+
+    async def prepare(self, request: ChatInput) -> Prepared:
+        started = time.perf_counter()
+        turns = self.history(request.messages)
+        if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
+            raise InvalidRequest("the last message must be a non-empty user message")
+        # Only the question is bounded by max_query_chars; earlier answers may be long (they are capped per
+        # message by the API's schema and in number by max_history_messages).
+        question = turns[-1]["content"]
+        self.check_query(question)
+        result = await self._search(retrieval_query(turns, self.config.max_query_chars), request.options)
+        messages, used = build_messages(question, turns[:-1], result.chunks, max_chars=self.config.context_max_chars)
+        timings = {k: v for k, v in result.timings_ms.items() if k != "total"}
+        return Prepared(question, result, messages, used, started, timings)
+
+    async def decide(self, prepared: Prepared, request: ChatInput) -> GateDecision | None:
+        """The gate's band for these sources; None when the gate is off, absent, or failed (then: answer)."""
+        enabled = request.answerability_gate
+        if enabled is None:
+            enabled = self.config.answerability_gate
+        if self.gate is None or not enabled or not prepared.sources:
+            return None
+        gate = self.gate
+        # The retrieval query (a short follow-up carries the previous question) and the reranked chunks are
+        # what the gate was fitted on (train/answerability.py); the prompt's sources are their first ones.
+        question = prepared.retrieval.query
+        chunks = prepared.retrieval.chunks
+        t0 = time.perf_counter()
+        with tracing.tracer().start_as_current_span("gate", openinference_span_kind="guardrail") as span:
+            try:
+                decision = await _in_thread(gate.decide, question, chunks)
+            except Exception as exc:  # noqa: BLE001 - a broken gate must not take chat down: answer ungated
+                logger.exception("answerability gate %s failed; answering without it", getattr(gate, "name", gate))
+                if span.is_recording():
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, str(exc)[:300]))
+                return None
+            if span.is_recording():
+                span.set_attributes(chat_spans.gate(question, len(chunks), decision))
+        prepared.timings_ms["gate"] = _ms(t0)
+        return decision
+
+    async def check(
+        self, answer: str, sources: Sequence[RetrievedChunk], min_supported: float | None = None
+    ) -> Verification | None:
+        """Which source supports each sentence; None without a verifier or when it failed (then: unverified).
+
+        The verifier reads each source as the model saw it (``passage_for``: title and text).
+        """
+        verifier = self.verifier
+        if verifier is None:
+            return None
+        if not answer.strip():
+            return Verification(sentences=(), answer=answer)
+        with tracing.tracer().start_as_current_span("verify", openinference_span_kind="evaluator") as span:
+            try:
+                verification = await _in_thread(verifier.verify, answer, [passage_for(c) for c in sources])
+            except Exception as exc:  # noqa: BLE001 - an unverified answer beats no answer
+                logger.exception("verifier %s failed; the answer goes out unverified", getattr(verifier, "name", "?"))
+                if span.is_recording():
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, str(exc)[:300]))
+                return None
+            if span.is_recording():
+                span.set_attributes(chat_spans.verify(verifier.name, answer, verification, min_supported))
+        return verification
+
+    # --- the flow -----------------------------------------------------------------------------------------
+
+    async def run(self, request: ChatInput, *, stream: bool = True) -> AsyncGenerator[ChatEvent, None]:
+        """The turn as events: ``SourcesEvent``, ``TokenEvent``s, then one ``DoneEvent`` or ``FailedEvent``.
+
+        Raises (before any event) ``InvalidRequest``, ``QueryTooLong``, ``LLMUnavailable`` (connect failed,
+        with the sources) and the retrieval's own errors (store down, late interaction unavailable).
+        With ``stream=False`` (a consumer that shows nothing before the end) the LLM is asked for one
+        completion, whose usage servers report in full, and the answer comes as one ``TokenEvent``.
+        """
+        prepared = await self.prepare(request)
+        if not prepared.sources:
+            for event in self._decline(prepared, None):
+                yield event
+            return
+        decision = await self.decide(prepared, request)
+        if decision is not None and decision.band == "decline":
+            for event in self._decline(prepared, decision):
+                yield event
+            return
+        verify = request.verify if request.verify is not None else self.config.verify_answers
+        verifying = verify and self.verifier is not None
+        # The uncertain band's answer is only shown once verified: nothing streams before that.
+        buffered = verifying and decision is not None and decision.band == "verify"
+
+        sources = prepared.sources
+        params = {"max_tokens": request.max_tokens, "temperature": request.temperature}
+        span = _LLMSpan(self.llm.model, prepared.messages, params)
+        t0 = time.perf_counter()
+        if not stream:
+            try:
+                completion = await self.llm.complete(prepared.messages, **params)
+            except LLMUnavailableError as exc:
+                span.fail(exc)
+                raise LLMUnavailable(str(exc), sources) from exc
+            except BaseException:  # cancelled while waiting (the client went away): the span still ends
+                span.close()
+                raise
+            prepared.timings_ms["generate"] = _ms(t0)
+            span.ok(completion.text, completion.model, completion.usage, None)
+            text, model, usage, finish_reason = (
+                completion.text,
+                completion.model,
+                completion.usage,
+                completion.finish_reason,
+            )
+            yield SourcesEvent(list(sources))
+        else:
+            state = StreamState(model=self.llm.model)
+            parts: list[str] = []
+            connected = False
+            first_token_ms: float | None = None
+            try:
+                async with self.llm.stream(prepared.messages, state, **params) as deltas:
+                    connected = True
+                    prepared.timings_ms["llm_connect"] = _ms(t0)
+                    yield SourcesEvent(list(sources))
+                    async for delta in deltas:
+                        if not parts:
+                            first_token_ms = (time.perf_counter() - t0) * 1000
+                            prepared.timings_ms["first_token"] = round(first_token_ms, 2)
+                            span.first_token()
+                        parts.append(delta)
+                        if not buffered:
+                            yield TokenEvent(delta)
+                prepared.timings_ms["generate"] = _ms(t0)
+            except LLMUnavailableError as exc:
+                span.fail(exc)
+                error = LLMUnavailable(str(exc), sources)
+                if not connected:
+                    raise error from exc
+                logger.warning("LLM stream failed: %s", exc)
+                yield FailedEvent(error, "" if buffered else "".join(parts))
+                return
+            finally:
+                # Done, or the consumer went away mid-answer: the span closes either way, with what arrived.
+                span.ok("".join(parts), state.model, state.final_usage(), first_token_ms)
+            text, model, usage, finish_reason = "".join(parts), state.model, state.final_usage(), state.finish_reason
+
+        result = ChatResult(
+            answer=text,
+            sources=list(sources),
+            citations=[],
+            sentences=[],
+            declined=False,
+            decline_reason=None,
+            answerability=decision,
+            model=model,
+            usage=usage,
+            retrieval=prepared.retrieval,
+            timings_ms=prepared.timings_ms,
+            finish_reason=finish_reason or "stop",
+        )
+        if declined(text):
+            result.declined, result.decline_reason = True, "model_declined"
+        else:
+            t1 = time.perf_counter()
+            min_supported = self.config.verify_min_supported if buffered else None
+            verification = await self.check(text, sources, min_supported) if verifying else None
+            if verifying:
+                prepared.timings_ms["verify"] = _ms(t1)
+            if verification is None:
+                result.citations = cited_numbers(text, len(sources))
+            elif buffered and verification.supported_share < self.config.verify_min_supported:
+                result.answer, result.declined, result.decline_reason = NO_ANSWER, True, "unsupported_answer"
+                result.finish_reason = "stop"
+            else:
+                result.answer = verification.answer
+                result.sentences = list(verification.sentences)
+                result.citations = [n for n in verification.citations if 1 <= n <= len(sources)]
+        if buffered or not stream:
+            yield TokenEvent(result.answer)
+        prepared.timings_ms["total"] = _ms(prepared.started)
+        yield DoneEvent(result)
+
+    def _decline(self, prepared: Prepared, decision: GateDecision | None) -> list[ChatEvent]:
+        """No relevant sources: refuse without calling the LLM, still showing the nearest sources found."""
+        prepared.timings_ms["total"] = _ms(prepared.started)
+        result = ChatResult(
+            answer=NO_ANSWER,
+            sources=list(prepared.sources),
+            citations=[],
+            sentences=[],
+            declined=True,
+            decline_reason="no_relevant_sources",
+            answerability=decision,
+            model="",
+            usage={},
+            retrieval=prepared.retrieval,
+            timings_ms=prepared.timings_ms,
+        )
+        return [SourcesEvent(list(prepared.sources)), TokenEvent(NO_ANSWER), DoneEvent(result)]
+
+    async def answer(self, request: ChatInput) -> ChatResult:
+        """The non-streaming answer: ``run(stream=False)``'s events consumed; a failure is raised as its error."""
+        events = self.run(request, stream=False)
+        try:
+            async for event in events:
+                if isinstance(event, DoneEvent):
+                    return event.result
+                if isinstance(event, FailedEvent):
+                    raise event.error
+        finally:
+            await events.aclose()
+        raise RuntimeError("the chat pipeline ended without a result")  # pragma: no cover - run always ends so

@@ -1,0 +1,267 @@
+"""/chat, /v1/chat/completions and /search over fakes (retriever, gate, verifier, LLM server): the routes are
+thin encoders of one pipeline, so the same question gives the same final fields on every surface."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from fake_chat import BREAD, REFUSAL, ROUTER, FakeGate, FakeRetriever, FakeVerifier
+from fake_llm import FakeOpenAIServer
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.api.components import Components
+from services.core.llm import OpenAICompatibleLLM
+from services.core.prompt import NO_ANSWER
+from services.core.reranker import NoReranker
+from services.core.settings import Settings
+from services.core.types import RetrievedChunk
+
+pytestmark = pytest.mark.unit
+
+QUESTION = "How do I reset the router?"
+MESSAGES = [{"role": "user", "content": QUESTION}]
+FINAL_FIELDS = ("answer", "citations", "sources", "sentences", "declined", "decline_reason", "answerability")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def components(server: FakeOpenAIServer) -> Components:
+    """Components of fakes only: no model is loaded; the tests swap retriever, gate and verifier."""
+    return Components(
+        settings=Settings(_env_file=None, top_k=5, top_n=10),
+        embedder=None,  # type: ignore[arg-type]
+        store=None,  # type: ignore[arg-type]
+        reranker=NoReranker(),
+        llm=OpenAICompatibleLLM(server.base_url, model="fake-llm", max_retries=0),
+        retriever=FakeRetriever([ROUTER, BREAD]),  # type: ignore[arg-type]
+        pipeline=None,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def client(components: Components) -> Iterator[TestClient]:
+    with TestClient(create_app(components=components)) as c:
+        yield c
+
+
+def use(
+    components: Components,
+    *,
+    chunks: Sequence[RetrievedChunk] = (ROUTER, BREAD),
+    gate: FakeGate | None = None,
+    verifier: FakeVerifier | None = None,
+) -> None:
+    components.retriever = FakeRetriever(chunks)  # type: ignore[assignment]
+    components.gate = gate
+    components.verifier = verifier
+
+
+@pytest.fixture(autouse=True)
+def _reset(server: FakeOpenAIServer, components: Components) -> None:
+    server.reset()
+    use(components, gate=FakeGate("answer"), verifier=FakeVerifier())
+
+
+def sse_events(text: str) -> list[tuple[str | None, Any]]:
+    """A text/event-stream body as (event name, decoded data) pairs."""
+    events: list[tuple[str | None, Any]] = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        payload = "\n".join(data)
+        events.append((name, payload if payload == "[DONE]" else json.loads(payload)))
+    return events
+
+
+def final_fields(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in FINAL_FIELDS}
+
+
+def chat(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/chat", json={"messages": MESSAGES, **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def chat_stream(client: TestClient, **body: Any) -> list[tuple[str | None, Any]]:
+    r = client.post("/chat", json={"messages": MESSAGES, "stream": True, **body})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    return sse_events(r.text)
+
+
+def openai(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/v1/chat/completions", json={"messages": MESSAGES, **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def openai_stream(client: TestClient, **body: Any) -> list[tuple[str | None, Any]]:
+    r = client.post("/v1/chat/completions", json={"messages": MESSAGES, "stream": True, **body})
+    assert r.status_code == 200, r.text
+    return sse_events(r.text)
+
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "answer band": {"gate": FakeGate("answer"), "verifier": FakeVerifier()},
+    "verify band, kept": {"gate": FakeGate("verify"), "verifier": FakeVerifier()},
+    "verify band, unsupported": {"gate": FakeGate("verify"), "verifier": FakeVerifier(supported=False)},
+    "decline band": {"gate": FakeGate("decline"), "verifier": FakeVerifier()},
+    "no chunks": {"chunks": (), "gate": FakeGate("answer"), "verifier": FakeVerifier()},
+    "model declined": {"chunks": (REFUSAL, BREAD), "gate": FakeGate("answer"), "verifier": FakeVerifier()},
+    "no gate, no verifier": {},
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_surface_gives_the_same_final_fields(client: TestClient, components: Components, scenario: str) -> None:
+    use(components, **SCENARIOS[scenario])
+    plain = final_fields(chat(client))
+
+    events = chat_stream(client)
+    names = [name for name, _ in events]
+    assert names[0] == "sources" and names[-1] == "done" and set(names[1:-1]) == {"token"}
+    streamed = final_fields(events[-1][1])
+    assert events[0][1] == streamed["sources"]
+
+    completion = openai(client)
+    v1 = final_fields({**completion, "answer": completion["choices"][0]["message"]["content"]})
+
+    chunks = openai_stream(client)
+    assert chunks[-1][1] == "[DONE]"
+    final = chunks[-2][1]
+    assert final["choices"][0]["finish_reason"] == "stop"
+    v1_streamed = final_fields(final)
+
+    assert plain == streamed == v1 == v1_streamed
+    assert plain["sources"] or scenario == "no chunks"
+
+
+def test_chat_answer_band_body(client: TestClient) -> None:
+    body = chat(client)
+    assert body["answer"] == "Hold the reset button for ten seconds [1]."
+    assert body["sentences"] == [
+        {"text": "Hold the reset button for ten seconds [1].", "citations": [1], "supported": True, "score": 1.0}
+    ]
+    assert [c["n"] for c in body["citations"]] == [1] and body["citations"][0]["chunk_id"] == ROUTER.id
+    assert [s["n"] for s in body["sources"]] == [1, 2]
+    assert body["answerability"] == {"score": 0.9, "band": "answer", "model": "fake-gate"}
+    assert body["declined"] is False and body["decline_reason"] is None
+    assert {"gate", "generate", "verify", "total"} <= set(body["timings_ms"])
+    assert body["retrieval"]["reranker"] == "fake-reranker"
+    assert body["usage"]["prompt_tokens"] > 0  # one completion: the server's full usage, not a chunk count
+
+
+def test_chat_stream_streams_raw_tokens_and_done_carries_the_verified_answer(client: TestClient) -> None:
+    events = chat_stream(client)
+    tokens = [data["text"] for name, data in events if name == "token"]
+    assert len(tokens) > 1 and "".join(tokens) == "Hold the reset button for ten seconds. [1]"
+    assert events[-1][1]["answer"] == "Hold the reset button for ten seconds [1]."
+
+
+def test_declined_stream_sends_the_refusal_as_one_token(
+    server: FakeOpenAIServer, client: TestClient, components: Components
+) -> None:
+    use(components, gate=FakeGate("decline"))
+    events = chat_stream(client)
+    assert [name for name, _ in events] == ["sources", "token", "done"]
+    assert events[1][1] == {"text": NO_ANSWER}
+    assert events[-1][1]["decline_reason"] == "no_relevant_sources" and events[-1][1]["model"] == ""
+    assert server.requests == []
+
+
+def test_request_toggles_reach_the_pipeline(client: TestClient, components: Components) -> None:
+    use(components, gate=FakeGate("decline"), verifier=FakeVerifier())
+    assert chat(client)["declined"] is True
+    body = chat(client, answerability_gate=False, verify=False)
+    assert body["declined"] is False and body["answerability"] is None and body["sentences"] == []
+    completion = openai(client, rag={"answerability_gate": False})
+    assert completion["declined"] is False and completion["sentences"]
+
+
+def test_search_rejects_the_chat_only_toggles(client: TestClient) -> None:
+    r = client.post("/search", json={"query": "router", "answerability_gate": False})
+    assert r.status_code == 422
+
+
+# --- errors -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_llm_down_is_503_with_the_sources(server: FakeOpenAIServer, client: TestClient, stream: bool) -> None:
+    server.fail_status = 503
+    r = client.post("/chat", json={"messages": MESSAGES, "stream": stream})
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert "retrieval still works" in body["error"]["message"] and body["error"]["type"] == "service_unavailable"
+    assert [s["chunk_id"] for s in body["sources"]] == [ROUTER.id, BREAD.id]
+    r = client.post("/v1/chat/completions", json={"messages": MESSAGES, "stream": stream})
+    assert r.status_code == 503 and r.json()["error"]["type"] == "service_unavailable"
+
+
+def test_llm_failure_mid_stream(server: FakeOpenAIServer, client: TestClient) -> None:
+    server.stream_cut = "error"
+    events = chat_stream(client)
+    assert [name for name, _ in events] == ["sources", "token", "error"]
+    assert events[-1][1] == {"message": "LLM failed mid-stream: fake: KV cache full", "partial_answer": "Hold "}
+    chunks = openai_stream(client)
+    assert chunks[-1][1] == "[DONE]"
+    assert chunks[-2][1]["error"]["code"] == 503 and "KV cache full" in chunks[-2][1]["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, 422, "non-empty user message"),
+        ({"messages": [{"role": "user", "content": "q" * 2001}]}, 413, "RAG_MAX_QUERY_CHARS"),
+        ({"messages": MESSAGES, "top_k": 5, "top_n": 2}, 422, "top_k (5) must be <= top_n (2)"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_domain_errors_map_to_http(
+    client: TestClient, path: str, stream: bool, body: dict[str, Any], status: int, message: str
+) -> None:
+    if path.startswith("/v1") and "top_k" in body:
+        body = {"messages": MESSAGES, "rag": {"top_k": 5, "top_n": 2}}
+    r = client.post(path, json={**body, "stream": stream})
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]["message"]
+    if status == 422:  # the validation shape the OpenAPI document promises for every 422
+        assert r.json()["detail"][0]["msg"] == r.json()["error"]["message"]
+
+
+def test_search_is_unchanged(client: TestClient, components: Components) -> None:
+    r = client.post("/search", json={"query": "router", "top_k": 1, "mode": "dense"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["id"] for c in body["results"]] == [ROUTER.id] and body["mode"] == "dense"
+    assert body["timings_ms"]["total"] == 6.0
+    call = components.retriever.calls[-1]  # type: ignore[attr-defined]
+    assert (call["top_k"], call["top_n"], call["rerank"], call["filters"]) == (1, 10, True, None)
+    r = client.post("/search", json={"query": "q" * 2001})
+    assert r.status_code == 413 and "RAG_MAX_QUERY_CHARS" in r.json()["error"]["message"]
+    r = client.post("/search", json={"query": "x", "top_k": 5, "top_n": 2})
+    assert r.status_code == 422 and "top_k" in r.json()["error"]["message"]
+
+
+def test_openapi_documents_the_grounding_fields(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"sentences", "decline_reason", "answerability"} <= set(schemas["ChatResponse"]["properties"])
+    assert {"answerability_gate", "verify"} <= set(schemas["ChatRequest"]["properties"])
