@@ -205,7 +205,7 @@ def load_set(args: argparse.Namespace, settings: Settings) -> EvalSet:
     N is ``--sample`` or ``RAG_EVAL_SAMPLE_SIZE``; M is ``--rag-sample``, else ``--sample`` when given (a quick
     run shrinks both), else ``RAG_EVAL_RAG_SAMPLE_SIZE``. Both are seeded samples (``EvalSet.sample``).
     """
-    evalset = read_jsonl(Path(args.dataset)) if args.dataset else fitz_gov_set("test")
+    evalset = read_jsonl(Path(args.dataset)) if args.dataset else fitz_gov_set(args.split)
     if args.full:
         return evalset
     n_retrieval = args.sample or settings.eval_sample_size
@@ -250,6 +250,12 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         "--verify-off", action="store_true", help="send verify=false with every /chat (compared only with such runs)"
     )
     parser.add_argument("--dataset", default=None, help="a JSONL evaluation set (default: fitz-gov test split)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "dev"),
+        default="test",
+        help="fitz-gov split: test reports, dev tunes (make answerability --verify-from a dev report)",
+    )
     parser.add_argument("--threshold", type=float, default=settings.eval_regression_threshold)
     parser.add_argument("--reports-dir", default=str(settings.eval_reports_dir))
     parser.add_argument("--boot-local", action="store_true", help="start a local stack if the API does not answer")

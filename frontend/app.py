@@ -38,6 +38,7 @@ CSS = """
 .src-where, .src-scores { font-size: 12px; color: #6b7280; }
 .src-text { font-size: 13px; margin-top: 4px; white-space: pre-wrap; max-height: 14em; overflow-y: auto; }
 .turn-info { font-size: 12px; color: #6b7280; min-height: 1.2em; }
+.unsupported { color: #92400e; cursor: help; }
 .turn-sources > summary { cursor: pointer; font-size: 13px; color: #374151; }
 table.documents, table.upload-report { width: 100%; border-collapse: collapse; font-size: 13px; }
 table.documents td, table.documents th, table.upload-report td, table.upload-report th {

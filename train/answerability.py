@@ -226,6 +226,53 @@ The gate alone is measured here; the whole pipeline (gate + LLM + verifier) is m
     )
 
 
+def tune_verifier(report: dict[str, Any], answer_rate: float) -> dict[str, Any]:
+    """The verifier's support threshold and minimum supported share, chosen on a **dev** ``eval.run`` report.
+
+    That run is made with ``RAG_VERIFY_THRESHOLD=0 RAG_VERIFY_MIN_SUPPORTED=0`` so nothing is withheld and
+    every generated sentence keeps its best support score. Replayed per threshold t and minimum m: answer-band
+    cases are answered, verify-band cases only when their share of sentences scoring >= t reaches m. Chosen:
+    the highest abstention accuracy with the answer rate >= ``answer_rate``, then the highest citation
+    coverage (sentences that keep a citation), then the lowest t."""
+    if report.get("dataset", {}).get("split") not in (None, "dev") or "test" in str(
+        report.get("dataset", {}).get("name")
+    ):
+        raise SystemExit("tune the verifier on a dev report (eval.run --split dev), never on test")
+    cases = [c for c in report["per_case"] if not c.get("error")]
+    best: tuple[tuple[float, ...], dict[str, Any]] | None = None
+    for t in np.round(np.arange(0.2, 0.81, 0.05), 2):
+        for m in (0.25, 0.34, 0.5, 0.67, 0.75, 1.0):
+            answered_ok = declined_ok = n_answer = n_abstain = cited = sentences = 0
+            for c in cases:
+                band = (c.get("answerability") or {}).get("band", "answer")
+                scores = [float(s.get("score", 0.0)) for s in c.get("sentences") or []]
+                if c.get("declined") and c.get("decline_reason") in ("no_relevant_sources", "model_declined"):
+                    answered = False
+                elif band == "verify":
+                    answered = bool(scores) and float(np.mean([x >= t for x in scores])) >= m
+                else:
+                    answered = not c.get("declined")
+                if answered:
+                    cited += sum(x >= t for x in scores)
+                    sentences += len(scores)
+                if c["expect"] == "answer":
+                    n_answer += 1
+                    answered_ok += answered
+                else:
+                    n_abstain += 1
+                    declined_ok += not answered
+            rate = answered_ok / max(n_answer, 1)
+            accuracy = declined_ok / max(n_abstain, 1)
+            coverage = cited / max(sentences, 1)
+            row = {"verify_threshold": float(t), "verify_min_supported": m, "answer_rate": round(rate, 4),
+                   "abstention_accuracy": round(accuracy, 4), "citation_coverage": round(coverage, 4)}  # fmt: skip
+            key = (rate >= answer_rate, accuracy, coverage, -t)
+            if best is None or key > best[0]:
+                best = (key, row)
+    assert best is not None
+    return best[1] | {"cases": len(cases), "run_id": report.get("run_id")}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(DEFAULT_GATE))
@@ -234,8 +281,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answer-rate", type=float, default=0.95, help="dev answerable cases kept out of decline")
     parser.add_argument("--leak-rate", type=float, default=0.1, help="dev unanswerable cases allowed to skip verify")
     parser.add_argument("--refresh", action="store_true", help="recompute the features (else reuse the cache)")
+    parser.add_argument(
+        "--verify-from", default=None, help="a dev eval.run report.json: choose the verifier's thresholds on it"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verify_from:
+        chosen = tune_verifier(json.loads(Path(args.verify_from).read_text()), args.answer_rate)
+        path = Path(args.out).parent / "verifier.json"
+        path.write_text(json.dumps(chosen, indent=2) + "\n")
+        logger.info("verifier thresholds (dev): %s -> %s", chosen, path)
+        return
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     # the features are the reranker's scores: a retrained reranker (or other settings) invalidates the cache

@@ -490,6 +490,9 @@ class ChatPipeline:
             elif buffered and verification.supported_share < self.config.verify_min_supported:
                 result.answer, result.declined, result.decline_reason = NO_ANSWER, True, "unsupported_answer"
                 result.finish_reason = "stop"
+                # the withheld draft's verdicts stay visible (why it was withheld; the data that tunes the
+                # thresholds on dev), its text is not shown; citations stay empty: nothing was answered
+                result.sentences = list(verification.sentences)
             else:
                 result.answer = verification.answer
                 result.sentences = list(verification.sentences)

@@ -166,7 +166,8 @@ def test_verify_band_declines_an_unsupported_answer(server: FakeOpenAIServer) ->
     assert tokens(events) == [NO_ANSWER]
     result = done(events)
     assert result.answer == NO_ANSWER and result.declined and result.decline_reason == "unsupported_answer"
-    assert result.citations == [] and result.sentences == []
+    assert result.citations == []  # nothing was answered, so nothing is cited
+    assert result.sentences and not any(s.supported for s in result.sentences)  # why the draft was withheld
     assert result.sources  # what was found is still shown
 
 
