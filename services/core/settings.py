@@ -144,7 +144,9 @@ class Settings(BaseSettings):
     eval_reports_dir: Path = Path("eval/reports")
     eval_regression_threshold: float = Field(0.05, ge=0, le=1, description="a drop beyond this at 95% confidence fails")
     eval_request_timeout_s: float = Field(600.0, gt=0, description="longest wait for one /search or /chat answer")
-    eval_judge_base_url: str | None = Field(None, description="OpenAI-compatible judge LLM; empty = no LLM metrics")
+    eval_judge_base_url: str | None = Field(
+        None, description="OpenAI-compatible judge LLM; empty = no LLM metrics; 'local' = the LLM make eval boots"
+    )
     eval_judge_model: str | None = None
     eval_judge_api_key: SecretStr = SecretStr("not-needed")
     eval_judge_timeout_s: float = Field(900.0, gt=0, description="per judge call; a CPU model is slow")

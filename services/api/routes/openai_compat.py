@@ -37,7 +37,14 @@ async def models(components: ComponentsDep) -> dict[str, Any]:
     }
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completions, grounded in the documents")
+@router.post(
+    "/chat/completions",
+    summary="OpenAI-compatible chat completions, grounded in the documents",
+    description="With `stream: true` the response is `text/event-stream`: `chat.completion.chunk` objects, the "
+    "last one with the grounding fields, then `[DONE]`.",
+    # The JSON body is undeclared (OpenAI's schema, plus the grounding fields); both media types are documented.
+    responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "LLM or store unavailable"}},
+)
 async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, request: Request):  # noqa: ANN201
     pipeline = components.chat_pipeline()
     turn = rag.chat_input(

@@ -265,3 +265,10 @@ def test_openapi_documents_the_grounding_fields(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert {"sentences", "decline_reason", "answerability"} <= set(schemas["ChatResponse"]["properties"])
     assert {"answerability_gate", "verify"} <= set(schemas["ChatRequest"]["properties"])
+
+
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
+def test_openapi_documents_both_media_types_of_a_chat(client: TestClient, path: str) -> None:
+    """``stream: true`` answers text/event-stream: a schema-driven client (schemathesis) must find it declared."""
+    ok = client.get("/openapi.json").json()["paths"][path]["post"]["responses"]["200"]["content"]
+    assert {"application/json", "text/event-stream"} <= set(ok)
