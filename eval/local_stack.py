@@ -70,6 +70,7 @@ class LocalStack:
     def __init__(self, api_url: str, data_dir: Path, *, ready_timeout_s: float = 600.0) -> None:
         parsed = urlparse(api_url)
         self.api_url = api_url.rstrip("/")
+        self.llm_url = ""  # the local LLM's OpenAI-compatible base URL once started (a judge can use it)
         self.api_host = parsed.hostname or "127.0.0.1"
         self.api_port = parsed.port or 8000
         self.data_dir = data_dir
@@ -81,7 +82,7 @@ class LocalStack:
         ensure_corpus_index(self.data_dir)
         try:
             llm_port = free_port()
-            llm_url = f"http://127.0.0.1:{llm_port}/v1"
+            llm_url = self.llm_url = f"http://127.0.0.1:{llm_port}/v1"
             self._spawn("llm", {"RAG_LLM_HOST": "127.0.0.1", "RAG_LLM_PORT": str(llm_port)}, "services.llm.server")
             self._wait("llm", f"{llm_url}/models")
             env = {

@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
 
             stack = LocalStack(args.api_url, Path(args.local_data_dir))
             stack.start()
+            if settings.eval_judge_base_url == "local":  # the booted stack's own LLM judges (a weak judge)
+                settings = settings.model_copy(update={"eval_judge_base_url": stack.llm_url})
         from eval.judge import build_judge, judge_model
 
         judge = build_judge(settings)
