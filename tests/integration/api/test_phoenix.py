@@ -35,7 +35,7 @@ def test_chat_trace_lands_in_phoenix(
     settings = Settings(_env_file=None, tracing_endpoint=f"{phoenix}/v1/traces", tracing_project="ragstack-test")
     tracing.setup_tracing(settings, "api")
     try:
-        body = {"messages": [{"role": "user", "content": "How do I rotate the API signing keys?"}]}
+        body = {"messages": [{"role": "user", "content": "How long is the password reset link valid?"}]}
         r = client.post("/chat", json=body, headers={"X-Session-Id": "phoenix-session-1"})
         assert r.status_code == 200, r.text
     finally:

@@ -100,7 +100,7 @@ def test_search_span_tree(client: TestClient, corpus: dict[str, str], exporter: 
 def test_chat_span_tree_has_llm_with_token_counts(
     client: TestClient, corpus: dict[str, str], exporter: InMemorySpanExporter, components: Components
 ) -> None:
-    body = {"messages": [{"role": "user", "content": "How do I rotate the API signing keys?"}]}
+    body = {"messages": [{"role": "user", "content": "How long is the password reset link valid?"}]}
     r = client.post("/chat", json=body, headers=HEADERS)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -135,7 +135,7 @@ def test_chat_span_tree_has_llm_with_token_counts(
 def test_streamed_chat_records_time_to_first_token(
     client: TestClient, corpus: dict[str, str], exporter: InMemorySpanExporter
 ) -> None:
-    body = {"stream": True, "messages": [{"role": "user", "content": "How do I rotate the API signing keys?"}]}
+    body = {"stream": True, "messages": [{"role": "user", "content": "How long is the password reset link valid?"}]}
     with client.stream("POST", "/chat", json=body, headers=HEADERS) as r:
         assert r.status_code == 200
         text = "".join(r.iter_text())
