@@ -42,4 +42,7 @@ def test_reranker_backend_keeps_the_order(backend: str) -> None:
     ref = CrossEncoderReranker(backend="torch").score(query, TEXTS)
     got = CrossEncoderReranker(backend=backend, model_cache=MODEL_CACHE).score(query, TEXTS)
     assert int(np.argmax(got)) == int(np.argmax(ref)) == 2
-    assert np.abs(got - ref).max() < 0.1
+    assert list(np.argsort(got)) == list(np.argsort(ref))  # the whole order, not only the top
+    # int8 shifts the answerability-trained head's probabilities up by ~0.1 (0.12 measured for openvino-int8):
+    # the order holds, and the gate is calibrated on the configured backend's own scores (make answerability)
+    assert np.abs(got - ref).max() < 0.15
