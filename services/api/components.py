@@ -9,6 +9,7 @@ from ingest.factory import build_pipeline
 from ingest.pipeline import IngestPipeline
 from services.chat.pipeline import ChatConfig, ChatPipeline
 from services.core.embedder import Embedder
+from services.core.evidence import EvidenceSelector, evidence_from_settings
 from services.core.factory import build_embedder, build_store
 from services.core.grounding import AnswerabilityGate, AnswerVerifier
 from services.core.llm import LLMClient, OpenAICompatibleLLM
@@ -31,6 +32,7 @@ class Components:
     pipeline: IngestPipeline
     gate: AnswerabilityGate | None = None
     verifier: AnswerVerifier | None = None
+    evidence: EvidenceSelector | None = None
 
     def chat_pipeline(self) -> ChatPipeline:
         """The chat flow over these components (cheap: built per request, so a replaced LLM is picked up)."""
@@ -39,6 +41,7 @@ class Components:
             self.llm,
             gate=self.gate,
             verifier=self.verifier,
+            evidence=self.evidence,
             config=ChatConfig.from_settings(self.settings),
         )
 
@@ -101,4 +104,5 @@ def assemble(settings: Settings, embedder: Embedder, store: VectorStore) -> Comp
         pipeline=build_pipeline(settings, embedder, store),
         gate=build_gate(settings, reranker),
         verifier=build_verifier(settings, reranker),
+        evidence=evidence_from_settings(settings, reranker if isinstance(reranker, CrossEncoderReranker) else None),
     )

@@ -1,8 +1,10 @@
 """The chat flow as one typed pipeline: prepare -> gate -> generate -> verify, told as a stream of events.
 
 Steps:
-- prepare: cap the history, check the question, retrieve (the Retriever runs in a thread), number the
-  sources and build the prompt (``services.core.prompt.build_messages``).
+- prepare: cap the history, check the question, retrieve (the Retriever runs in a thread), pick the
+  evidence (``services.core.evidence``: the sentences that bear on the question, within a token budget;
+  whole chunks when there is no selector), number the sources and build the prompt
+  (``services.core.prompt.build_messages``).
 - gate: with no sources at all, decline without calling the LLM. Else, when the answerability gate is on
   and there is one, its band decides: ``decline`` refuses without calling the LLM, ``answer`` generates
   and streams, ``verify`` (the uncertain middle) generates *without* streaming, verifies, and then either
@@ -46,6 +48,7 @@ from opentelemetry.trace import Status, StatusCode
 from services.chat import spans as chat_spans
 from services.chat.errors import InvalidRequest, LLMUnavailable, QueryTooLong
 from services.core import spans, tracing
+from services.core.evidence import EvidenceSelector
 from services.core.grounding import (
     AnswerabilityGate,
     AnswerVerifier,
@@ -56,7 +59,7 @@ from services.core.grounding import (
 )
 from services.core.llm import LLMClient, LLMUnavailableError, StreamState
 from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, declined
-from services.core.reranker import passage_for
+from services.core.reranker import titled_passage
 from services.core.retrieval import SearchResult, retrieval_query
 from services.core.store import SearchFilters
 from services.core.types import RetrievedChunk
@@ -203,6 +206,7 @@ class Prepared:
     retrieval: SearchResult
     messages: list[dict[str, str]]
     sources: list[RetrievedChunk]
+    passages: list[str]  # each source as the model read it (title + evidence): what the verifier checks
     started: float
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -268,10 +272,12 @@ class ChatPipeline:
         *,
         gate: AnswerabilityGate | None = None,
         verifier: AnswerVerifier | None = None,
+        evidence: EvidenceSelector | None = None,
         config: ChatConfig | None = None,
     ) -> None:
         self.retriever = retriever
         self.llm = llm
+        self.evidence = evidence
         self.gate = gate
         self.verifier = verifier
         self.config = config or ChatConfig()
@@ -328,9 +334,22 @@ class ChatPipeline:
         question = turns[-1]["content"]
         self.check_query(question)
         result = await self._search(retrieval_query(turns, self.config.max_query_chars), request.options)
-        messages, used = build_messages(question, turns[:-1], result.chunks, max_chars=self.config.context_max_chars)
         timings = {k: v for k, v in result.timings_ms.items() if k != "total"}
-        return Prepared(question, result, messages, used, started, timings)
+        chunks, texts = list(result.chunks), None
+        if self.evidence is not None and chunks:
+            t0 = time.perf_counter()
+            with tracing.tracer().start_as_current_span("evidence", openinference_span_kind="chain") as span:
+                excerpts = await _in_thread(self.evidence.select, result.query, chunks)
+                if span.is_recording():
+                    span.set_attributes(chat_spans.evidence(len(chunks), excerpts))
+            timings["evidence"] = _ms(t0)
+            chunks, texts = [e.chunk for e in excerpts], [e.text for e in excerpts]
+        messages, used = build_messages(
+            question, turns[:-1], chunks, max_chars=self.config.context_max_chars, texts=texts
+        )
+        bodies = [c.text for c in chunks] if texts is None else texts
+        passages = [titled_passage(c.title, body) for c, body in zip(used, bodies, strict=False)]
+        return Prepared(question, result, messages, used, passages, started, timings)
 
     async def decide(self, prepared: Prepared, request: ChatInput) -> GateDecision | None:
         """The gate's band for these sources; None when the gate is off, absent, or failed (then: answer)."""
@@ -360,11 +379,11 @@ class ChatPipeline:
         return decision
 
     async def check(
-        self, answer: str, sources: Sequence[RetrievedChunk], min_supported: float | None = None
+        self, answer: str, sources: Sequence[str], min_supported: float | None = None
     ) -> Verification | None:
         """Which source supports each sentence; None without a verifier or when it failed (then: unverified).
 
-        The verifier reads each source as the model saw it (``passage_for``: title and text).
+        ``sources`` are the passages as the model read them (``Prepared.passages``: title and evidence).
         """
         verifier = self.verifier
         if verifier is None:
@@ -373,7 +392,7 @@ class ChatPipeline:
             return Verification(sentences=(), answer=answer)
         with tracing.tracer().start_as_current_span("verify", openinference_span_kind="evaluator") as span:
             try:
-                verification = await _in_thread(verifier.verify, answer, [passage_for(c) for c in sources])
+                verification = await _in_thread(verifier.verify, answer, list(sources))
             except Exception as exc:  # noqa: BLE001 - an unverified answer beats no answer
                 logger.exception("verifier %s failed; the answer goes out unverified", getattr(verifier, "name", "?"))
                 if span.is_recording():
@@ -482,7 +501,7 @@ class ChatPipeline:
         else:
             t1 = time.perf_counter()
             min_supported = self.config.verify_min_supported if buffered else None
-            verification = await self.check(text, sources, min_supported) if verifying else None
+            verification = await self.check(text, prepared.passages, min_supported) if verifying else None
             if verifying:
                 prepared.timings_ms["verify"] = _ms(t1)
             if verification is None:
@@ -497,6 +516,8 @@ class ChatPipeline:
                 result.answer = verification.answer
                 result.sentences = list(verification.sentences)
                 result.citations = [n for n in verification.citations if 1 <= n <= len(sources)]
+        if usage.get("prompt_tokens"):
+            prepared.timings_ms["prompt_tokens"] = float(usage["prompt_tokens"])
         if buffered or not stream:
             yield TokenEvent(result.answer)
         prepared.timings_ms["total"] = _ms(prepared.started)

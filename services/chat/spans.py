@@ -1,14 +1,30 @@
-"""What the gate and verify steps record on their spans (OpenInference keys plus flat ``gate.*`` and
+"""What the evidence, gate and verify steps record on their spans (OpenInference keys plus flat ``gate.*`` and
 ``verify.*`` ones that Phoenix can filter on). Called only when ``span.is_recording()``."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from openinference.semconv.trace import SpanAttributes
 
 from services.core.grounding import GateDecision, Verification
 from services.core.tracing import as_json, clip
+
+if TYPE_CHECKING:
+    from services.core.evidence import Excerpt
+
+
+def evidence(n_chunks: int, excerpts: Sequence[Excerpt]) -> dict[str, Any]:
+    """How much of the retrieved text went into the prompt (estimated tokens, sentences kept per source)."""
+    chars = sum(len(e.text) for e in excerpts)
+    return {
+        SpanAttributes.OUTPUT_VALUE: clip("\n\n".join(e.text for e in excerpts)),
+        "evidence.chunks_in": n_chunks,
+        "evidence.sources": len(excerpts),
+        "evidence.chars": chars,
+        "evidence.sentences": as_json([e.sentences for e in excerpts]),
+    }
 
 
 def gate(question: str, n_sources: int, decision: GateDecision) -> dict[str, Any]:

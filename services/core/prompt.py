@@ -40,16 +40,20 @@ def _defuse(text: str) -> str:
     return text.replace(_FENCE_OPEN, "‹‹‹").replace(_FENCE_CLOSE, "›››")
 
 
-def format_sources(chunks: Sequence[RetrievedChunk], max_chars: int) -> tuple[str, list[RetrievedChunk]]:
-    """Number the chunks in rank order until the character budget is spent (the model's context is small)."""
+def format_sources(
+    chunks: Sequence[RetrievedChunk], max_chars: int, texts: Sequence[str] | None = None
+) -> tuple[str, list[RetrievedChunk]]:
+    """Number the chunks in rank order until the character budget is spent (the model's context is small).
+
+    ``texts`` (one per chunk) replaces the chunks' own text: the evidence selector's excerpts.
+    """
     parts: list[str] = []
     used: list[RetrievedChunk] = []
     budget = max_chars
-    for chunk in chunks:
-        header = f"[{len(used) + 1}] {chunk.title}" + (f" — {chunk.section}" if chunk.section else "")
-        if chunk.page:
-            header += f" (page {chunk.page})"
-        text = chunk.text if len(chunk.text) <= budget else chunk.text[: max(0, budget)].rsplit(" ", 1)[0] + " …"
+    for i, chunk in enumerate(chunks):
+        body = chunk.text if texts is None else texts[i]
+        header = f"[{len(used) + 1}] {source_label(chunk)}"
+        text = body if len(body) <= budget else body[: max(0, budget)].rsplit(" ", 1)[0] + " …"
         header, text = _defuse(header), _defuse(text)
         if budget <= 200 and used:
             break
@@ -59,14 +63,21 @@ def format_sources(chunks: Sequence[RetrievedChunk], max_chars: int) -> tuple[st
     return "\n\n".join(parts), used
 
 
+def source_label(chunk: RetrievedChunk) -> str:
+    """How a source is named in the prompt: title, section, page."""
+    label = chunk.title + (f" — {chunk.section}" if chunk.section else "")
+    return label + (f" (page {chunk.page})" if chunk.page else "")
+
+
 def build_messages(
     question: str,
     history: Sequence[dict[str, str]],
     chunks: Sequence[RetrievedChunk],
     *,
     max_chars: int,
+    texts: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, str]], list[RetrievedChunk]]:
-    sources, used = format_sources(chunks, max_chars)
+    sources, used = format_sources(chunks, max_chars, texts)
     context = sources if used else "(no sources found)"
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, *DEMONSTRATION]
     messages.extend({"role": m["role"], "content": m["content"]} for m in history if m["role"] in ("user", "assistant"))

@@ -37,11 +37,15 @@ class Reranker(Protocol):
 
 
 def passage_for(chunk: RetrievedChunk) -> str:
-    # The title carries context a chunk lacks ("Q3 Sales" above "revenue rose 23%"); the reranker was
-    # trained on title + text, so it scores the same shape here.
-    if not chunk.title or chunk.text.startswith(chunk.title):  # Markdown chunks often open with their heading
-        return chunk.text
-    return f"{chunk.title}\n{chunk.text}"
+    return titled_passage(chunk.title, chunk.text)
+
+
+def titled_passage(title: str, text: str) -> str:
+    """Title above text. The title carries context a chunk lacks ("Q3 Sales" above "revenue rose 23%"); the
+    reranker was trained on title + text, so everything it scores (chunks, evidence) has this shape."""
+    if not title or text.startswith(title):  # Markdown chunks often open with their heading
+        return text
+    return f"{title}\n{text}"
 
 
 def fused_order(ce_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[int]:

@@ -32,6 +32,7 @@ from services.chat import (
     TokenEvent,
 )
 from services.core import tracing
+from services.core.evidence import EvidenceSelector
 from services.core.llm import OpenAICompatibleLLM
 from services.core.prompt import NO_ANSWER
 from services.core.reranker import passage_for
@@ -66,11 +67,14 @@ class Harness:
     verifier: FakeVerifier | None = None
     config: ChatConfig = dataclasses.field(default_factory=ChatConfig)
     retriever: FakeRetriever | None = None
+    evidence: EvidenceSelector | None = None
 
     def pipeline(self) -> ChatPipeline:
         self.retriever = FakeRetriever(self.chunks)
         llm = OpenAICompatibleLLM(self.server.base_url, model="fake-llm", max_retries=0)
-        return ChatPipeline(self.retriever, llm, gate=self.gate, verifier=self.verifier, config=self.config)
+        return ChatPipeline(
+            self.retriever, llm, gate=self.gate, verifier=self.verifier, evidence=self.evidence, config=self.config
+        )
 
     def events(self, request: ChatInput | None = None) -> list[ChatEvent]:
         async def main() -> list[ChatEvent]:
@@ -147,6 +151,21 @@ def test_answer_band_streams_tokens_then_done_with_verified_sentences(server: Fa
     # The verifier read the sources as the model saw them ([1] = ROUTER) and the gate the retrieval query.
     assert h.verifier is not None and h.verifier.calls == [(RAW, [passage_for(ROUTER), passage_for(BREAD)])]
     assert h.gate is not None and h.gate.calls[0][0] == QUESTION
+
+
+def test_evidence_not_whole_chunks_goes_to_the_model_and_the_verifier(server: FakeOpenAIServer) -> None:
+    # a budget for one sentence: the router's first one (word overlap with the question), not the bread
+    h = Harness(server, gate=FakeGate("answer"), verifier=FakeVerifier(), evidence=EvidenceSelector(budget_tokens=12))
+    result = done(h.events())
+    prompt = server.requests[0]["messages"][-1]["content"]
+    assert "[1] Router guide\nHold the reset button for ten seconds." in prompt
+    assert "The lights then blink." not in prompt and "Sourdough" not in prompt
+    assert [c.id for c in result.sources] == [ROUTER.id]  # the sources shown are the ones the model read
+    assert h.verifier is not None
+    assert h.verifier.calls == [(RAW, ["Router guide\nHold the reset button for ten seconds."])]
+    assert result.citations == [1]
+    assert "evidence" in result.timings_ms
+    assert result.timings_ms["prompt_tokens"] == result.usage["prompt_tokens"] > 0
 
 
 def test_verify_band_buffers_then_sends_the_kept_answer_as_one_token(server: FakeOpenAIServer) -> None:
