@@ -34,4 +34,5 @@ def build_pipeline(settings: Settings, embedder: Embedder, store: VectorStore) -
         build_chunker(settings, embedder),
         limits=build_limits(settings),
         batch_size=settings.embed_batch_size * 2,
+        embed_context_header=settings.embed_context_header,
     )

@@ -124,6 +124,9 @@ class IngestPipeline:
     pipeline = IngestPipeline(embedder, store, chunker)
     report = pipeline.ingest_paths([Path("docs/")])
     print(report.summary())
+
+    ``embed_context_header`` (setting ``RAG_EMBED_CONTEXT_HEADER``) makes the bi-encoder read each chunk
+    under a "title — section" line; see ``_embedding_text``.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class IngestPipeline:
         sparse: BM25SparseEncoder | None = None,
         limits: LoadLimits | None = None,
         batch_size: int = 64,
+        embed_context_header: bool = False,
     ) -> None:
         self.embedder = embedder
         self.store = store
@@ -142,7 +146,10 @@ class IngestPipeline:
         self.sparse = sparse or BM25SparseEncoder()
         self.limits = limits or LoadLimits()
         self.batch_size = batch_size
-        self.signature = f"{embedder.name}|chunk={chunker.limit}|overlap={chunker.overlap}"
+        self.embed_context_header = embed_context_header
+        self.signature = f"{embedder.name}|chunk={chunker.limit}|overlap={chunker.overlap}|chunker={chunker.VERSION}"
+        if embed_context_header:  # other vectors for the same chunks: switching it re-embeds every file
+            self.signature += "|context-header"
         self.store.ensure_collections(embedder.dimension)
 
     # -- public entry points ------------------------------------------------------------------
@@ -295,6 +302,28 @@ class IngestPipeline:
         status: Status = "updated" if existing else "added"
         return FileOutcome(source, status, doc.doc_id, len(chunks), title=doc.title), _Pending(record, chunks)
 
+    def _embedding_text(self, chunk: Chunk) -> str:
+        """What the bi-encoder reads for a chunk: its text, or with ``embed_context_header`` its text under
+        a "title — section" line (the label citations print), so a chunk that never names its subject
+        ("Then restart it.") still lands near questions about that subject.
+
+        Only the dense (and late-interaction token) vectors see the header: the stored text, its BM25
+        vector and the prompt are unchanged.
+        The title is not repeated when the section path starts with it (a Markdown H1 is both). A header
+        that would push the chunk past the model's ``max_tokens`` is left off, because the model would
+        then silently cut the end of the chunk itself.
+        """
+        if not self.embed_context_header:
+            return chunk.text
+        section = chunk.section or ""
+        if chunk.title and (section == chunk.title or section.startswith(f"{chunk.title} > ")):
+            section = section[len(chunk.title) :].removeprefix(" > ")
+        header = " — ".join(part for part in (chunk.title, section) if part)
+        if not header:
+            return chunk.text
+        text = f"{header}\n{chunk.text}"
+        return text if self.embedder.count_tokens(text) <= self.embedder.max_tokens else chunk.text
+
     def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
         if not pending:
             return
@@ -302,7 +331,7 @@ class IngestPipeline:
             self.store.put_document(item.record)  # invariant 2: pending before any chunk is written
         chunks = [c for item in pending for c in item.chunks]
         t0 = time.perf_counter()
-        texts = [c.text for c in chunks]
+        texts = [self._embedding_text(c) for c in chunks]
         tokens = None
         if getattr(self.store, "late_interaction", False):
             if not isinstance(self.embedder, TokenEmbedder):

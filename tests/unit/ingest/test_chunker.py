@@ -170,11 +170,70 @@ def test_no_word_of_the_input_is_lost(blocks: list[Block], params: tuple[int, in
 def test_chunk_index_runs_from_zero_and_sections_and_pages_follow_the_blocks(
     blocks: list[Block], params: tuple[int, int, int | None]
 ) -> None:
+    # Small sections now share chunks, so chunks no longer follow every (section, page) run of blocks
+    # (the old expectation): pages still do exactly, and sections in order are a subsequence of them.
     chunks = build(params).split(make_doc(blocks))
     assert [c.chunk_index for c in chunks] == list(range(len(chunks)))
-    expected_runs = [key for key, _ in groupby((b.section, b.page) for b in blocks if b.text.strip())]
-    assert [key for key, _ in groupby((c.section, c.page) for c in chunks)] == expected_runs
+    kept = [b for b in blocks if b.text.strip()]
+    assert [p for p, _ in groupby(c.page for c in chunks)] == [p for p, _ in groupby(b.page for b in kept)]
+    runs = iter(key for key, _ in groupby((b.section, b.page) for b in kept))
+    for key, _ in groupby((c.section, c.page) for c in chunks):
+        assert any(key == run for run in runs), f"{key} is out of order or names no section of its page"
     assert {c.doc_id for c in chunks} == {make_doc(blocks).doc_id}
+
+
+@st.composite
+def headed_documents(draw: st.DrawFn) -> list[Block]:
+    """Blocks shaped like the Markdown/HTML loaders' output: each heading is a block of its own text
+    whose section is the heading path; some sections hold nothing but their heading. The last section
+    has a body, so every heading has content after it on its page."""
+    counter = itertools.count()
+
+    def words(low: int, high: int) -> str:
+        return " ".join(f"{draw(SHORT_WORD)}_{next(counter)}" for _ in range(draw(st.integers(low, high))))
+
+    blocks: list[Block] = []
+    path: list[str] = []
+    n_sections = draw(st.integers(1, 12))
+    for i in range(n_sections):
+        level = draw(st.integers(1, min(3, len(path) + 1)))
+        path = [*path[: level - 1], f"H{next(counter)} {words(0, 2)}".strip()]
+        section = " > ".join(path)
+        blocks.append(Block(path[-1], section=section))
+        if i == n_sections - 1 or draw(st.integers(0, 2)):
+            for _ in range(draw(st.integers(1, 3))):
+                sentences = [words(1, 14).capitalize() + "." for _ in range(draw(st.integers(1, 6)))]
+                blocks.append(Block(" ".join(sentences), section=section))
+    return blocks
+
+
+def heading_only(chunk: Chunk, blocks: list[Block]) -> bool:
+    headings = {b.text for b in blocks if b.section and b.section.endswith(b.text)}
+    body_words = {w for b in blocks if b.text not in headings for w in b.text.split()}
+    return not body_words.intersection(chunk.text.split())
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), params=chunker_params())
+def test_the_same_document_always_gives_the_same_chunks(
+    data: st.DataObject, params: tuple[int, int, int | None]
+) -> None:
+    blocks = data.draw(documents() | headed_documents())
+    first, second = build(params).split(make_doc(blocks)), build(params).split(make_doc(list(blocks)))
+    assert first == second
+    assert [c.point_id for c in first] == [c.point_id for c in second]
+
+
+@PROPERTY_SETTINGS
+@given(blocks=headed_documents(), size=st.integers(64, 300), data=st.data())
+def test_a_heading_is_never_a_chunk_by_itself(blocks: list[Block], size: int, data: st.DataObject) -> None:
+    chunker = Chunker(count_tokens, chunk_size=size, chunk_overlap=data.draw(st.integers(0, size - 1)))
+    chunks = chunker.split(make_doc(blocks))
+    assert all(c.n_tokens == count_tokens(c.text) <= size for c in chunks)
+    assert [c for c in chunks if heading_only(c, blocks)] == []
+    headings = [b.text for b in blocks if b.section and b.section.endswith(b.text)]
+    lines = [line for c in chunks for line in c.text.split("\n")]
+    assert all(h in lines for h in headings), "a heading lost its own line"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,3 +302,119 @@ def test_a_5000_character_alphanumeric_word_is_one_unknown_token_and_stays_whole
 def test_overlap_equal_to_chunk_size_is_rejected() -> None:
     with pytest.raises(ValueError, match="chunk_overlap"):
         Chunker(count_tokens, chunk_size=10, chunk_overlap=10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small sections merge (issue 16: Markdown of many short sections gave ~150-byte chunks)
+# ----------------------------------------------------------------------------------------------
+
+
+def section_blocks(path: str, *body: str) -> list[Block]:
+    """A section as the Markdown loader emits it: the heading's own line, then its paragraphs."""
+    return [Block(path.rsplit(" > ", 1)[-1], section=path), *(Block(p, section=path) for p in body)]
+
+
+def test_small_sections_merge_with_each_heading_before_its_body_and_the_first_section_named() -> None:
+    blocks = [
+        *section_blocks("Guide"),  # heading only: joins the section it introduces
+        *section_blocks("Guide > Install", "Run the installer.", "Then restart."),
+        *section_blocks("Guide > Usage", "Type a question."),
+        *section_blocks("Guide > Usage > Tips", "Ask short questions."),
+    ]
+    chunks = Chunker(count_tokens, chunk_size=200, chunk_overlap=40).split(make_doc(blocks))
+    assert [(c.text, c.section) for c in chunks] == [
+        (
+            "Guide\nInstall\nRun the installer.\nThen restart.\nUsage\nType a question.\nTips\nAsk short questions.",
+            "Guide > Install",
+        )
+    ]
+
+
+def test_the_next_section_starts_a_new_chunk_when_it_does_not_fit_whole() -> None:
+    body = "This sentence has exactly nine words in it."
+    blocks = [b for n in range(12) for b in section_blocks(f"Doc > Part {n}", body, body)]
+    chunks = Chunker(count_tokens, chunk_size=64, chunk_overlap=8).split(make_doc(blocks))
+    assert 1 < len(chunks) < 12
+    for chunk in chunks:
+        assert chunk.n_tokens <= 64
+        first = chunk.text.split("\n", 1)[0]
+        assert chunk.section == f"Doc > {first}"  # cut at a section boundary, named by its first section
+        assert chunk.text.count(body) % 2 == 0  # no section is cut in two
+    for previous, following in itertools.pairwise(chunks):
+        next_heading = following.text.split("\n", 1)[0]
+        assert count_tokens(f"{previous.text}\n{next_heading}\n{body}\n{body}") > 64  # greedy: it did not fit
+
+
+def test_a_large_section_still_splits_with_overlap_between_small_ones() -> None:
+    big_text = " ".join(f"Sentence number {n} is about topic {n * 7}." for n in range(37))
+    blocks = [
+        *section_blocks("Doc > Before", "A short one."),
+        *section_blocks("Doc > Big", big_text),
+        *section_blocks("Doc > After", "Another short one."),
+    ]
+    chunks = Chunker(count_tokens, chunk_size=48, chunk_overlap=12).split(make_doc(blocks))
+    assert chunks[0].text == "Before\nA short one." and chunks[0].section == "Doc > Before"
+    big = chunks[1:]
+    assert len(big) >= 3 and {c.section for c in big} == {"Doc > Big"}
+    assert big[0].text.startswith("Big\nSentence number 0 ")
+    for previous, following in itertools.pairwise(big):
+        assert 0 < count_tokens(" ".join(shared_words(previous.text, following.text))) <= 12
+    # The small section after it fills the big one's last chunk rather than standing alone.
+    assert big[-1].text.endswith("\nAfter\nAnother short one.")
+    assert all(c.n_tokens <= 48 for c in chunks)
+
+
+def test_a_heading_whose_first_sentence_does_not_fit_beside_it_takes_its_first_words() -> None:
+    long_sentence = " ".join(f"word{n}" for n in range(89)) + "."  # 199 tokens
+    blocks = section_blocks("Doc > A rather long heading title", long_sentence)
+    assert count_tokens(long_sentence) <= 200 < count_tokens("A rather long heading title\n" + long_sentence)
+    chunks = Chunker(count_tokens, chunk_size=200, chunk_overlap=0).split(make_doc(blocks))
+    assert len(chunks) == 2
+    assert chunks[0].text.startswith("A rather long heading title\nword0 word1 ")
+    assert " ".join(c.text for c in chunks) == "A rather long heading title\n" + long_sentence
+    assert {c.section for c in chunks} == {"Doc > A rather long heading title"}
+
+
+def test_a_heading_at_the_end_of_a_page_joins_what_precedes_it_and_chunks_never_span_pages() -> None:
+    blocks = [
+        Block("Page one text.", section="Intro", page=1),
+        Block("Methods", section="Methods", page=1),  # its body is on the next page
+        Block("Page two text.", section="Methods", page=2),
+        Block("Page three text.", section="Methods", page=3),
+    ]
+    chunks = Chunker(count_tokens, chunk_size=200, chunk_overlap=40).split(make_doc(blocks))
+    assert [(c.page, c.section, c.text) for c in chunks] == [
+        (1, "Intro", "Page one text.\nMethods"),
+        (2, "Methods", "Page two text."),
+        (3, "Methods", "Page three text."),
+    ]
+
+
+def test_plain_text_without_sections_packs_as_before() -> None:
+    blocks = [Block(f"Paragraph {n}. It has two sentences.") for n in range(30)]
+    chunks = Chunker(count_tokens, chunk_size=48, chunk_overlap=0).split(make_doc(blocks))
+    assert all(c.section is None and c.n_tokens <= 48 for c in chunks)
+    assert "\n".join(c.text for c in chunks) == "\n".join(b.text for b in blocks)
+
+
+ISSUE_MARKDOWN = "\n".join(
+    f"## 🔹 {n}. How ColBERT Works (Step by Step)\n\n"
+    + ("### Details\n\n" if n % 3 == 0 else "")  # some headings introduce a subsection straight away
+    + f"Step {n} encodes the query and the passage token by token. Then it scores them with MaxSim.\n"
+    for n in range(40)
+)
+
+
+def test_a_markdown_file_of_many_short_sections_gives_few_full_chunks() -> None:
+    from ingest.loaders import load_bytes
+
+    doc = load_bytes(("# ColBERT notes\n\n" + ISSUE_MARKDOWN).encode(), "notes.md", "mem://notes.md")
+    sections = {b.section for b in doc.blocks}
+    chunks = Chunker(count_tokens, chunk_size=200, chunk_overlap=40, max_tokens=254).split(doc)
+    assert len(sections) > 50 and len(chunks) <= len(sections) // 5
+    assert all(c.n_tokens <= 200 for c in chunks)
+    assert sum(c.n_tokens for c in chunks) / len(chunks) > 100
+    assert [c for c in chunks if heading_only(c, doc.blocks)] == []
+    for n in range(40):  # each heading stays a line of its own, in front of its body
+        assert any(f"🔹 {n}. How ColBERT Works (Step by Step)\n" in c.text for c in chunks)
+    assert all(c.section and c.section.startswith("ColBERT notes > ") for c in chunks)
