@@ -289,3 +289,27 @@ def test_changing_chunk_settings_reingests_unchanged_files(
     assert statuses(report) == {mixed_folder["md"].name: "updated"}
     assert report.points_written > 0
     assert_stats_consistent(store)
+
+
+def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests(
+    store: QdrantStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
+) -> None:
+    pipeline_for(store, embedder).ingest_paths([mixed_folder["md"]])
+    headed = pipeline_for(store, embedder, embed_context_header=True)
+    seen: list[str] = []
+    original = headed.embedder.embed_passages
+
+    def recording(texts, **kwargs):  # noqa: ANN001, ANN202 - a spy around the real model
+        seen.extend(texts)
+        return original(texts, **kwargs)
+
+    headed.embedder = type("Spy", (), {})()  # only what _flush and _embedding_text use
+    headed.embedder.embed_passages = recording  # type: ignore[attr-defined]
+    headed.embedder.count_tokens = embedder.count_tokens  # type: ignore[attr-defined]
+    headed.embedder.max_tokens = embedder.max_tokens  # type: ignore[attr-defined]
+    report = headed.ingest_paths([mixed_folder["md"]])
+    assert statuses(report) == {mixed_folder["md"].name: "updated"}  # other vectors: the file is re-embedded
+    stored = {h.text for h in store.search(dense=embedder.embed_query("starter"), sparse=None, mode="dense", limit=50)}
+    # the embedder read "title — section" above each chunk; the store keeps the chunk's own text
+    assert seen and all(t.startswith("Baking sourdough bread") for t in seen)
+    assert all(t not in stored and t.split("\n", 1)[1] in stored for t in seen)
