@@ -52,3 +52,25 @@ def test_rerank_orders_by_score_and_applies_threshold(reranker: CrossEncoderRera
     assert scores == sorted(scores, reverse=True)
     kept = reranker.rerank(query, candidates, top_k=3, min_score=float(scores[0]) - 1e-6)
     assert [c.title for c in kept] == ["Benefits"]
+
+
+def test_first_stage_order_scores_only_the_kept_chunks_and_gives_the_same_result(
+    reranker: CrossEncoderReranker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = "How long do employees wait before health insurance starts?"
+    texts = [f"Policy note {i}: health insurance waiting periods differ by plan {i}." for i in range(8)]
+    candidates = [chunk(t, f"T{i}") for i, t in enumerate(texts)]
+    for i, c in enumerate(candidates):
+        c.retrieval_score = [0.3, 0.9, 0.5, 0.7, 0.1, 0.8, 0.2, 0.6][i]
+    full = CrossEncoderReranker("fitzgov-minilm-l6", fusion_weight=0.999999)  # scores all, same order
+    full._model = reranker._model
+    expected = [(c.title, c.rerank_score) for c in full.rerank(query, [*candidates], top_k=3)]
+    calls: list[int] = []
+    original = reranker.score
+    monkeypatch.setattr(reranker, "fusion_weight", 1.0)
+    monkeypatch.setattr(reranker, "score", lambda q, passages: calls.append(len(passages)) or original(q, passages))
+    kept = reranker.rerank(query, [*candidates], top_k=3)
+    assert calls == [3]  # top_k pairs, not all eight
+    assert [c.title for c in kept] == ["T1", "T5", "T3"]
+    assert [c.title for c in kept] == [t for t, _ in expected]
+    assert [c.rerank_score for c in kept] == pytest.approx([score for _, score in expected], abs=1e-5)
