@@ -192,6 +192,7 @@ def chat_response(result: ChatResult) -> ChatResponse:
         declined=result.declined,
         decline_reason=result.decline_reason,
         answerability=AnswerabilityOut(score=gate.score, band=gate.band, model=gate.model) if gate else None,
+        extractive=result.extractive,
         model=result.model,
         usage=result.usage,
         retrieval=retrieval_info(result.retrieval),
@@ -200,7 +201,7 @@ def chat_response(result: ChatResult) -> ChatResponse:
 
 
 # What /v1/chat/completions adds to OpenAI's schema (OpenAI clients ignore it; RAG-aware ones read it).
-OPENAI_EXTENSIONS = {"citations", "sources", "sentences", "declined", "decline_reason", "answerability"}
+OPENAI_EXTENSIONS = {"citations", "sources", "sentences", "declined", "decline_reason", "answerability", "extractive"}
 
 
 def openai_extensions(response: ChatResponse) -> dict[str, Any]:

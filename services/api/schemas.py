@@ -182,6 +182,11 @@ class ChatResponse(BaseModel):
         "an uncertain answer the sources did not support; model_declined: the model said it does not know",
     )
     answerability: AnswerabilityOut | None = Field(None, description="the answerability gate's decision, when it ran")
+    extractive: bool = Field(
+        False,
+        description="the model said it does not know although the gate found the sources answer the question: the "
+        "answer quotes the evidence sentence that bears most on it, cited",
+    )
     model: str = Field(description="the LLM that answered; empty when none was called")
     usage: dict[str, int] = {}
     retrieval: dict[str, Any] = {}

@@ -10,6 +10,10 @@ Steps:
   and streams, ``verify`` (the uncertain middle) generates *without* streaming, verifies, and then either
   sends the verified answer as one token or declines (``unsupported_answer``) when the share of
   supported sentences is below ``verify_min_supported``.
+- fallback: in the ``answer`` band, a model that says it does not know is replaced by the evidence sentence
+  that bears most on the question, quoted and cited (``extractive``); its streamed tokens are held back while
+  the answer may still be that refusal (``services.core.prompt.may_become_refusal``), so a client never sees
+  a refusal and then an answer.
 - generate: the LLM streams (or, for a non-streaming consumer, completes in one call); its span records the
   prompt, the answer, token counts and time to first token.
 - verify: the verifier scores each answer sentence against the sources the model saw; the final answer
@@ -48,7 +52,7 @@ from opentelemetry.trace import Status, StatusCode
 from services.chat import spans as chat_spans
 from services.chat.errors import InvalidRequest, LLMUnavailable, QueryTooLong
 from services.core import spans, tracing
-from services.core.evidence import EvidenceSelector
+from services.core.evidence import EvidenceSelector, Excerpt, extractive_answer
 from services.core.grounding import (
     AnswerabilityGate,
     AnswerVerifier,
@@ -58,7 +62,7 @@ from services.core.grounding import (
     Verification,
 )
 from services.core.llm import LLMClient, LLMUnavailableError, StreamState
-from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, declined
+from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, declined, may_become_refusal
 from services.core.reranker import titled_passage
 from services.core.retrieval import SearchResult, retrieval_query
 from services.core.store import SearchFilters
@@ -106,6 +110,7 @@ class ChatConfig:
     answerability_gate: bool = True
     verify_answers: bool = True
     verify_min_supported: float = 0.5
+    extractive_fallback: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatConfig:
@@ -121,6 +126,7 @@ class ChatConfig:
             answerability_gate=settings.answerability_gate,
             verify_answers=settings.verify_answers,
             verify_min_supported=settings.verify_min_supported,
+            extractive_fallback=settings.extractive_fallback,
         )
 
 
@@ -168,6 +174,7 @@ class ChatResult:
     retrieval: SearchResult
     timings_ms: dict[str, float]
     finish_reason: str = "stop"
+    extractive: bool = False  # the model refused a question the gate found answerable: the best evidence quoted
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +214,7 @@ class Prepared:
     messages: list[dict[str, str]]
     sources: list[RetrievedChunk]
     passages: list[str]  # each source as the model read it (title + evidence): what the verifier checks
+    excerpts: list[Excerpt]  # the evidence per source (empty without a selector)
     started: float
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -335,7 +343,7 @@ class ChatPipeline:
         self.check_query(question)
         result = await self._search(retrieval_query(turns, self.config.max_query_chars), request.options)
         timings = {k: v for k, v in result.timings_ms.items() if k != "total"}
-        chunks, texts = list(result.chunks), None
+        chunks, texts, excerpts = list(result.chunks), None, []
         if self.evidence is not None and chunks:
             t0 = time.perf_counter()
             with tracing.tracer().start_as_current_span("evidence", openinference_span_kind="chain") as span:
@@ -349,7 +357,7 @@ class ChatPipeline:
         )
         bodies = [c.text for c in chunks] if texts is None else texts
         passages = [titled_passage(c.title, body) for c, body in zip(used, bodies, strict=False)]
-        return Prepared(question, result, messages, used, passages, started, timings)
+        return Prepared(question, result, messages, used, passages, excerpts[: len(used)], started, timings)
 
     async def decide(self, prepared: Prepared, request: ChatInput) -> GateDecision | None:
         """The gate's band for these sources; None when the gate is off, absent, or failed (then: answer)."""
@@ -427,6 +435,15 @@ class ChatPipeline:
         verifying = verify and self.verifier is not None
         # The uncertain band's answer is only shown once verified: nothing streams before that.
         buffered = verifying and decision is not None and decision.band == "verify"
+        # Clearly answerable, yet a small model may still say it does not know: then the best evidence is
+        # quoted instead. Its tokens are held back while the answer may still turn out to be that refusal.
+        fallback = (
+            self.config.extractive_fallback
+            and decision is not None
+            and decision.band == "answer"
+            and bool(prepared.excerpts)
+        )
+        holding = fallback and not buffered
 
         sources = prepared.sources
         params = {"max_tokens": request.max_tokens, "temperature": request.temperature}
@@ -466,8 +483,14 @@ class ChatPipeline:
                             prepared.timings_ms["first_token"] = round(first_token_ms, 2)
                             span.first_token()
                         parts.append(delta)
-                        if not buffered:
-                            yield TokenEvent(delta)
+                        if buffered:
+                            continue
+                        if holding:
+                            if may_become_refusal("".join(parts)):
+                                continue
+                            holding = False  # not a refusal: what was held goes out, then stream as usual
+                            delta = "".join(parts)
+                        yield TokenEvent(delta)
                 prepared.timings_ms["generate"] = _ms(t0)
             except LLMUnavailableError as exc:
                 span.fail(exc)
@@ -475,13 +498,14 @@ class ChatPipeline:
                 if not connected:
                     raise error from exc
                 logger.warning("LLM stream failed: %s", exc)
-                yield FailedEvent(error, "" if buffered else "".join(parts))
+                yield FailedEvent(error, "" if buffered or holding else "".join(parts))
                 return
             finally:
                 # Done, or the consumer went away mid-answer: the span closes either way, with what arrived.
                 span.ok("".join(parts), state.model, state.final_usage(), first_token_ms)
             text, model, usage, finish_reason = "".join(parts), state.model, state.final_usage(), state.finish_reason
 
+        quote = extractive_answer(prepared.excerpts) if fallback and declined(text) else None
         result = ChatResult(
             answer=text,
             sources=list(sources),
@@ -496,6 +520,9 @@ class ChatPipeline:
             timings_ms=prepared.timings_ms,
             finish_reason=finish_reason or "stop",
         )
+        if quote is not None:
+            text = result.answer = quote
+            result.extractive = True
         if declined(text):
             result.declined, result.decline_reason = True, "model_declined"
         else:
@@ -518,7 +545,7 @@ class ChatPipeline:
                 result.citations = [n for n in verification.citations if 1 <= n <= len(sources)]
         if usage.get("prompt_tokens"):
             prepared.timings_ms["prompt_tokens"] = float(usage["prompt_tokens"])
-        if buffered or not stream:
+        if buffered or holding or not stream:
             yield TokenEvent(result.answer)
         prepared.timings_ms["total"] = _ms(prepared.started)
         yield DoneEvent(result)

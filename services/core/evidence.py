@@ -49,6 +49,8 @@ class Excerpt:
     chunk: RetrievedChunk
     text: str
     sentences: int  # how many of the chunk's sentences were kept
+    best: str = ""  # its sentence that bears most on the question (the extractive answer's quote)
+    best_score: float = 0.0
 
 
 @dataclass(slots=True)
@@ -174,7 +176,8 @@ class EvidenceSelector:
             text = "".join(parts)
             if len(chosen) == 1 and self.count_tokens(text) > self.budget:
                 text = _cut(text, self.budget * 4)
-            excerpts.append(Excerpt(chunks[i], text, len(kept)))
+            top = max(kept, key=lambda s: s.score)
+            excerpts.append(Excerpt(chunks[i], text, len(kept), top.text, top.score))
         return excerpts
 
 
@@ -188,3 +191,19 @@ def evidence_from_settings(settings: Settings, scorer: PairScorer | None) -> Evi
     if settings.evidence_max_tokens <= 0:
         return None
     return EvidenceSelector(scorer, budget_tokens=settings.evidence_max_tokens, neighbours=settings.evidence_neighbours)
+
+
+def extractive_answer(excerpts: Sequence[Excerpt]) -> str | None:
+    """The evidence sentence that bears most on the question, quoted and cited with its source number.
+
+    What the chat pipeline answers when the gate is confident the sources hold the answer and the model
+    still says it does not know (small models refuse answerable questions often): the user gets the
+    passage instead of a refusal. ``None`` without evidence.
+    """
+    if not excerpts:
+        return None
+    n, best = max(enumerate(excerpts, start=1), key=lambda e: (e[1].best_score, -e[0]))
+    quote = best.best.strip()
+    if not quote:
+        return None
+    return f"From the sources: “{quote}” [{n}]"

@@ -95,6 +95,15 @@ def cited_numbers(answer: str, n_sources: int) -> list[int]:
     return [n for n in cited(answer) if 1 <= n <= n_sources]
 
 
+_REFUSAL_OPENINGS = ("i don't know", "i do not know", "i don’t know")
+
+
+def may_become_refusal(prefix: str) -> bool:
+    """Could an answer that starts with ``prefix`` still be a refusal? (streamed tokens are held back while so)."""
+    text = prefix.lstrip().lower()
+    return any(o.startswith(text) or text.startswith(o) for o in _REFUSAL_OPENINGS)
+
+
 def declined(answer: str) -> bool:
     text = answer.strip().lower()
-    return text.startswith("i don't know") or text.startswith("i do not know") or NO_ANSWER.lower() in text
+    return any(text.startswith(o) for o in _REFUSAL_OPENINGS) or NO_ANSWER.lower() in text

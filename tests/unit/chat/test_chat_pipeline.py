@@ -225,6 +225,49 @@ def test_model_refusal_is_model_declined(server: FakeOpenAIServer) -> None:
     assert h.verifier is not None and h.verifier.calls == []  # a refusal claims nothing to verify
 
 
+QUOTE = "From the sources: “Hold the reset button for ten seconds.” [2]"
+
+
+def test_a_refusal_in_the_answer_band_becomes_the_quoted_best_evidence(server: FakeOpenAIServer) -> None:
+    # [1] makes the fake model refuse; [2] holds the answer
+    h = Harness(
+        server,
+        chunks=(REFUSAL, ROUTER),
+        gate=FakeGate("answer"),
+        verifier=FakeVerifier(supported=True),
+        evidence=EvidenceSelector(budget_tokens=200),
+    )
+    events = h.events()
+    result = done(events)
+    assert tokens(events) == [result.answer]  # the refusal was held back, never streamed; then the verified quote
+    assert result.extractive and not result.declined and result.decline_reason is None
+    assert "Hold the reset button for ten seconds" in result.answer and result.citations
+    assert h.verifier is not None and h.verifier.calls[0][0] == QUOTE  # the quote as built, before verification
+
+
+def test_an_answer_in_the_answer_band_still_streams_with_the_fallback_armed(server: FakeOpenAIServer) -> None:
+    h = Harness(server, gate=FakeGate("answer"), verifier=FakeVerifier(), evidence=EvidenceSelector(budget_tokens=200))
+    events = h.events()
+    assert len(tokens(events)) > 1 and "".join(tokens(events)) == RAW  # held only while it could be a refusal
+    assert not done(events).extractive
+
+
+@pytest.mark.parametrize(("band", "enabled"), [("verify", True), ("answer", False)])
+def test_no_fallback_in_the_verify_band_or_when_off(server: FakeOpenAIServer, band: str, enabled: bool) -> None:
+    h = Harness(
+        server,
+        chunks=(REFUSAL, ROUTER),
+        gate=FakeGate(band),
+        verifier=FakeVerifier(),
+        evidence=EvidenceSelector(budget_tokens=200),
+        config=ChatConfig(extractive_fallback=enabled),
+    )
+    events = h.events()
+    result = done(events)
+    assert result.declined and result.decline_reason == "model_declined" and not result.extractive
+    assert "".join(tokens(events)).startswith("I don't know")
+
+
 def test_model_refusal_in_the_verify_band_is_sent_as_one_token(server: FakeOpenAIServer) -> None:
     h = Harness(server, chunks=(REFUSAL,), gate=FakeGate("verify"), verifier=FakeVerifier())
     events = h.events()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from services.core.evidence import GAP, EvidenceSelector, approx_tokens, evidence_from_settings
+from services.core.evidence import GAP, EvidenceSelector, approx_tokens, evidence_from_settings, extractive_answer
 from services.core.prompt import build_messages
 from services.core.settings import Settings
 from services.core.types import RetrievedChunk
@@ -123,3 +123,11 @@ def test_from_settings_off_at_zero_budget() -> None:
     assert evidence_from_settings(Settings(evidence_max_tokens=0), None) is None
     selector = evidence_from_settings(Settings(evidence_max_tokens=200, evidence_neighbours=2), None)
     assert selector is not None and selector.budget == 200 and selector.neighbours == 2
+
+
+def test_the_extractive_answer_quotes_the_best_sentence_with_its_source_number() -> None:
+    excerpts = EvidenceSelector(FakeScorer({"324": 10.0, "1932": 5.0}), budget_tokens=60).select(
+        "How tall is the tower?", [BRIDGE, TOWER]
+    )
+    assert extractive_answer(excerpts) == "From the sources: “The tower is 324 metres tall.” [2]"
+    assert extractive_answer([]) is None

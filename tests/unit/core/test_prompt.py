@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.prompt import DEMONSTRATION, NO_ANSWER, SYSTEM_PROMPT, build_messages, cited_numbers, declined
+from services.core.prompt import (
+    DEMONSTRATION,
+    NO_ANSWER,
+    SYSTEM_PROMPT,
+    build_messages,
+    cited_numbers,
+    declined,
+    may_become_refusal,
+)
 from services.core.retrieval import retrieval_query
 from services.core.types import RetrievedChunk
 
@@ -138,3 +146,21 @@ def test_retrieval_query_edge_cases() -> None:
     query = retrieval_query([{"role": "user", "content": long}], 50)
     assert len(query) == 50
     assert long.strip().endswith(query)  # the end of the question is kept
+
+
+@pytest.mark.parametrize(
+    ("prefix", "could"),
+    [
+        ("", True),
+        ("I", True),
+        (" I don", True),
+        ("I don't know anything", True),
+        ("I do not", True),
+        ("Idle", False),
+        ("In 1932", False),
+        ("The bridge", False),
+        ("I dont", False),
+    ],
+)
+def test_may_become_refusal(prefix: str, could: bool) -> None:
+    assert may_become_refusal(prefix) is could
