@@ -99,7 +99,7 @@ class FakeVerifier:
         self.fail = fail
         self.calls: list[tuple[str, list[str]]] = []
 
-    def verify(self, answer: str, sources: Sequence[str]) -> Verification:
+    def verify(self, answer: str, sources: Sequence[str], question: str | None = None) -> Verification:
         self.calls.append((answer, list(sources)))
         if self.fail is not None:
             raise self.fail

@@ -387,7 +387,7 @@ class ChatPipeline:
         return decision
 
     async def check(
-        self, answer: str, sources: Sequence[str], min_supported: float | None = None
+        self, answer: str, sources: Sequence[str], min_supported: float | None = None, question: str | None = None
     ) -> Verification | None:
         """Which source supports each sentence; None without a verifier or when it failed (then: unverified).
 
@@ -400,7 +400,7 @@ class ChatPipeline:
             return Verification(sentences=(), answer=answer)
         with tracing.tracer().start_as_current_span("verify", openinference_span_kind="evaluator") as span:
             try:
-                verification = await _in_thread(verifier.verify, answer, list(sources))
+                verification = await _in_thread(verifier.verify, answer, list(sources), question)
             except Exception as exc:  # noqa: BLE001 - an unverified answer beats no answer
                 logger.exception("verifier %s failed; the answer goes out unverified", getattr(verifier, "name", "?"))
                 if span.is_recording():
@@ -528,7 +528,9 @@ class ChatPipeline:
         else:
             t1 = time.perf_counter()
             min_supported = self.config.verify_min_supported if buffered else None
-            verification = await self.check(text, prepared.passages, min_supported) if verifying else None
+            verification = (
+                await self.check(text, prepared.passages, min_supported, prepared.question) if verifying else None
+            )
             if verifying:
                 prepared.timings_ms["verify"] = _ms(t1)
             if verification is None:

@@ -66,6 +66,7 @@ class Verification:
 class AnswerVerifier(Protocol):
     name: str
 
-    def verify(self, answer: str, sources: Sequence[str]) -> Verification:
-        """``sources[i]`` is the text the model saw as ``[i + 1]`` (title and text)."""
+    def verify(self, answer: str, sources: Sequence[str], question: str | None = None) -> Verification:
+        """``sources[i]`` is the text the model saw as ``[i + 1]`` (title and text); ``question`` what was asked
+        (a sentence that only restates it claims nothing)."""
         ...

@@ -179,6 +179,11 @@ class Verifier:
       judged on its own: it takes the verdict, citations and score of the nearest judged sentence
       before it (else after it), without repeating the markers in the text. When the answer has no
       other sentence to lean on, it is judged like any other.
+    - with the ``question`` given, a sentence that only restates it (no content word the question lacks:
+      "The teams played in the 2030 Super Bowl.") is an echo: it leans on its neighbours like a short
+      one; an answer made of echoes alone says nothing and is unsupported (score 0). And the lexical
+      part of the support counts only the words a sentence adds to the question: a small model that
+      parrots the question onto a near-miss source otherwise borrows the question's words as support.
 
     The scorer is called once per judged sentence with all sources as passages (the cross-encoder reads
     the sentence as its query, which is what it was trained on), or once per answer when it also has
@@ -217,14 +222,15 @@ class Verifier:
         else:
             self.name = scorer_name + ("+lexical" if self.lexical_weight > 0 else "")
 
-    def verify(self, answer: str, sources: Sequence[str]) -> Verification:
+    def verify(self, answer: str, sources: Sequence[str], question: str | None = None) -> Verification:
         spans = sentence_spans(answer)
         originals = [answer[a:b] for a, b in spans]
-        kinds = [self._kind(s) for s in originals]
+        asked = content_words(question) if question else set()
+        kinds = [self._kind(s, asked) for s in originals]
         if "judge" not in kinds:  # nothing to lean on: short sentences are judged after all
             kinds = ["judge" if k == "short" else k for k in kinds]
         judged = [i for i, k in enumerate(kinds) if k == "judge"]
-        scores = self._support([strip_citations(originals[i]) for i in judged], sources)
+        scores = self._support([strip_citations(originals[i]) for i in judged], sources, asked)
 
         verdicts: dict[int, SentenceSupport] = {}
         for i, row in zip(judged, scores, strict=True):
@@ -232,7 +238,9 @@ class Verifier:
         for i, kind in enumerate(kinds):
             if kind == "refusal":
                 verdicts[i] = SentenceSupport(strip_citations(originals[i]), (), True, 1.0, cited(originals[i]))
-            elif kind == "short":
+            elif kind == "echo" and not judged:  # the answer only restates the question
+                verdicts[i] = SentenceSupport(strip_citations(originals[i]), (), False, 0.0, cited(originals[i]))
+            elif kind in ("short", "echo"):
                 before = [j for j in judged if j < i]
                 source = verdicts[before[-1] if before else next(j for j in judged if j > i)]
                 verdicts[i] = SentenceSupport(
@@ -245,19 +253,23 @@ class Verifier:
         sentences = tuple(verdicts[i] for i in range(len(spans)))
         return Verification(sentences, _rebuild(answer, spans, sentences))
 
-    def _kind(self, sentence: str) -> str:
+    def _kind(self, sentence: str, asked: set[str]) -> str:
         plain = strip_citations(sentence).replace("’", "'")
         if declined(plain):
             return "refusal"
-        return "short" if len(content_words(plain)) < self.min_content_words else "judge"
+        words = content_words(plain)
+        if asked and not words - asked:
+            return "echo"
+        return "short" if len(words) < self.min_content_words else "judge"
 
-    def _support(self, sentences: Sequence[str], sources: Sequence[str]) -> list[list[float]]:
-        """The support matrix, ``[sentence][source]``, in [0, 1]."""
+    def _support(self, sentences: Sequence[str], sources: Sequence[str], asked: set[str]) -> list[list[float]]:
+        """The support matrix, ``[sentence][source]``, in [0, 1]; lexically, only what a sentence adds to
+        the question (``asked``) counts."""
         if not sentences or not sources:
             return [[] for _ in sentences]
         w = self.lexical_weight
         source_words = [content_words(src) for src in sources]
-        rows = [[w * lexical_support(content_words(s), found) for found in source_words] for s in sentences]
+        rows = [[w * lexical_support(content_words(s) - asked, found) for found in source_words] for s in sentences]
         if self.scorer is None or w >= 1.0:
             return rows
         if isinstance(self.scorer, BatchPairScorer):

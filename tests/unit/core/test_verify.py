@@ -290,3 +290,31 @@ def test_verifier_from_settings_reads_threshold_and_weight() -> None:
 def test_out_of_range_configuration_is_refused(threshold: float, weight: float) -> None:
     with pytest.raises(ValueError):
         Verifier(None, threshold=threshold, lexical_weight=weight)
+
+
+# --- what a sentence adds to the question ---------------------------------------------------------------
+
+
+def test_an_answer_that_only_restates_the_question_is_unsupported() -> None:
+    question = "When does the office open on public holidays?"
+    result = lexical().verify("The office opens on public holidays [1].", SOURCES, question)
+    (s,) = result.sentences
+    assert not s.supported and s.citations == () and s.score == 0.0
+    assert result.supported_share == 0.0
+    # without the question the same sentence borrows support from the words it repeats
+    assert lexical().verify("The office opens on public holidays [1].", SOURCES).sentences[0].supported
+
+
+def test_an_echo_beside_a_supported_sentence_leans_on_it() -> None:
+    question = "Does the office open at 9 am?"
+    result = lexical().verify("Yes, the office opens at 9 am. It closes at 5 pm on weekdays [1].", SOURCES, question)
+    assert [s.supported for s in result.sentences] == [True, True]
+    assert result.sentences[0].citations == (1,)
+
+
+def test_only_the_words_a_sentence_adds_to_the_question_count_as_lexical_support() -> None:
+    question = "Is the office closed on public holidays in December?"
+    # what the answer adds (reopens, staff training) is in no source; the question's own words are in [3]
+    answer = "The office is closed on public holidays in December and reopens for staff training."
+    assert lexical().verify(answer, SOURCES).sentences[0].supported  # borrowed: 5 of its 8 words are asked
+    assert not lexical().verify(answer, SOURCES, question).sentences[0].supported
