@@ -181,7 +181,9 @@ class Verifier:
       other sentence to lean on, it is judged like any other.
     - with the ``question`` given, a sentence that only restates it (no content word the question lacks:
       "The teams played in the 2030 Super Bowl.") is an echo: it leans on its neighbours like a short
-      one; an answer made of echoes alone says nothing and is unsupported (score 0). And the lexical
+      one. An answer of echoes alone ("PostgreSQL is faster for reads." to "Which is faster for reads,
+      PostgreSQL or MySQL?") is judged by the scorer alone, since word overlap says nothing about it;
+      without a scorer it is unsupported (score 0). And the lexical
       part of the support counts only the words a sentence adds to the question: a small model that
       parrots the question onto a near-miss source otherwise borrows the question's words as support.
 
@@ -229,8 +231,11 @@ class Verifier:
         kinds = [self._kind(s, asked) for s in originals]
         if "judge" not in kinds:  # nothing to lean on: short sentences are judged after all
             kinds = ["judge" if k == "short" else k for k in kinds]
+        echoes_only = "judge" not in kinds and "echo" in kinds and self.scorer is not None and self.lexical_weight < 1
+        if echoes_only:  # an answer that picks among the question's own words: the scorer alone can tell
+            kinds = ["judge" if k == "echo" else k for k in kinds]
         judged = [i for i, k in enumerate(kinds) if k == "judge"]
-        scores = self._support([strip_citations(originals[i]) for i in judged], sources, asked)
+        scores = self._support([strip_citations(originals[i]) for i in judged], sources, asked, lexical=not echoes_only)
 
         verdicts: dict[int, SentenceSupport] = {}
         for i, row in zip(judged, scores, strict=True):
@@ -262,12 +267,14 @@ class Verifier:
             return "echo"
         return "short" if len(words) < self.min_content_words else "judge"
 
-    def _support(self, sentences: Sequence[str], sources: Sequence[str], asked: set[str]) -> list[list[float]]:
+    def _support(
+        self, sentences: Sequence[str], sources: Sequence[str], asked: set[str], *, lexical: bool = True
+    ) -> list[list[float]]:
         """The support matrix, ``[sentence][source]``, in [0, 1]; lexically, only what a sentence adds to
-        the question (``asked``) counts."""
+        the question (``asked``) counts; ``lexical=False``: the scorer alone."""
         if not sentences or not sources:
             return [[] for _ in sentences]
-        w = self.lexical_weight
+        w = self.lexical_weight if lexical else 0.0
         source_words = [content_words(src) for src in sources]
         rows = [[w * lexical_support(content_words(s) - asked, found) for found in source_words] for s in sentences]
         if self.scorer is None or w >= 1.0:

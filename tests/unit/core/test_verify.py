@@ -318,3 +318,13 @@ def test_only_the_words_a_sentence_adds_to_the_question_count_as_lexical_support
     answer = "The office is closed on public holidays in December and reopens for staff training."
     assert lexical().verify(answer, SOURCES).sentences[0].supported  # borrowed: 5 of its 8 words are asked
     assert not lexical().verify(answer, SOURCES, question).sentences[0].supported
+
+
+@pytest.mark.parametrize(("value", "supported"), [(0.9, True), (0.2, False)])
+def test_an_answer_of_echoes_alone_is_judged_by_the_scorer_alone(value: float, supported: bool) -> None:
+    question = "Which is faster for reads, PostgreSQL or MySQL?"
+    verifier = Verifier(ConstantScorer(value), threshold=0.5, lexical_weight=0.5)
+    (s,) = verifier.verify(
+        "PostgreSQL is faster for reads.", ["Benchmarks: PostgreSQL reads beat MySQL."], question
+    ).sentences
+    assert s.supported is supported and s.score == pytest.approx(value)
