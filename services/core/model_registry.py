@@ -81,7 +81,7 @@ def resolve(name: str, registry: dict[str, ModelSpec], setting: str) -> tuple[st
             f"Model {name!r} is not available offline: it is neither a packaged alias "
             f"({', '.join(k for k, v in registry.items() if v.locate)}), nor a local path, nor in the "
             f"Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it. Set {setting} to a packaged "
-            f"alias or a local folder, or bake the weights into the image (see README, Deployment)."
+            f"alias or a local folder, or bake the weights into the image (docs/deployment.md)."
         )
     return name, spec
 
