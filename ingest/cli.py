@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +25,8 @@ from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
 from services.core import tracing
 from services.core.factory import build_embedder, build_store
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.store import QdrantStore, VectorStore
+from services.core.store_edge import EdgeStore, copy_client_to_edge, copy_edge_to_client, folder_kind
 from services.core.types import doc_id_for
 from services.healthcheck import Heartbeat
 
@@ -46,7 +48,7 @@ def _pipeline(settings: Settings | None = None) -> IngestPipeline:
     return build_pipeline(settings, build_embedder(settings), build_store(settings))
 
 
-def _store() -> QdrantStore:
+def _store() -> VectorStore:
     """list / stats / delete only read or remove points: no embedding model is loaded for them."""
     return build_store(_settings())
 
@@ -65,6 +67,18 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         typer.echo(f"  skipped {problem['source']}: {problem['reason']}", err=True)
 
 
+def _maintain(store: VectorStore) -> None:
+    """End of an ingest run: an Edge store past RAG_QDRANT_INDEX_THRESHOLD builds its HNSW index now, in this
+    process and not on a request (see docs/embedded-store.md)."""
+    outcome = store.maintain()
+    if outcome.get("indexed"):
+        typer.echo(
+            f"index: HNSW over {outcome['chunks']} chunks in {outcome['seconds']} s "
+            f"(quantization {outcome.get('quantization')})",
+            err=True,
+        )
+
+
 @app.command()
 def add(paths: list[Path], as_json: JsonOpt = False) -> None:
     """Ingest files or folders (recursively); unchanged files are skipped."""
@@ -72,7 +86,12 @@ def add(paths: list[Path], as_json: JsonOpt = False) -> None:
     if missing:
         typer.echo(f"no such file or folder: {', '.join(missing)}", err=True)
         raise typer.Exit(2)
-    _print_report(_pipeline().ingest_paths(paths, progress=sys.stderr.isatty()), as_json)
+    pipeline = _pipeline()
+    try:
+        _print_report(pipeline.ingest_paths(paths, progress=sys.stderr.isatty()), as_json)
+        _maintain(pipeline.store)
+    finally:
+        pipeline.store.close()
 
 
 @app.command()
@@ -81,7 +100,12 @@ def sync(directory: Path, as_json: JsonOpt = False) -> None:
     if not directory.is_dir():
         typer.echo(f"not a folder: {directory}", err=True)
         raise typer.Exit(2)
-    _print_report(_pipeline().sync(directory, progress=sys.stderr.isatty()), as_json)
+    pipeline = _pipeline()
+    try:
+        _print_report(pipeline.sync(directory, progress=sys.stderr.isatty()), as_json)
+        _maintain(pipeline.store)
+    finally:
+        pipeline.store.close()
 
 
 @app.command()
@@ -113,13 +137,14 @@ def watch(
         pipeline.sync,
         interval_s=interval,
         debouncer=Debouncer(quiet_s=quiet, max_wait_s=max_wait),
-        on_report=lambda report: _print_report(report, as_json),
+        on_report=lambda report: (_print_report(report, as_json), _maintain(pipeline.store)),
         on_health=on_health,
     )
     try:
         watcher.run(stop)
     finally:
         beat.stop()
+        pipeline.store.close()
 
 
 def _is_uuid(value: str) -> bool:
@@ -134,23 +159,30 @@ def _is_uuid(value: str) -> bool:
 def delete(target: str) -> None:
     """Delete a document by id or by the path it was ingested from."""
     store = _store()
-    record = None
-    # A document id, a path (existing or already deleted from disk: sources are absolute), or a raw source.
-    for candidate in (target, doc_id_for(str(Path(target).resolve())), doc_id_for(target)):
-        record = store.get_document(candidate) if _is_uuid(candidate) else None
-        if record is not None:
-            break
-    if record is None:
-        typer.echo(f"no document {target!r}", err=True)
-        raise typer.Exit(1)
-    removed = delete_document(store, record.doc_id)
+    try:
+        record = None
+        # A document id, a path (existing or already deleted from disk: sources are absolute), or a raw source.
+        for candidate in (target, doc_id_for(str(Path(target).resolve())), doc_id_for(target)):
+            record = store.get_document(candidate) if _is_uuid(candidate) else None
+            if record is not None:
+                break
+        if record is None:
+            typer.echo(f"no document {target!r}", err=True)
+            raise typer.Exit(1)
+        removed = delete_document(store, record.doc_id)
+    finally:
+        store.close()
     typer.echo(f"deleted {record.source} ({removed} chunks)")
 
 
 @app.command("list")
 def list_documents(as_json: JsonOpt = False) -> None:
     """List ingested documents."""
-    records = _store().list_documents()
+    store = _store()
+    try:
+        records = store.list_documents()
+    finally:
+        store.close()
     if as_json:
         typer.echo(json.dumps([r.to_payload() for r in records], indent=2))
         return
@@ -170,7 +202,12 @@ def sample(
     settings = _settings()
     folder = settings.data_dir / "sample-corpus"
     write_sample_corpus(folder, max_docs)
-    _print_report(_pipeline(settings).sync(folder, progress=True), as_json)
+    pipeline = _pipeline(settings)
+    try:
+        _print_report(pipeline.sync(folder, progress=True), as_json)
+        _maintain(pipeline.store)
+    finally:
+        pipeline.store.close()
 
 
 @app.command()
@@ -178,16 +215,113 @@ def stats(as_json: JsonOpt = False) -> None:
     """Counts of documents and chunks, and where the store lives."""
     settings = _settings()
     store = build_store(settings)
-    records = store.list_documents()
-    info = {
-        "documents": len(records),
-        "pending": sum(1 for r in records if r.status != "complete"),
-        "chunks": store.count_chunks(),
-        "store": settings.qdrant_url or settings.resolved_qdrant_path,
-        "collection": settings.collection,
-        "embed_model": settings.embed_model,
-    }
+    try:
+        records = store.list_documents()
+        info: dict[str, object] = {
+            "documents": len(records),
+            "pending": sum(1 for r in records if r.status != "complete"),
+            "chunks": store.count_chunks(),
+            "store": settings.qdrant_url or settings.resolved_qdrant_path,
+            "engine": getattr(store, "mode", "?"),
+            "collection": settings.collection,
+            "embed_model": settings.embed_model,
+        }
+        if isinstance(store, EdgeStore):
+            info["shards"] = store.stats()
+    finally:
+        store.close()
     typer.echo(json.dumps(info, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+@app.command("build-index")
+def build_index(
+    force: Annotated[bool, typer.Option(help="build even below RAG_QDRANT_INDEX_THRESHOLD")] = False,
+) -> None:
+    """Edge: build the HNSW index (and int8 quantisation if set) now; blocks the store while it runs."""
+    store = _store()
+    try:
+        typer.echo(json.dumps(store.maintain(force=force), indent=2))
+    finally:
+        store.close()
+
+
+@app.command("migrate-store")
+def migrate_store(
+    source: Annotated[
+        Path | None, typer.Argument(help="qdrant-client local-mode folder; default RAG_QDRANT_PATH")
+    ] = None,
+    target: Annotated[
+        Path | None,
+        typer.Option(help="new Edge folder; default: the source's own path (the old folder is kept as a backup)"),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="points per read and write")] = 256,
+) -> None:
+    """Move a qdrant-client local-mode folder to qdrant-edge: same ids, vectors and manifest (no re-embedding)."""
+    from qdrant_client import QdrantClient
+
+    settings = _settings()
+    src = Path(source or settings.resolved_qdrant_path).resolve()
+    if folder_kind(src) != "local":
+        typer.echo(f"{src} is not a qdrant-client local-mode folder (found: {folder_kind(src)})", err=True)
+        raise typer.Exit(2)
+    in_place = target is None or target.resolve() == src
+    dst = src.with_name(src.name + ".edge-migrating") if in_place else target.resolve()  # type: ignore[union-attr]
+    if in_place and dst.exists():
+        import shutil
+
+        shutil.rmtree(dst)  # what an interrupted earlier migration left
+    elif folder_kind(dst) not in ("missing", "empty"):
+        typer.echo(f"{dst} is not empty: choose a new --target folder", err=True)
+        raise typer.Exit(2)
+    started = time.perf_counter()
+    client = QdrantClient(path=str(src))  # takes the folder lock: stop the API first
+    edge = EdgeStore(path=str(dst), collection=settings.collection)
+    try:
+        copied = copy_client_to_edge(client, settings.collection, edge, batch=batch)
+        if edge.count_chunks() != copied["chunks"] or len(edge.list_documents()) != copied["documents"]:
+            raise RuntimeError(f"the copy in {dst} does not hold what was read; the source is unchanged")
+    finally:
+        edge.close()
+        client.close()
+    backup = None
+    if in_place:
+        backup = src.with_name(f"{src.name}.local-backup-{time.strftime('%Y%m%d-%H%M%S')}")
+        src.rename(backup)
+        dst.rename(src)
+        dst = src
+    seconds = round(time.perf_counter() - started, 1)
+    typer.echo(
+        f"migrated {copied['documents']} documents, {copied['chunks']} chunks to qdrant-edge at {dst} in {seconds} s"
+    )
+    if backup:
+        typer.echo(f"the local-mode folder is kept at {backup} (delete it once the new store serves well)")
+    if not in_place:
+        typer.echo(f"use it with RAG_QDRANT_EMBEDDED_ENGINE=edge RAG_QDRANT_PATH={dst}")
+
+
+@app.command("push-store")
+def push_store(
+    url: Annotated[
+        str, typer.Argument(help="Qdrant server URL, e.g. http://qdrant:6333 (RAG_QDRANT_API_KEY); or a folder")
+    ],
+    batch: Annotated[int, typer.Option(min=1, help="points per upsert")] = 256,
+) -> None:
+    """Copy the Edge store at RAG_QDRANT_PATH to a Qdrant server (re-upserted in batches, nothing re-embedded)."""
+    settings = _settings()
+    edge = EdgeStore(path=settings.resolved_qdrant_path, collection=settings.collection)
+    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    if "://" in url:
+        server = QdrantStore(
+            url=url, api_key=api_key, collection=settings.collection, timeout_s=settings.qdrant_timeout_s
+        )
+    else:  # a qdrant-client local-mode folder: the same client API, for a dry run without a server
+        server = QdrantStore(path=url, collection=settings.collection)
+    try:
+        copied = copy_edge_to_client(edge, server, batch=batch)
+    finally:
+        server.close()
+        edge.close()
+    typer.echo(f"pushed {copied['documents']} documents, {copied['chunks']} chunks to {url}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     # --- chunking ---------------------------------------------------------------------------
     chunk_size: int = Field(200, ge=16, description="target tokens per chunk (embedder's tokenizer)")
     chunk_overlap: int = Field(40, ge=0)
+    embed_context_header: bool = Field(
+        False,
+        description=(
+            "embed each chunk as 'title — section' + newline + text (the stored text is unchanged). Off by"
+            " default: it changes every stored vector and its effect on nDCG (fitz-gov) is not measured yet"
+        ),
+    )
 
     # --- vector store -------------------------------------------------------------------------
     qdrant_url: str | None = None
@@ -59,6 +66,20 @@ class Settings(BaseSettings):
         False, description="store per-token vectors at ingest (enables the late-interaction rerank stage)"
     )
     upsert_batch_size: int = Field(128, ge=1)
+    qdrant_embedded_engine: Literal["edge", "local"] = Field(
+        "edge",
+        description="the embedded store (no RAG_QDRANT_URL): qdrant-edge, Qdrant's engine in-process, or "
+        "qdrant-client's local mode (docs/embedded-store.md; `ingest migrate-store` moves a local folder to Edge)",
+    )
+    qdrant_index_threshold: int = Field(
+        100_000,
+        ge=0,
+        description="Edge: build the HNSW index at the end of an ingest run once the store holds this many chunks "
+        "(exact search below it); 0 = never",
+    )
+    qdrant_quantization: Literal["none", "int8"] = Field(
+        "none", description="Edge: int8 scalar quantisation of the dense vectors, built with the HNSW index"
+    )
 
     # --- retrieval & reranking -------------------------------------------------------------------
     retrieval_mode: RetrievalMode = "hybrid"
@@ -84,6 +105,18 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(384, ge=1)
     llm_temperature: float = Field(0.1, ge=0, le=2)
     context_max_chars: int = Field(6000, ge=500, description="budget of chunk text put into the prompt")
+    evidence_max_tokens: int = Field(
+        350,
+        ge=0,
+        description="evidence budget (estimated tokens): the question's best sentences of the top chunks go into "
+        "the prompt instead of whole chunks (prefill is most of the time to first token on a CPU); 0 = whole chunks",
+    )
+    evidence_neighbours: int = Field(1, ge=0, le=5, description="sentences kept on each side of a chosen one")
+    extractive_fallback: bool = Field(
+        True,
+        description="when the gate finds the question clearly answerable and the model still says it does not know, "
+        "answer with the best evidence sentence, quoted and cited (extractive: true)",
+    )
 
     # --- grounding: the answerability gate (services/core/answerability.py) ----------------------
     answerability_model: str = Field(
@@ -157,8 +190,28 @@ class Settings(BaseSettings):
     llm_host: str = "127.0.0.1"
     llm_port: int = 8080
     llm_gguf: Literal["qwen2.5-coder-0.5b", "smollm2-135m"] = "qwen2.5-coder-0.5b"
-    llm_ctx: int = Field(4096, ge=512)
+    llm_ctx: int = Field(4096, ge=512, description="context per request (llama-server: per slot)")
     llm_threads: int = Field(2, ge=1)
+    llm_server: Literal["auto", "llama-server", "llama-cpp-python"] = Field(
+        "auto",
+        description="the local server: llama.cpp's llama-server (parallel slots, prefix reuse) or llama-cpp-python's "
+        "(one request at a time); auto = llama-server when make llm-setup built it (docs/llm-serving.md)",
+    )
+    llm_parallel: int = Field(
+        4, ge=1, le=64, description="llama-server: requests decoded together (slots); its context is ctx x parallel"
+    )
+    llm_cache_reuse: int = Field(
+        256,
+        ge=0,
+        description="llama-server: smallest run of cached tokens (past the common prefix) reused by KV shifting; "
+        "0 = the common prefix only",
+    )
+    llm_cache_ram_mib: int = Field(
+        1024,
+        ge=0,
+        description="llama-server: host memory (MiB) for the prompt caches of idle slots, restored when a prompt "
+        "with the same prefix returns (llama.cpp's default is 8192); 0 = off",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

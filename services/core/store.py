@@ -86,6 +86,7 @@ class VectorStore(Protocol):
         late: np.ndarray | None = None,
     ) -> list[RetrievedChunk]: ...
     def ping(self) -> bool: ...
+    def maintain(self, *, force: bool = False) -> dict[str, object]: ...
     def close(self) -> None: ...
 
 
@@ -349,6 +350,12 @@ class QdrantStore:
             return True
         except StoreUnavailableError:
             return False
+
+    def maintain(self, *, force: bool = False) -> dict[str, object]:
+        """Index upkeep after an ingest run: a Qdrant server optimises in the background and local mode
+        has no index, so there is nothing to do here (``EdgeStore.maintain`` builds its HNSW graph)."""
+        reason = "the server optimises by itself" if self.mode == "server" else "local mode has no index"
+        return {"engine": self.mode, "indexed": False, "reason": reason}
 
     def close(self) -> None:
         with self._lock:

@@ -1,15 +1,19 @@
-"""Late interaction (ColBERT-style): per-token vectors stored as a Qdrant multivector, MaxSim re-scoring."""
+"""Late interaction (ColBERT-style): per-token vectors stored as a Qdrant multivector, MaxSim re-scoring, in
+both embedded engines."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from ingest.factory import build_pipeline
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.factory import build_store
 from services.core.retrieval import LateInteractionUnavailableError, Retriever
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.store import QdrantStore, VectorStore
 
 pytestmark = pytest.mark.integration
 
@@ -33,18 +37,23 @@ def test_token_vectors_are_normalised_and_exclude_special_tokens(embedder: Sente
     assert [len(t) for t in tokens] == [embedder.count_tokens(t) for t in DOCS.values()]
 
 
-@pytest.fixture(scope="module")
-def li_store(embedder: SentenceTransformerEmbedder) -> QdrantStore:
-    store = QdrantStore(path=":memory:", late_interaction=True)
-    pipeline = build_pipeline(Settings(_env_file=None, late_interaction=True), embedder, store)
+@pytest.fixture(scope="module", params=["edge", "local"])
+def li_store(embedder: SentenceTransformerEmbedder, request: pytest.FixtureRequest) -> Iterator[VectorStore]:
+    """The same documents in each embedded engine (qdrant-edge, qdrant-client local mode)."""
+    settings = Settings(
+        _env_file=None, qdrant_path=":memory:", qdrant_embedded_engine=request.param, late_interaction=True
+    )
+    store = build_store(settings)
+    pipeline = build_pipeline(settings, embedder, store)
     for name, text in DOCS.items():
         pipeline.ingest_bytes(text.encode(), f"{name}.txt", f"mem://{name}")
-    return store
+    yield store
+    store.close()
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
 def test_maxsim_stage_rescores_first_stage_candidates(
-    li_store: QdrantStore, embedder: SentenceTransformerEmbedder, mode: str
+    li_store: VectorStore, embedder: SentenceTransformerEmbedder, mode: str
 ) -> None:
     retriever = Retriever(embedder, li_store)
     query = "my internet box froze, how do I reboot it?"

@@ -1,4 +1,5 @@
-"""The ingest pipeline end to end: real loaders, the packaged embedder and Qdrant in local on-disk mode."""
+"""The ingest pipeline end to end: real loaders, the packaged embedder and the embedded store on disk (the engine
+the settings pick: qdrant-edge by default, ``RAG_QDRANT_EMBEDDED_ENGINE=local`` for qdrant-client's local mode)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixtures_docs import BAD_KEYS, GOOD_KEYS, SOURDOUGH_EXTRA_MD, TOPICS, Topic, write_mixed_folder
+from store_engines import open_store
 
 from ingest.factory import build_pipeline
 from ingest.pipeline import IngestPipeline, IngestReport
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.sparse import BM25SparseEncoder, SparseVector
-from services.core.store import QdrantStore
+from services.core.store import VectorStore
 from services.core.types import Chunk, RetrievedChunk, doc_id_for
 
 pytestmark = pytest.mark.integration
@@ -27,7 +29,7 @@ def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **({"chunk_size": 128, "chunk_overlap": 24} | overrides))
 
 
-def pipeline_for(store: QdrantStore, embedder: SentenceTransformerEmbedder, **overrides: object) -> IngestPipeline:
+def pipeline_for(store: VectorStore, embedder: SentenceTransformerEmbedder, **overrides: object) -> IngestPipeline:
     return build_pipeline(settings(**overrides), embedder, store)
 
 
@@ -39,18 +41,18 @@ def statuses(report: IngestReport) -> dict[str, str]:
     return {Path(o.source).name: o.status for o in report.outcomes}
 
 
-def manifest(store: QdrantStore) -> dict[str, ManifestRow]:
+def manifest(store: VectorStore) -> dict[str, ManifestRow]:
     return {
         r.doc_id: (r.source, r.title, r.content_hash, r.media_type, r.chunk_count, r.status)
         for r in store.list_documents()
     }
 
 
-def chunk_ids_by_doc(store: QdrantStore) -> dict[str, set[str]]:
+def chunk_ids_by_doc(store: VectorStore) -> dict[str, set[str]]:
     return {doc_id: store.chunk_ids(doc_id) for doc_id in manifest(store)}
 
 
-def assert_stats_consistent(store: QdrantStore) -> None:
+def assert_stats_consistent(store: VectorStore) -> None:
     records = store.list_documents()
     assert all(r.status == "complete" for r in records)
     assert store.count_chunks() == sum(r.chunk_count for r in records)
@@ -62,7 +64,7 @@ def clean_ingest(
     folder: Path, embedder: SentenceTransformerEmbedder, store_dir: Path
 ) -> tuple[dict[str, ManifestRow], dict[str, set[str]], int]:
     """What a first ingest of `folder` into a brand-new store produces: manifest, chunk ids, count."""
-    store = QdrantStore(path=str(store_dir))
+    store = open_store(store_dir)
     try:
         pipeline_for(store, embedder).ingest_paths([folder])
         return manifest(store), chunk_ids_by_doc(store), store.count_chunks()
@@ -71,8 +73,8 @@ def clean_ingest(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[QdrantStore]:
-    s = QdrantStore(path=str(tmp_path / "q"))
+def store(tmp_path: Path) -> Iterator[VectorStore]:
+    s = open_store(tmp_path / "q")
     yield s
     s.close()
 
@@ -80,11 +82,11 @@ def store(tmp_path: Path) -> Iterator[QdrantStore]:
 @pytest.fixture(scope="module")
 def ingested(
     tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
-) -> Iterator[tuple[QdrantStore, dict[str, Path], IngestReport]]:
+) -> Iterator[tuple[VectorStore, dict[str, Path], IngestReport]]:
     """The mixed folder ingested once for the read-only tests of this module."""
     root = tmp_path_factory.mktemp("ingested")
     paths = write_mixed_folder(root / "docs")
-    s = QdrantStore(path=str(root / "q"))
+    s = open_store(root / "q")
     report = pipeline_for(s, embedder).ingest_paths([root / "docs"])
     yield s, paths, report
     s.close()
@@ -96,7 +98,7 @@ def ingested(
 
 
 def test_good_files_are_added_and_corrupt_or_empty_files_skipped_with_reasons(
-    ingested: tuple[QdrantStore, dict[str, Path], IngestReport],
+    ingested: tuple[VectorStore, dict[str, Path], IngestReport],
 ) -> None:
     store, paths, report = ingested
     by_source = {o.source: o for o in report.outcomes}
@@ -115,7 +117,7 @@ def test_good_files_are_added_and_corrupt_or_empty_files_skipped_with_reasons(
 
 
 def test_chunks_respect_the_configured_size_and_carry_structure(
-    ingested: tuple[QdrantStore, dict[str, Path], IngestReport], embedder: SentenceTransformerEmbedder
+    ingested: tuple[VectorStore, dict[str, Path], IngestReport], embedder: SentenceTransformerEmbedder
 ) -> None:
     store, paths, _ = ingested
     hits = store.search(dense=embedder.embed_query("anything"), sparse=None, mode="dense", limit=100)
@@ -129,7 +131,7 @@ def test_chunks_respect_the_configured_size_and_carry_structure(
     assert any(h.section == "Baking sourdough bread" and "\nFeeding the starter\n" in h.text for h in md)
 
 
-def search(store: QdrantStore, embedder: SentenceTransformerEmbedder, question: str, mode: str) -> list[RetrievedChunk]:
+def search(store: VectorStore, embedder: SentenceTransformerEmbedder, question: str, mode: str) -> list[RetrievedChunk]:
     dense: np.ndarray = embedder.embed_query(question)
     sparse: SparseVector | None = BM25SparseEncoder().encode_query(question) if mode == "hybrid" else None
     return store.search(dense=dense, sparse=sparse, mode=mode, limit=3)
@@ -138,7 +140,7 @@ def search(store: QdrantStore, embedder: SentenceTransformerEmbedder, question: 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
 @pytest.mark.parametrize("topic", TOPICS, ids=lambda t: f"{t.key}-p{t.page}" if t.page else t.key)
 def test_each_document_is_the_top_hit_for_a_paraphrased_question(
-    ingested: tuple[QdrantStore, dict[str, Path], IngestReport],
+    ingested: tuple[VectorStore, dict[str, Path], IngestReport],
     embedder: SentenceTransformerEmbedder,
     topic: Topic,
     mode: str,
@@ -160,7 +162,7 @@ def test_each_document_is_the_top_hit_for_a_paraphrased_question(
 
 
 def test_reingesting_an_unchanged_folder_writes_nothing(
-    ingested: tuple[QdrantStore, dict[str, Path], IngestReport], embedder: SentenceTransformerEmbedder
+    ingested: tuple[VectorStore, dict[str, Path], IngestReport], embedder: SentenceTransformerEmbedder
 ) -> None:
     store, paths, _ = ingested
     before_count, before_ids = store.count_chunks(), chunk_ids_by_doc(store)
@@ -173,7 +175,7 @@ def test_reingesting_an_unchanged_folder_writes_nothing(
 
 
 def test_editing_one_file_updates_only_that_document(
-    store: QdrantStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path], tmp_path: Path
+    store: VectorStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path], tmp_path: Path
 ) -> None:
     folder = mixed_folder["txt"].parent
     pipeline = pipeline_for(store, embedder)
@@ -203,7 +205,7 @@ def test_editing_one_file_updates_only_that_document(
 
 
 def test_sync_after_deleting_a_file_removes_its_chunks_and_manifest_entry(
-    store: QdrantStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
+    store: VectorStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
 ) -> None:
     folder = mixed_folder["txt"].parent
     pipeline = pipeline_for(store, embedder)
@@ -231,12 +233,15 @@ def test_sync_after_deleting_a_file_removes_its_chunks_and_manifest_entry(
 # ----------------------------------------------------------------------------------------------
 
 
-class CrashingStore(QdrantStore):
-    """A real QdrantStore whose second and later `upsert_chunks` calls die, as a killed process would."""
+class CrashingStore:
+    """A real store whose second and later `upsert_chunks` calls die, as a killed process would."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, store: VectorStore) -> None:
+        self.store = store
         self.upserts = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
 
     def upsert_chunks(
         self,
@@ -249,14 +254,14 @@ class CrashingStore(QdrantStore):
         self.upserts += 1
         if self.upserts > 1:
             raise RuntimeError("simulated crash mid-flush")
-        return super().upsert_chunks(chunks, dense, sparse, ingested_at, tokens=tokens)
+        return self.store.upsert_chunks(chunks, dense, sparse, ingested_at, tokens=tokens)
 
 
 def test_rerun_after_a_crash_mid_flush_converges_to_a_clean_ingest(
     embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path], tmp_path: Path
 ) -> None:
     folder = mixed_folder["txt"].parent
-    crashing = CrashingStore(path=str(tmp_path / "q"))
+    crashing = CrashingStore(open_store(tmp_path / "q"))
     try:
         # Small batches so the flush is split into several upserts and the second one fails.
         with pytest.raises(RuntimeError, match="simulated crash"):
@@ -267,7 +272,7 @@ def test_rerun_after_a_crash_mid_flush_converges_to_a_clean_ingest(
     finally:
         crashing.close()
 
-    store = QdrantStore(path=str(tmp_path / "q"))
+    store = open_store(tmp_path / "q")
     try:
         report = pipeline_for(store, embedder).ingest_paths([folder])
         assert report.count("failed") == 0
@@ -282,7 +287,7 @@ def test_rerun_after_a_crash_mid_flush_converges_to_a_clean_ingest(
 
 
 def test_changing_chunk_settings_reingests_unchanged_files(
-    store: QdrantStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
+    store: VectorStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
 ) -> None:
     pipeline_for(store, embedder).ingest_paths([mixed_folder["md"]])
     report = pipeline_for(store, embedder, chunk_size=64, chunk_overlap=8).ingest_paths([mixed_folder["md"]])
@@ -292,7 +297,7 @@ def test_changing_chunk_settings_reingests_unchanged_files(
 
 
 def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests(
-    store: QdrantStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
+    store: VectorStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
 ) -> None:
     pipeline_for(store, embedder).ingest_paths([mixed_folder["md"]])
     headed = pipeline_for(store, embedder, embed_context_header=True)

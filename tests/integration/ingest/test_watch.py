@@ -1,4 +1,4 @@
-"""The folder watcher over the real pipeline (packaged embedder, local Qdrant), and the container's command.
+"""The folder watcher over the real pipeline (packaged embedder, the embedded store), and the container's command.
 
 The first test drives the watcher's clock by hand, so it proves what lands in the store after each kind of
 change without waiting. The second runs ``python -m ingest.cli watch`` exactly as the ingest container does,
@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 from fixtures_docs import write_mixed_folder
+from store_engines import open_store
 
 from ingest.factory import build_pipeline
 from ingest.watch import Debouncer, FolderWatcher
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.store import VectorStore
 from services.healthcheck import check_file
 
 pytestmark = pytest.mark.integration
@@ -43,18 +44,18 @@ class FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[QdrantStore]:
-    s = QdrantStore(path=str(tmp_path / "q"))
+def store(tmp_path: Path) -> Iterator[VectorStore]:
+    s = open_store(tmp_path / "q")
     yield s
     s.close()
 
 
-def sources(store: QdrantStore) -> dict[str, int]:
+def sources(store: VectorStore) -> dict[str, int]:
     return {Path(r.source).name: r.chunk_count for r in store.list_documents() if r.status == "complete"}
 
 
 def test_watcher_mirrors_adds_changes_and_deletes_into_the_store(
-    tmp_path: Path, store: QdrantStore, embedder: SentenceTransformerEmbedder
+    tmp_path: Path, store: VectorStore, embedder: SentenceTransformerEmbedder
 ) -> None:
     folder = tmp_path / "docs"
     paths = write_mixed_folder(folder)
@@ -118,6 +119,8 @@ def test_ingest_watch_command_is_the_container_entry_point(tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env |= {"RAG_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env["RAG_MODEL_CACHE_DIR"] = os.environ["RAG_MODEL_CACHE_DIR"]  # the session's exports (tests/conftest.py)
+    if "RAG_QDRANT_EMBEDDED_ENGINE" in os.environ:  # the engine this run tests (open_store reads it too)
+        env["RAG_QDRANT_EMBEDDED_ENGINE"] = os.environ["RAG_QDRANT_EMBEDDED_ENGINE"]
     argv = [sys.executable, "-m", "ingest.cli", "watch", str(folder), "--interval", "0.2", "--quiet", "0.5"]
     proc = subprocess.Popen(
         [*argv, "--heartbeat", str(heartbeat)],
@@ -144,7 +147,7 @@ def test_ingest_watch_command_is_the_container_entry_point(tmp_path: Path) -> No
             proc.kill()
             proc.wait()
     assert not heartbeat.exists()  # a stopped watcher is not reported healthy
-    store = QdrantStore(path=str(data / "qdrant"))
+    store = open_store(data / "qdrant")
     try:
         assert sources(store).keys() == {"mower-faq.txt"}
     finally:

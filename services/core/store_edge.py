@@ -1,0 +1,542 @@
+"""The embedded ``VectorStore`` on qdrant-edge: Qdrant's own engine (segments, WAL, payload and sparse indexes,
+HNSW, quantisation) running inside this process, behind the same interface as ``QdrantStore``.
+
+Edge has no collections: a store folder holds one *shard* per collection the server-side store uses::
+
+    <path>/qdrant-edge.json             marker: which engine and layout wrote this folder
+    <path>/shards/<collection>/         chunks: dense (cosine), bm25 (sparse, IDF), optional late (MaxSim)
+    <path>/shards/<collection>_documents/   the document manifest (payload only)
+
+Search is exact (brute force over the segments, payload indexes for filters) until ``maintain()`` builds
+the HNSW graph, and optional int8 scalar quantisation, once the store holds ``index_threshold`` chunks.
+That build blocks the store for as long as it runs (seconds at 20k chunks, minutes at 1M): run it at the
+end of an ingest run (``ingest add/sync`` do), never from a request handler.
+
+A folder written by qdrant-client's local mode is detected and refused with the command that migrates it
+(``ingest migrate-store``), so Edge never opens it as an empty store.
+
+Usage::
+
+    store = EdgeStore(path=".data/qdrant")       # or path=":memory:" (a temporary folder, removed on close)
+    store.ensure_collections(dimension=384)
+    hits = store.search(dense=vec, sparse=None, mode="dense", limit=10)
+    store.maintain()                             # after an ingest run: HNSW once the store is large
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import qdrant_edge as qe
+from qdrant_client import QdrantClient
+
+from services.core.sparse import SparseVector
+from services.core.store import (
+    DENSE,
+    FILTER_FIELDS,
+    LATE,
+    SPARSE,
+    QdrantStore,
+    SearchFilters,
+    StoreUnavailableError,
+)
+from services.core.types import Chunk, DocumentRecord, RetrievedChunk
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MARKER = "qdrant-edge.json"
+SHARDS = "shards"
+LAYOUT_VERSION = 1
+RRF_K = 2  # Qdrant's default RRF constant, which qdrant-client's local mode also uses: same fused order
+MIGRATE_COMMAND = "ingest migrate-store"
+Quantization = Literal["none", "int8"]
+FolderKind = Literal["missing", "empty", "edge", "local", "other"]
+
+
+class LocalModeFolderError(RuntimeError):
+    """The folder holds a qdrant-client local-mode store, which Edge cannot read."""
+
+
+def folder_kind(path: str | Path) -> FolderKind:
+    """What wrote a store folder: Edge (its marker), qdrant-client local mode (meta.json, collection/), or nothing."""
+    root = Path(path)
+    if not root.exists():
+        return "missing"
+    if (root / MARKER).is_file():
+        return "edge"
+    if (root / "meta.json").is_file() or (root / "collection").is_dir():
+        return "local"
+    return "empty" if not any(root.iterdir()) else "other"
+
+
+def edge_filter(filters: SearchFilters | None) -> qe.Filter | None:
+    if filters is None:
+        return None
+    must: list[Any] = [
+        qe.FieldCondition(key=key, match=qe.MatchAny(list(values)))
+        for key, values in (("source", filters.source), ("doc_id", filters.doc_id), ("tags", filters.tags))
+        if values
+    ]
+    return qe.Filter(must=must) if must else None
+
+
+def _doc_filter(doc_id: str) -> qe.Filter:
+    return qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchValue(doc_id))])
+
+
+def _sparse(vector: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(list(vector.indices), [float(v) for v in vector.values])
+
+
+def scroll_all(
+    shard: qe.EdgeShard, *, with_payload: bool | list[str] = False, with_vector: bool = False, page: int = 512
+) -> Iterator[qe.Record]:
+    offset: Any = None
+    while True:
+        records, offset = shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=page, with_payload=with_payload, with_vector=with_vector)
+        )
+        yield from records
+        if offset is None:
+            return
+
+
+class EdgeStore:
+    """``VectorStore`` on an in-process qdrant-edge shard per collection (see the module docstring)."""
+
+    mode = "edge"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        collection: str = "chunks",
+        late_interaction: bool = False,
+        index_threshold: int = 100_000,
+        quantization: Quantization = "none",
+        hnsw_m: int = 16,
+        hnsw_ef_construct: int = 100,
+    ) -> None:
+        self._tmp: str | None = None
+        if path == ":memory:":  # Edge always has a folder: an ephemeral one, removed on close
+            self._tmp = tempfile.mkdtemp(prefix="qdrant-edge-")
+            path = self._tmp
+        self.root = Path(path)
+        kind = folder_kind(self.root)
+        if kind == "local":
+            raise LocalModeFolderError(
+                f"{self.root} holds a qdrant-client local-mode store, which qdrant-edge cannot read. Migrate it "
+                f"once with `{MIGRATE_COMMAND}` (keeps a backup of the old folder), or keep using it with "
+                "RAG_QDRANT_EMBEDDED_ENGINE=local"
+            )
+        if kind == "other":
+            raise ValueError(f"{self.root} is not empty and holds no store: point RAG_QDRANT_PATH at another folder")
+        self.collection = collection
+        self.manifest = f"{collection}_documents"
+        self.late_interaction = late_interaction
+        self.index_threshold = index_threshold
+        self.quantization = quantization
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construct = hnsw_ef_construct
+        self._lock = threading.RLock()  # one shard, many request threads; optimize() must not run under a query
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._closed = False
+
+    # -- shards ---------------------------------------------------------------------------------
+
+    def _dir(self, name: str) -> Path:
+        return self.root / SHARDS / name
+
+    def _open(self, name: str) -> qe.EdgeShard | None:
+        """The shard of `name` if it exists (loaded once; its WAL replays whatever a killed process left)."""
+        if self._closed:
+            raise StoreUnavailableError("the store is closed")
+        shard = self._shards.get(name)
+        if shard is None and (self._dir(name) / "edge_config.json").is_file():
+            try:
+                shard = qe.EdgeShard.load(str(self._dir(name)))
+            except Exception as exc:  # a second process holding the WAL lands here (WouldBlock)
+                raise StoreUnavailableError(f"cannot open {self._dir(name)}: {exc}") from exc
+            self._shards[name] = shard
+        return shard
+
+    def _call(self, name: str, fn: Callable[[qe.EdgeShard], T], default: T) -> T:
+        with self._lock:
+            shard = self._open(name)
+            return default if shard is None else fn(shard)
+
+    def _chunk_config(self, dimension: int, late: bool) -> qe.EdgeConfig:
+        quantization = (
+            qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+            if self.quantization == "int8"
+            else None
+        )
+        vectors = {
+            DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine, quantization_config=quantization)
+        }
+        if late:
+            # Only ever used to re-score prefetched candidates: no HNSW graph (m=0), fp16, as on the server.
+            vectors[LATE] = qe.EdgeVectorParams(
+                size=dimension,
+                distance=qe.Distance.Cosine,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                datatype=qe.VectorStorageDatatype.Float16,
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000),
+            )
+        return qe.EdgeConfig(
+            vectors=vectors,
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            hnsw_config=qe.HnswIndexConfig(
+                m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000
+            ),
+        )
+
+    def _stored_vectors(self) -> dict[str, Any]:
+        """The chunk shard's vector config as Edge persisted it ({} when unreadable)."""
+        try:
+            config = json.loads((self._dir(self.collection) / "edge_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return dict(config.get("vectors") or {})
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def ensure_collections(self, dimension: int) -> None:
+        """Create the shards if missing and check an existing one matches the embedder."""
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            marker = self.root / MARKER
+            if not marker.is_file():
+                payload = {"engine": "qdrant-edge", "qdrant_edge_py": _edge_version(), "layout": LAYOUT_VERSION}
+                marker.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+            if self._open(self.collection) is None:
+                shard = qe.EdgeShard.create(
+                    str(self._dir(self.collection)), self._chunk_config(dimension, self.late_interaction)
+                )
+                # Keyword indexes on every filterable field: filters use them instead of scanning payloads.
+                for field in FILTER_FIELDS:
+                    shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                shard.flush()
+                self._shards[self.collection] = shard
+            else:
+                vectors = self._stored_vectors()
+                size = (vectors.get(DENSE) or {}).get("size")
+                if size is not None and size != dimension:
+                    raise ValueError(
+                        f"collection {self.collection!r} holds {size}-d vectors but the embedder makes "
+                        f"{dimension}-d ones: use another RAG_COLLECTION or re-ingest into a new one"
+                    )
+                has_late = LATE in vectors
+                if self.late_interaction and not has_late:
+                    raise ValueError(
+                        f"collection {self.collection!r} was created without per-token vectors: set "
+                        "RAG_LATE_INTERACTION=false, or use a new RAG_COLLECTION and re-ingest"
+                    )
+                self.late_interaction = has_late
+            if self._open(self.manifest) is None:
+                # Edge needs at least one vector per shard: the manifest gets an unused sparse one.
+                config = qe.EdgeConfig(sparse_vectors={"unused": qe.EdgeSparseVectorParams()})
+                shard = qe.EdgeShard.create(str(self._dir(self.manifest)), config)
+                shard.update(qe.UpdateOperation.create_field_index("status", qe.PayloadSchemaType.Keyword))
+                shard.flush()
+                self._shards[self.manifest] = shard
+
+    # -- chunks ---------------------------------------------------------------------------------
+
+    def upsert_chunks(
+        self,
+        chunks: Sequence[Chunk],
+        dense: np.ndarray,
+        sparse: Sequence[SparseVector],
+        ingested_at: str,
+        tokens: Sequence[np.ndarray] | None = None,
+    ) -> int:
+        if self.late_interaction and tokens is None:
+            raise ValueError("this collection stores per-token vectors: pass tokens to upsert_chunks")
+        points = []
+        for i, chunk in enumerate(chunks):
+            vector: dict[str, Any] = {DENSE: dense[i].tolist(), SPARSE: _sparse(sparse[i])}
+            if self.late_interaction and tokens is not None:
+                vector[LATE] = tokens[i].tolist()
+            points.append(qe.Point(chunk.point_id, vector, chunk.payload(ingested_at)))
+        if points:
+            self.upsert_points(self.collection, points)
+        return len(points)
+
+    def upsert_points(self, name: str, points: list[qe.Point]) -> None:
+        """Write raw points into one of this store's shards (ingest and ``migrate-store`` share it)."""
+
+        def write(shard: qe.EdgeShard) -> bool:
+            shard.update(qe.UpdateOperation.upsert_points(points))
+            return True
+
+        if not self._call(name, write, False):
+            raise StoreUnavailableError(f"{name!r} does not exist yet: call ensure_collections first")
+
+    def chunk_ids(self, doc_id: str) -> set[str]:
+        def ids(shard: qe.EdgeShard) -> set[str]:
+            out: set[str] = set()
+            offset: Any = None
+            while True:
+                page, offset = shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=512, filter=_doc_filter(doc_id), with_payload=False)
+                )
+                out.update(str(r.id) for r in page)
+                if offset is None:
+                    return out
+
+        return self._call(self.collection, ids, set())
+
+    def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int:
+        with self._lock:
+            stale = sorted(self.chunk_ids(doc_id) - (keep or set()))
+            if stale:
+                self._call(self.collection, lambda s: s.update(qe.UpdateOperation.delete_points(list(stale))), None)
+            return len(stale)
+
+    def count_chunks(self) -> int:
+        return int(self._call(self.collection, lambda s: s.count(qe.CountRequest(exact=True)), 0))
+
+    # -- manifest -------------------------------------------------------------------------------
+
+    def get_document(self, doc_id: str) -> DocumentRecord | None:
+        found = self._call(self.manifest, lambda s: s.retrieve([doc_id], True, False), [])
+        return DocumentRecord.from_payload(dict(found[0].payload or {})) if found else None
+
+    def put_document(self, record: DocumentRecord) -> None:
+        self.upsert_points(self.manifest, [qe.Point(record.doc_id, {}, record.to_payload())])
+
+    def delete_document(self, doc_id: str) -> None:
+        self._call(self.manifest, lambda s: s.update(qe.UpdateOperation.delete_points([doc_id])), None)
+
+    def list_documents(self) -> list[DocumentRecord]:
+        def read(shard: qe.EdgeShard) -> list[DocumentRecord]:
+            return [DocumentRecord.from_payload(dict(r.payload or {})) for r in scroll_all(shard, with_payload=True)]
+
+        return sorted(self._call(self.manifest, read, []), key=lambda r: r.source)
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        dense: np.ndarray | None,
+        sparse: SparseVector | None,
+        mode: str,
+        limit: int,
+        filters: SearchFilters | None = None,
+        late: np.ndarray | None = None,
+    ) -> list[RetrievedChunk]:
+        """The same query plans as ``QdrantStore.search`` (prefetch + RRF, MaxSim after prefetch)."""
+        flt = edge_filter(filters)
+        sparse_q = _sparse(sparse) if sparse is not None and sparse.indices else None
+        query: Any
+        prefetches: list[qe.Prefetch] = []
+        if mode == "dense":
+            assert dense is not None
+            query = qe.Query.Nearest(dense.tolist(), using=DENSE)
+        elif mode == "sparse":
+            if sparse_q is None:
+                return []  # a query made only of stop words matches nothing lexically
+            query = qe.Query.Nearest(sparse_q, using=SPARSE)
+        elif mode == "hybrid":
+            assert dense is not None
+            prefetches = [qe.Prefetch(limit=limit, query=qe.Query.Nearest(dense.tolist(), using=DENSE), filter=flt)]
+            if sparse_q is not None:
+                prefetches.append(qe.Prefetch(limit=limit, query=qe.Query.Nearest(sparse_q, using=SPARSE), filter=flt))
+            query = qe.Fusion.Rrf(k=RRF_K)
+        else:
+            raise ValueError(f"unknown retrieval mode {mode!r}")
+        if late is not None:
+            if not self.late_interaction:
+                raise ValueError("late interaction needs a collection ingested with RAG_LATE_INTERACTION=true")
+            first = qe.Prefetch(limit=limit, query=query, prefetches=prefetches or None, filter=flt)
+            prefetches, query = [first], qe.Query.Nearest(late.tolist(), using=LATE)
+        request = qe.QueryRequest(
+            limit=limit, query=query, prefetches=prefetches or None, filter=flt, with_payload=True, with_vector=False
+        )
+        points = self._call(self.collection, lambda s: s.query(request), [])
+        return [RetrievedChunk.from_payload(str(p.id), p.score, dict(p.payload or {})) for p in points]
+
+    def pages(self, name: str, *, batch: int = 256, with_vector: bool = False) -> Iterator[list[qe.Record]]:
+        """Every point of one shard with its payload, a page at a time (the lock is held per page only)."""
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=with_vector)
+            page, offset = self._call(name, lambda s, r=request: s.scroll(r), ([], None))
+            if page:
+                yield page
+            if offset is None:
+                return
+
+    # -- index maintenance ----------------------------------------------------------------------
+
+    def maintain(self, *, force: bool = False) -> dict[str, object]:
+        """Build the HNSW graph (and int8 quantisation if configured) once the store holds ``index_threshold``
+        chunks; below it search stays exact. Blocking, and it holds the store: call it off the request path."""
+        with self._lock:
+            chunks = self.count_chunks()
+            out: dict[str, object] = {"engine": "edge", "chunks": chunks, "threshold": self.index_threshold}
+            if not force and (self.index_threshold <= 0 or chunks < self.index_threshold):
+                return out | {"indexed": False, "reason": "below the threshold: exact search"}
+            vectors = self._stored_vectors()
+            if DENSE not in vectors:
+                return out | {"indexed": False, "reason": "no chunks yet"}
+            config = self._chunk_config(int(vectors[DENSE]["size"]), LATE in vectors)
+            self._shards.pop(self.collection).close()
+            started = time.perf_counter()
+            # Reloading with the configuration persists the current HNSW/quantisation settings before the build.
+            shard = qe.EdgeShard.load(str(self._dir(self.collection)), config)
+            self._shards[self.collection] = shard
+            changed = shard.optimize()
+            shard.flush()
+            info = shard.info()
+            seconds = round(time.perf_counter() - started, 2)
+            logger.info("built the HNSW index of %d chunks in %.1f s (%s)", chunks, seconds, self.quantization)
+            return out | {
+                "indexed": True,
+                "changed": changed,
+                "seconds": seconds,
+                "segments": info.segments_count,
+                "indexed_vectors": info.indexed_vectors_count,
+                "quantization": self.quantization,
+            }
+
+    def stats(self) -> dict[str, object]:
+        def info(name: str) -> dict[str, object]:
+            def read(shard: qe.EdgeShard) -> dict[str, object]:
+                i = shard.info()
+                return {
+                    "points": i.points_count,
+                    "segments": i.segments_count,
+                    "indexed_vectors": i.indexed_vectors_count,
+                    "payload_indexes": sorted(i.payload_schema),
+                }
+
+            return self._call(name, read, {})
+
+        return {
+            "engine": "qdrant-edge",
+            "path": str(self.root),
+            "chunks": info(self.collection),
+            "manifest": info(self.manifest),
+        }
+
+    def ping(self) -> bool:
+        try:
+            self.count_chunks()
+            return True
+        except StoreUnavailableError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for shard in self._shards.values():
+                try:
+                    shard.flush()
+                finally:
+                    shard.close()
+            self._shards.clear()
+            if self._tmp:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _edge_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qdrant-edge-py")
+    except PackageNotFoundError:  # pragma: no cover - an unusual install
+        return "unknown"
+
+
+# -- moving stores between engines ------------------------------------------------------------------
+
+
+def copy_client_to_edge(
+    client: QdrantClient, collection: str, target: EdgeStore, *, batch: int = 256
+) -> dict[str, int]:
+    """Copy a collection and its manifest from qdrant-client (a local-mode folder, or a server) into an Edge store:
+    the same ids, vectors (dense, bm25, late) and payloads, so nothing is re-embedded."""
+    from qdrant_client import models
+
+    if not client.collection_exists(collection):
+        raise ValueError(f"no collection {collection!r} in the source store")
+    vectors = client.get_collection(collection).config.params.vectors
+    if not isinstance(vectors, dict) or DENSE not in vectors:
+        raise ValueError(f"collection {collection!r} has no {DENSE!r} vector: not a store this project wrote")
+    target.late_interaction = LATE in vectors
+    target.ensure_collections(vectors[DENSE].size)
+    copied = {"chunks": 0, "documents": 0}
+    offset: Any = None
+    while True:
+        page, offset = client.scroll(collection, limit=batch, offset=offset, with_payload=True, with_vectors=True)
+        points = []
+        for p in page:
+            stored = p.vector if isinstance(p.vector, dict) else {}
+            vector: dict[str, Any] = {}
+            for name, value in stored.items():
+                if isinstance(value, models.SparseVector):
+                    vector[name] = qe.SparseVector(list(value.indices), list(value.values))
+                else:
+                    vector[name] = value
+            points.append(qe.Point(str(p.id), vector, dict(p.payload or {})))
+        if points:
+            target.upsert_points(target.collection, points)
+            copied["chunks"] += len(points)
+        if offset is None:
+            break
+    manifest = f"{collection}_documents"
+    if client.collection_exists(manifest):
+        offset = None
+        while True:
+            page, offset = client.scroll(manifest, limit=batch, offset=offset, with_payload=True)
+            if page:
+                target.upsert_points(target.manifest, [qe.Point(str(p.id), {}, dict(p.payload or {})) for p in page])
+                copied["documents"] += len(page)
+            if offset is None:
+                break
+    return copied
+
+
+def copy_edge_to_client(source: EdgeStore, target: QdrantStore, *, batch: int = 256) -> dict[str, int]:
+    """Re-upsert an Edge store into a Qdrant server (or any qdrant-client store) in batches: the target's
+    collections are created as ``QdrantStore`` creates them (payload indexes included)."""
+    from qdrant_client import models
+
+    vectors = source._stored_vectors()
+    if DENSE not in vectors:
+        raise ValueError(f"{source.root} holds no chunks to copy")
+    target.late_interaction = LATE in vectors
+    target.ensure_collections(int(vectors[DENSE]["size"]))
+    copied = {"chunks": 0, "documents": 0}
+    for name, key, out_name in (
+        (source.collection, "chunks", target.collection),
+        (source.manifest, "documents", target.manifest),
+    ):
+        for page in source.pages(name, batch=batch, with_vector=True):
+            points = []
+            for r in page:
+                vector: dict[str, Any] = {}
+                for vname, value in (r.vector or {}).items() if isinstance(r.vector, dict) else ():
+                    if isinstance(value, qe.SparseVector):
+                        vector[vname] = models.SparseVector(indices=list(value.indices), values=list(value.values))
+                    else:
+                        vector[vname] = value
+                points.append(models.PointStruct(id=str(r.id), vector=vector, payload=dict(r.payload or {})))
+            target._call(lambda n=out_name, p=points: target.client.upsert(n, points=p, wait=True))
+            copied[key] += len(points)
+    return copied
