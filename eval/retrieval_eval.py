@@ -165,7 +165,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 def late_storage(store, embedder) -> float:  # noqa: ANN001
     """Mean fp16 bytes of per-token vectors per chunk (tokens x dimension x 2)."""
-    page, _ = store.client.scroll(store.collection, limit=200, with_payload=["n_tokens"])
+    if hasattr(store, "pages"):  # the embedded Edge store (services/core/store_edge.py)
+        page = next(store.pages(store.collection, batch=200), [])
+    else:  # qdrant-client (server, or its local mode)
+        page, _ = store.client.scroll(store.collection, limit=200, with_payload=["n_tokens"])
     return round(mean(float(p.payload["n_tokens"]) for p in page) * embedder.dimension * 2, 1)
 
 
