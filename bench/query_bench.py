@@ -5,6 +5,14 @@ the ingest stage built, with the chosen backends and depth; the LLM is the real 
 stack's overhead on time to first token is measured against the bare LLM given the very same prompt
 messages (rebuilt from the ``sources`` event with services/core/prompt.py, exactly as the API builds them),
 each sequence run in the same order so llama.cpp's prefix reuse helps both equally.
+
+Chats are sent with ``answerability_gate: false``: a declined question never reaches the LLM, so its "first
+token" (the refusal) says nothing about generation. Any that are still declined without an LLM call (nothing
+retrieved) are counted apart and left out of time to first token.
+
+The bare LLM is also measured cold and warm on the prompt prefix every chat shares (system prompt and the
+worked demonstration of services/core/prompt.py): warm requests reuse that prefix's KV cache; cold ones get
+a marker at the start of every message, so no cached run of tokens matches (as after a restart).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -23,6 +32,8 @@ import httpx
 from bench.stats import ratio, summarize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Source text in the prefix-cache prompts: about the evidence budget the API puts into its prompt (~350 tokens).
+PREFIX_SOURCE_CHARS = 1400
 
 
 def _free_port() -> int:
@@ -74,7 +85,12 @@ async def _search(client: httpx.AsyncClient, base: str, query: str, top_n: int) 
 
 async def _chat(client: httpx.AsyncClient, base: str, question: str, max_tokens: int) -> dict[str, object]:
     """Client-side time to first token, plus the server's stage timings and the sources it used."""
-    body = {"stream": True, "max_tokens": max_tokens, "messages": [{"role": "user", "content": question}]}
+    body = {
+        "stream": True,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": question}],
+        "answerability_gate": False,  # the TTFT of an answer: a gated refusal never reaches the LLM
+    }
     t0 = time.perf_counter()
     ttft = None
     sources: list = []
@@ -111,6 +127,100 @@ async def _bare_ttft(client: httpx.AsyncClient, llm_url: str, model: str, messag
     raise RuntimeError("the LLM streamed no token")
 
 
+async def _bare_stream(
+    client: httpx.AsyncClient, llm_url: str, model: str, messages: list, max_tokens: int
+) -> dict[str, float | None]:
+    """A whole streamed answer: time to first token, and the prompt tokens the server counted and reused
+    (``usage`` and llama-server's ``timings.cache_n``; None where the server does not say)."""
+    body = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": 0.1,
+        "stream_options": {"include_usage": True},
+    }
+    out: dict[str, float | None] = {"ttft_ms": None, "prompt_tokens": None, "cached_tokens": None}
+    t0 = time.perf_counter()
+    async with client.stream("POST", f"{llm_url}/chat/completions", json=body) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            if out["ttft_ms"] is None and any(
+                (c.get("delta") or {}).get("content") for c in chunk.get("choices") or []
+            ):
+                out["ttft_ms"] = (time.perf_counter() - t0) * 1000
+            usage = chunk.get("usage") or {}
+            if isinstance(usage.get("prompt_tokens"), int):
+                out["prompt_tokens"] = float(usage["prompt_tokens"])
+            cached = (chunk.get("timings") or {}).get("cache_n")
+            if cached is None:
+                cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+            if isinstance(cached, int):
+                out["cached_tokens"] = float(cached)
+    if out["ttft_ms"] is None:
+        raise RuntimeError("the LLM streamed no token")
+    return out
+
+
+def marked(messages: list[dict[str, str]], marker: str) -> list[dict[str, str]]:
+    """The same prompt with ``marker`` opening every message. A new marker is a new prefix: no run of tokens a
+    server has cached matches it (llama-server's --cache-reuse shifts in any cached run of >= N tokens, so one
+    marker at the start would not do; each message is shorter than its default 256)."""
+    return [{"role": m["role"], "content": f"{marker} {m['content']}"} for m in messages]
+
+
+async def _prefix_cache(
+    client: httpx.AsyncClient, base: str, llm_url: str, model: str, questions: list[str], cfg: dict
+) -> dict[str, object]:
+    """Bare-LLM time to first token on a new prompt prefix (cold) and on the following requests that share it
+    (warm). Each round takes a new prefix (system prompt and demonstration under a new marker) and different
+    questions, each with its own retrieved sources, so only the prefix is shared."""
+    from tqdm import tqdm
+
+    from services.core.prompt import build_messages
+    from services.core.types import RetrievedChunk
+
+    rounds, per_round = int(cfg.get("prefix_rounds", max(2, cfg["chat_n1"]))), 3  # 1 cold, then 2 warm
+    prompts = []
+    for i in range(rounds * per_round):
+        q = questions[i % len(questions)]
+        r = await client.post(f"{base}/search", json={"query": q, "top_k": 3, "top_n": cfg["top_n"]})
+        r.raise_for_status()
+        fields = RetrievedChunk.__dataclass_fields__
+        chunks = [RetrievedChunk(**{k: c[k] for k in fields if k in c}) for c in r.json()["results"]]
+        prompts.append(build_messages(q, [], chunks, max_chars=PREFIX_SOURCE_CHARS)[0])
+    max_tokens = min(int(cfg["max_tokens"]), 4)
+    cold, warm = [], []
+    for i in tqdm(range(len(prompts)), desc="bare LLM, cold/warm prefix", dynamic_ncols=True):
+        if i % per_round == 0:
+            marker = f"[{uuid.uuid4().hex[:8]}]"
+        row = await _bare_stream(client, llm_url, model, marked(prompts[i], marker), max_tokens)
+        (cold if i % per_round == 0 else warm).append(row)
+
+    def side(rows: list[dict]) -> dict[str, object]:
+        tokens = [float(r["prompt_tokens"]) for r in rows if r["prompt_tokens"] is not None]
+        cached = [float(r["cached_tokens"]) for r in rows if r["cached_tokens"] is not None]
+        return {
+            "ttft_ms": summarize([float(r["ttft_ms"]) for r in rows]),
+            "prompt_tokens_p50": summarize(tokens)["p50"] if tokens else None,
+            "cached_tokens_p50": summarize(cached)["p50"] if cached else None,
+        }
+
+    result = {"cold": side(cold), "warm": side(warm)}
+    cold_p50, warm_p50 = result["cold"]["ttft_ms"]["p50"], result["warm"]["ttft_ms"]["p50"]  # type: ignore[index]
+    result["warm_saves_ms_p50"] = round(cold_p50 - warm_p50, 1)
+    result["warm_speedup"] = ratio(cold_p50, warm_p50)
+    return result
+
+
+def _declined_unasked(chat: dict) -> bool:
+    """Declined before any LLM call (nothing retrieved, or the gate): its only token is the refusal."""
+    return (chat.get("done") or {}).get("decline_reason") == "no_relevant_sources"
+
+
 async def _concurrently(n_clients: int, jobs: list, fn) -> tuple[list, float]:  # noqa: ANN001
     """Run ``fn(job)`` for every job with at most ``n_clients`` in flight; returns results and wall seconds."""
     queue: asyncio.Queue = asyncio.Queue()
@@ -127,9 +237,18 @@ async def _concurrently(n_clients: int, jobs: list, fn) -> tuple[list, float]:  
     return results, time.perf_counter() - t0
 
 
+COUNTS = ("prompt_tokens",)  # in the API's timings_ms, but counts, not milliseconds
+
+
 def _stage_medians(timings: list[dict]) -> dict[str, float]:
-    keys = sorted({k for t in timings for k in t})
+    keys = sorted({k for t in timings for k in t} - set(COUNTS))
     return {k: summarize([float(t[k]) for t in timings if k in t])["p50"] for k in keys}
+
+
+def _prompt_tokens_p50(timings: list[dict]) -> float | None:
+    """Median prompt tokens the LLM counted (``timings_ms.prompt_tokens``); None when the API does not report it."""
+    tokens = [float(t["prompt_tokens"]) for t in timings if isinstance(t.get("prompt_tokens"), int | float)]
+    return summarize(tokens)["p50"] if tokens else None
 
 
 def messages_from_sources(question: str, sources: list[dict], max_chars: int) -> list[dict[str, str]]:
@@ -184,20 +303,27 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
         stack = []
         for q in tqdm(chat_questions, desc="/chat x1 client", dynamic_ncols=True):
             stack.append(await _chat(client, base, q, cfg["max_tokens"]))
-        bare = []
-        for q, s in tqdm(list(zip(chat_questions, stack, strict=True)), desc="bare LLM", dynamic_ncols=True):
-            msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])  # type: ignore[arg-type]
-            bare.append(await _bare_ttft(client, llm_url, llm_model, msgs, cfg["max_tokens"]))
         if any("error" in s for s in stack):
             raise RuntimeError(f"/chat failed with one client: {[s['error'] for s in stack if 'error' in s]}")
-        stack_ttft = [float(s["ttft_ms"]) for s in stack if s["ttft_ms"] is not None]
+        answered = [(q, s) for q, s in zip(chat_questions, stack, strict=True) if not _declined_unasked(s)]
+        if not answered:
+            raise RuntimeError("every /chat was declined before the LLM was called: no time to first token")
+        bare = []
+        for q, s in tqdm(answered, desc="bare LLM", dynamic_ncols=True):
+            msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])  # type: ignore[arg-type]
+            bare.append(await _bare_ttft(client, llm_url, llm_model, msgs, cfg["max_tokens"]))
+        stack_ttft = [float(s["ttft_ms"]) for _, s in answered if s["ttft_ms"] is not None]
+        timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]  # type: ignore[union-attr]
         out["chat_1_client"] = {
             "ttft_ms": summarize(stack_ttft),
-            "stages_p50_ms": _stage_medians([s["done"].get("timings_ms", {}) for s in stack]),  # type: ignore[union-attr]
+            "stages_p50_ms": _stage_medians(timings1),
+            "prompt_tokens_p50": _prompt_tokens_p50(timings1),
+            "declined_without_llm": len(stack) - len(answered),
         }
         out["bare_llm_ttft_ms"] = summarize(bare)
         out["ttft_overhead"] = round(ratio(summarize(stack_ttft)["p50"], summarize(bare)["p50"]) - 1, 3)
         out["ttft_overhead_ms_p50"] = round(summarize(stack_ttft)["p50"] - summarize(bare)["p50"], 1)
+        out["prefix_cache"] = await _prefix_cache(client, base, llm_url, llm_model, questions, cfg)
         jobs8 = [questions[i % len(questions)] for i in range(cfg["chat_n8"])]
         bar8 = tqdm(total=len(jobs8), desc="/chat x8 clients", dynamic_ncols=True)
 
@@ -214,10 +340,15 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
         res8, wall8 = await _concurrently(8, jobs8, chat_one)
         bar8.close()
         ok = [r for r in res8 if r["ttft_ms"] is not None and "error" not in r]
+        declined8 = [r for r in ok if _declined_unasked(r)]
+        ok = [r for r in ok if not _declined_unasked(r)]
+        timings8 = [r["done"].get("timings_ms", {}) for r in ok]
         out["chat_8_clients"] = {
             "ttft_ms": summarize([float(r["ttft_ms"]) for r in ok]) if ok else None,
-            "stages_p50_ms": _stage_medians([r["done"].get("timings_ms", {}) for r in ok]),
+            "stages_p50_ms": _stage_medians(timings8),
+            "prompt_tokens_p50": _prompt_tokens_p50(timings8),
             "throughput_rps": round(len(ok) / wall8, 3),
+            "declined_without_llm": len(declined8),
             "errors": [r["error"] for r in res8 if "error" in r],
         }
     return out
@@ -229,7 +360,11 @@ def bench_query(index_path: Path, data_dir: Path, questions: list[str], cfg: dic
     from llm_server import start_llm_server
     from llm_server import stop as stop_llm
 
+    from services.core.settings import Settings
+    from services.llm.server import find_llama_server, resolve_server
+
     llm_proc, llm_url = start_llm_server(cfg["llm"], threads=cfg["llm_threads"], ctx=4096, timeout_s=300)
+    server = resolve_server(Settings(), find_llama_server())  # what services.llm.server started (RAG_LLM_SERVER)
     api = None
     try:
         env = {
@@ -245,8 +380,144 @@ def bench_query(index_path: Path, data_dir: Path, questions: list[str], cfg: dic
             "RAG_LOG_LEVEL": "WARNING",
         }
         api, base = start_api(env)
-        return asyncio.run(_run(base, llm_url, cfg["llm"], questions, cfg))
+        return {"llm_server": server, **asyncio.run(_run(base, llm_url, cfg["llm"], questions, cfg))}
     finally:
         if api is not None:
             stop(api)
         stop_llm(llm_proc)
+
+
+SERVERS = ("llama-server", "llama-cpp-python")
+
+
+def _fitz_gov_prompts(n: int, source_chars: int = 900) -> list[list[dict[str, str]]]:
+    """``n`` RAG prompts (system prompt, demonstration, ``source_chars`` of each question's relevant fitz-gov
+    documents, the question): 450-550 tokens each with Qwen2.5's tokenizer, ~300 of them the shared prefix."""
+    from eval.datasets import load_corpus, load_queries
+    from services.core.prompt import build_messages
+    from services.core.types import RetrievedChunk
+
+    docs = {d.id: d for d in load_corpus()}
+    prompts = []
+    for q in load_queries("dev"):
+        found = [docs[i] for i in sorted(q.relevant) if i in docs][:2]
+        chunks = [
+            RetrievedChunk(
+                id=d.id,
+                text=d.content,
+                doc_id=d.id,
+                source=d.id,
+                title=d.title or d.id,
+                section=None,
+                page=None,
+                chunk_index=0,
+                tags=[],
+                retrieval_score=1.0,
+            )
+            for d in found
+        ]
+        if chunks:
+            prompts.append(build_messages(q.text, [], chunks, max_chars=source_chars)[0])
+        if len(prompts) == n:
+            break
+    return prompts
+
+
+def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, object]:
+    """Bare-LLM time to first token, llama-server vs llama-cpp-python's server, same GGUF and threads.
+
+    Both servers are loaded at once (an idle one costs no CPU) and their rounds interleave (A B, B A, ...) so
+    whatever else runs on the machine weighs on both alike. Each round and server takes a new prefix: one
+    cold request, then two warm ones (same prefix, other question and sources).
+    """
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from llm_server import start_llm_server
+    from llm_server import stop as stop_llm
+
+    per_round, max_tokens = 3, 4
+    prompts = _fitz_gov_prompts(2 * rounds * per_round + 1)
+    procs, urls = [], {}
+    previous = os.environ.get("RAG_LLM_SERVER")
+    try:
+        for server in SERVERS:
+            os.environ["RAG_LLM_SERVER"] = server  # start_llm_server passes its environment on
+            proc, urls[server] = start_llm_server(llm, threads=threads, ctx=4096, timeout_s=300)
+            procs.append(proc)
+
+        async def run() -> dict[str, dict[str, list[dict]]]:
+            rows: dict[str, dict[str, list[dict]]] = {s: {"cold": [], "warm": []} for s in SERVERS}
+            async with httpx.AsyncClient(timeout=600) as client:
+                for server in SERVERS:  # first-call costs (graph allocation) out of the way
+                    await _bare_stream(client, urls[server], llm, marked(prompts[-1], "[warm-up]"), max_tokens)
+                k = 0
+                for r in range(rounds):
+                    for server in SERVERS if r % 2 == 0 else SERVERS[::-1]:
+                        marker = f"[{uuid.uuid4().hex[:8]}]"
+                        for j in range(per_round):
+                            row = await _bare_stream(client, urls[server], llm, marked(prompts[k], marker), max_tokens)
+                            rows[server]["cold" if j == 0 else "warm"].append(row)
+                            k += 1
+            return rows
+
+        rows = asyncio.run(run())
+    finally:
+        for proc in procs:
+            stop_llm(proc)
+        if previous is None:
+            os.environ.pop("RAG_LLM_SERVER", None)
+        else:
+            os.environ["RAG_LLM_SERVER"] = previous
+    out: dict[str, object] = {}
+    for server, sides in rows.items():
+        out[server] = {
+            side: {
+                "ttft_ms": summarize([float(r["ttft_ms"]) for r in rs]),  # type: ignore[arg-type]
+                "prompt_tokens": [r["prompt_tokens"] for r in rs],
+                "cached_tokens": [r["cached_tokens"] for r in rs],
+            }
+            for side, rs in sides.items()
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.query_bench --compare-servers``: docs/llm-serving.md's figures."""
+    import argparse
+
+    from bench.machine import machine_info, now_iso
+    from bench.schema import validate
+
+    parser = argparse.ArgumentParser(prog="python -m bench.query_bench", description=main.__doc__)
+    parser.add_argument("--compare-servers", action="store_true", required=True)
+    parser.add_argument("--llm", default="qwen2.5-coder-0.5b", choices=["qwen2.5-coder-0.5b", "smollm2-135m"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / ".data" / "bench" / "llm_servers.json")
+    args = parser.parse_args(argv)
+    t0, machine = time.perf_counter(), machine_info()
+    results = compare_servers(args.llm, args.rounds, args.threads)
+    machine["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    settings = {"llm": args.llm, "rounds": args.rounds, "threads": args.threads, "prompt": "fitz-gov dev, ~450 tokens"}
+    doc = {
+        "benchmark": "llm_servers",
+        "date": now_iso(),
+        "quick": False,
+        "machine": machine,
+        "settings": settings,
+        "results": results,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if problems := validate(doc):
+        raise ValueError(f"invalid result document: {problems}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    for server in SERVERS:
+        side = results[server]  # type: ignore[index]
+        cold, warm = side["cold"]["ttft_ms"]["p50"], side["warm"]["ttft_ms"]["p50"]
+        print(f"{server:>16}: TTFT p50 cold {cold:.0f} ms, warm {warm:.0f} ms")
+    print(f"load average {machine['load_avg_start']} -> {machine['load_avg_end']}; {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

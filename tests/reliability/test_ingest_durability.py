@@ -49,6 +49,9 @@ def cli(data_dir: Path, *args: str) -> subprocess.Popen:
         "RAG_DATA_DIR": str(data_dir),
         "RAG_QDRANT_PATH": str(data_dir / "qdrant"),
         "RAG_EMBED_BATCH_SIZE": "8",  # flushes of 16 chunks: many upserts to be killed between or inside
+        # qdrant-client's local mode: its sqlite file shows when chunks are on disk (the moment to kill);
+        # the Edge store's crash recovery is tested in tests/integration/core/test_store_edge.py
+        "RAG_QDRANT_EMBEDDED_ENGINE": "local",
         "RAG_LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
     }

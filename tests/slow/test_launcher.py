@@ -83,7 +83,7 @@ def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> 
         # steps that ran for this answer (the gate once its model ships, the LLM unless the gate declined,
         # the verifier on every answer that is not a refusal)
         done = events[-1][1]
-        wanted = {"rag.chat", "embed_query", "retrieve", "rerank"}
+        wanted = {"rag.chat", "embed_query", "retrieve", "rerank", "evidence"}  # evidence: the prompt's sentences
         wanted |= {"gate"} if done["answerability"] is not None else set()
         wanted |= {"generate"} if done["decline_reason"] != "no_relevant_sources" else set()
         wanted |= {"verify"} if done["decline_reason"] in (None, "unsupported_answer") else set()

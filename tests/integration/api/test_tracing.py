@@ -108,7 +108,12 @@ def test_chat_span_tree_has_llm_with_token_counts(
     grounding = {"gate"} if components.gate is not None else set()
     if components.verifier is not None and not body["declined"]:
         grounding.add("verify")
+    if components.evidence is not None:
+        grounding.add("evidence")
     assert set(spans) == {"rag.chat", "embed_query", "retrieve", "rerank", "generate"} | grounding
+    if "evidence" in spans:  # the prompt's sentences were picked inside the chat request
+        assert spans["evidence"].parent.span_id == spans["rag.chat"].context.span_id
+        assert spans["evidence"].attributes["evidence.sources"] >= 1
     assert_retrieval_tree(spans, "rag.chat", body["retrieval"]["candidates"])
     llm = spans["generate"]
     assert kind(llm) == "LLM"
