@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from fake_chat import chunk as fake_chunk
 
 from services.core.evidence import GAP, EvidenceSelector, approx_tokens, evidence_from_settings, extractive_answer
 from services.core.prompt import build_messages
@@ -16,18 +17,7 @@ pytestmark = pytest.mark.unit
 
 
 def chunk(i: int, text: str, title: str) -> RetrievedChunk:
-    return RetrievedChunk(
-        id=f"c{i}",
-        text=text,
-        doc_id=f"d{i}",
-        source=f"upload://doc{i}.md",
-        title=title,
-        section=None,
-        page=None,
-        chunk_index=0,
-        tags=[],
-        retrieval_score=1.0 / (i + 1),
-    )
+    return fake_chunk(i, title, text)
 
 
 class FakeScorer:
