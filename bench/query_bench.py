@@ -393,9 +393,9 @@ SERVERS = ("llama-server", "llama-cpp-python")
 def _fitz_gov_prompts(n: int, source_chars: int = 900) -> list[list[dict[str, str]]]:
     """``n`` RAG prompts (system prompt, demonstration, ``source_chars`` of each question's relevant fitz-gov
     documents, the question): 450-550 tokens each with Qwen2.5's tokenizer, ~300 of them the shared prefix."""
-    from eval.datasets import load_corpus, load_queries
     from services.core.prompt import build_messages
     from services.core.types import RetrievedChunk
+    from services.datasets.fitz_gov import load_corpus, load_queries
 
     docs = {d.id: d for d in load_corpus()}
     prompts = []

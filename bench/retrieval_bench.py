@@ -18,7 +18,7 @@ from tqdm import tqdm
 from bench.corpus import Slice
 from bench.select import fastest_keeping_quality, smallest_depth_keeping_quality
 from bench.stats import ratio, summarize
-from eval.metrics import mean, ndcg_at_k
+from services.core.measure import mean, ndcg_at_k
 
 RERANK_SIZES = (10, 25, 50, 100)
 DEPTHS = (5, 10, 20, 30, 50)

@@ -6,7 +6,7 @@ engine and search as the on-disk local mode; writing 100k points through local m
 takes tens of minutes here), and the on-disk cost (write rate, bytes per point, reopen time) is measured once
 on a smaller sample and reported per point. Local mode keeps every point in memory and searches by brute
 force, so latency and memory grow linearly; the fitted line says at which size a query costs more than
-the budget and the Qdrant server (HNSW, quantisation, on-disk storage) is needed.
+the budget in local mode. The embedded default is now qdrant-edge: ``bench/embedded_store.py`` compares the two.
 """
 
 from __future__ import annotations

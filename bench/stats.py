@@ -1,21 +1,10 @@
-"""Latency summaries: the percentile maths every benchmark shares."""
+"""Latency summaries in the shape every benchmark result stores (the percentile is ``services.core.measure``'s)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be in [0, 100], got {q}")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+from services.core.measure import percentile
 
 
 def summarize(latencies_ms: Sequence[float]) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """What one evaluation run asks the API: retrieval queries with judgements, and RAG cases to answer or decline.
 
-The default set comes from the packaged fitz-gov data, on the **test** split of ``eval/datasets.py`` (never
+The default set comes from the packaged fitz-gov data, on the **test** split of ``services/datasets/fitz_gov.py`` (never
 used for training or tuning). Users bring their own set as JSONL, one object per line::
 
     {"id": "q1", "question": "How did Q3 sales compare with Q2?",
@@ -30,14 +30,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
-from eval.datasets import Split, _data_root, all_queries, load_corpus, load_queries, normalize_question, split_of
+from services.datasets.fitz_gov import Expect, Split, load_queries, rag_cases
 
-Expect = Literal["answer", "abstain"]
 FITZ_GOV = "fitz-gov"
-# "the context clearly answers" and "the context answers with caveats": both should be answered, not declined
-ANSWERABLE = ("trustworthy_direct", "trustworthy_hedged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,60 +136,23 @@ def write_jsonl(items: Iterable[EvalItem], path: Path) -> None:
 # --- fitz-gov ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _mapping_by_query() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Normalised question -> (first query-mapping id, relevant corpus ids over every id of that question).
-
-    Links a tier1 case to its judgements; decoys are never relevant (``eval.datasets``)."""
-    out: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for q in all_queries():
-        key = normalize_question(q.text)
-        qid, relevant = out.get(key, (q.id, ()))
-        out[key] = (qid, tuple(sorted(set(relevant) | q.relevant)))
-    return out
-
-
-def _tier1(category: str) -> list[dict]:
-    return json.loads((_data_root() / "tier1_core" / f"{category}.json").read_text(encoding="utf-8"))["cases"]
-
-
-def tier1_cases(category: str, split: Split) -> list[dict]:
-    """The raw tier1 cases of one category whose question falls in ``split`` (training data for the models)."""
-    return [case for case in _tier1(category) if split_of(case["query"]) == split]
-
-
 @lru_cache(maxsize=3)
 def fitz_gov_rag_cases(split: Split = "test") -> tuple[EvalItem, ...]:
-    """tier1 cases of one split that the full corpus can be judged on.
+    """The fitz-gov RAG cases of one split (``services.datasets.fitz_gov.rag_cases``) as evaluation items.
 
-    A case joins the split of its normalised question (so a question never crosses train/dev/test, whichever
-    file or id it comes from). Answerable: every context is a corpus document. Abstain: the corpus holds no
-    relevant document for the question.
-    """
-    mapping = _mapping_by_query()
-    corpus_text = {d.content.strip() for d in load_corpus()}
-    items: list[EvalItem] = []
-    for category in ANSWERABLE:
-        for case in _tier1(category):
-            linked = mapping.get(normalize_question(case["query"]))
-            contexts = tuple(c.strip() for c in case["contexts"])
-            if linked and split_of(case["query"]) == split and contexts and all(c in corpus_text for c in contexts):
-                items.append(
-                    EvalItem(
-                        id=case["id"],
-                        question=case["query"],
-                        relevant_docs=linked[1],
-                        expect="answer",
-                        reference=" ".join(contexts),
-                        reference_contexts=contexts,
-                        category=category,
-                    )
-                )
-    for case in _tier1("abstention"):
-        linked = mapping.get(normalize_question(case["query"]))
-        if linked and split_of(case["query"]) == split and not linked[1]:
-            items.append(EvalItem(id=case["id"], question=case["query"], expect="abstain", category="abstention"))
-    return tuple(sorted(items, key=lambda i: i.id))
+    An answerable case's contexts are its reference contexts and, joined, its reference text."""
+    return tuple(
+        EvalItem(
+            id=case.id,
+            question=case.question,
+            relevant_docs=case.relevant_docs,
+            expect=case.expect,
+            reference=" ".join(case.contexts),
+            reference_contexts=case.contexts,
+            category=case.category,
+        )
+        for case in rag_cases(split)
+    )
 
 
 def fitz_gov_set(split: Split = "test") -> EvalSet:

@@ -1,6 +1,6 @@
 """IR metrics of the running API's ``/search``: nDCG@10, MRR@10, recall@k and latency percentiles.
 
-Documents are ranked by their best chunk (a document counts once, at its first rank; see eval/metrics.py).
+Documents are ranked by their best chunk (a document counts once, at its first rank; see services/core/measure.py).
 A failed request is recorded as an error for that query and leaves it out of the means, so one bad
 request is visible in the report without turning into a fake zero.
 """
@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from eval.client import ApiClient, ApiError
 from eval.evalset import EvalItem
-from eval.metrics import latency_summary, mean, mrr_at_k, ndcg_at_k, recall_at_k
 from services.core import tracing
+from services.core.measure import latency_summary, mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 RECALL_KS = (1, 5, 10)
 SEARCH_TOP_K = 10

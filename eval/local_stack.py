@@ -9,7 +9,6 @@ processes it started.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -34,38 +33,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_corpus_index(data_dir: Path) -> None:
-    """Ingest the fitz-gov corpus into ``<data_dir>``'s store unless it is already complete there."""
-    from eval.datasets import load_corpus
-    from ingest.factory import build_pipeline
-    from services.core.factory import build_embedder, build_store
-    from services.core.settings import Settings
-
-    settings = Settings(data_dir=data_dir)
-    corpus = load_corpus()
-    n_files = len({doc.id for doc in corpus})  # 19 ids occur twice in fitz-gov 4.1.0: one file each
-    marker = data_dir / "corpus-ingested.json"  # a few fitz-gov documents are empty: the store holds fewer
-    store = build_store(settings)
-    try:
-        have = len(store.list_documents())
-        if have >= n_files or (have and marker.exists()):
-            say(f"store {settings.resolved_qdrant_path} already holds the corpus ({have} documents)")
-            return
-        folder = data_dir / "corpus"
-        folder.mkdir(parents=True, exist_ok=True)
-        for doc in corpus:
-            path = folder / f"{doc.id}.md"
-            if not path.exists():
-                path.write_text(doc.as_markdown(), encoding="utf-8")
-        say(f"ingesting the fitz-gov corpus ({n_files} documents) into {settings.resolved_qdrant_path}, once")
-        report = build_pipeline(settings, build_embedder(settings), store).sync(folder, progress=True)
-        summary = report.summary()
-        marker.write_text(json.dumps(summary, default=str) + "\n", encoding="utf-8")
-        say(f"ingested {summary['chunks']} chunks in {summary['seconds']} s")
-    finally:
-        store.close()
-
-
 class LocalStack:
     def __init__(self, api_url: str, data_dir: Path, *, ready_timeout_s: float = 600.0) -> None:
         parsed = urlparse(api_url)
@@ -79,7 +46,9 @@ class LocalStack:
 
     def start(self) -> None:
         say(f"nothing answers at {self.api_url}: starting a local stack (store {self.data_dir})")
-        ensure_corpus_index(self.data_dir)
+        from ingest.sample import ensure_corpus_index
+
+        ensure_corpus_index(self.data_dir, say)
         try:
             llm_port = free_port()
             llm_url = self.llm_url = f"http://127.0.0.1:{llm_port}/v1"

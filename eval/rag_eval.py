@@ -37,8 +37,8 @@ from tqdm import tqdm
 
 from eval.client import ApiClient, ApiError, ChatOptions, Sentence
 from eval.evalset import EvalItem
-from eval.metrics import latency_summary, mean
 from services.core import tracing
+from services.core.measure import latency_summary, mean
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # else Ragas sends usage analytics at exit
 

@@ -3,7 +3,7 @@
 Ingests the packaged corpus through the real pipeline (loaders, chunker, embedder, Qdrant local mode),
 then runs every configuration over the same queries and reports nDCG@10, MRR@10, recall@10/50 and the
 per-query latency. Documents are ranked by their best chunk. The test split is never used for training
-or tuning (see eval/datasets.py); ``--split dev`` is the one to tune on.
+or tuning (see services/datasets/fitz_gov.py); ``--split dev`` is the one to tune on.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
-from eval.datasets import load_corpus, load_queries
-from eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+from services.core.measure import cpu_name, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from services.datasets.fitz_gov import load_corpus, load_queries
 
 REPORT_DIR = Path("eval/reports")
 
@@ -62,8 +60,8 @@ def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> 
         "mrr@10": round(mean(mrr_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
         "recall@10": round(mean(recall_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
         "recall@50": round(mean(recall_at_k(r, q.relevant, 50) for r, q in zip(rankings, queries, strict=True)), 4),
-        "latency_ms_p50": round(statistics.median(latency), 1),
-        "latency_ms_p95": round(sorted(latency)[int(0.95 * (len(latency) - 1))], 1),
+        "latency_ms_p50": round(percentile(latency, 50), 1),
+        "latency_ms_p95": round(percentile(latency, 95), 1),
     }
 
 
@@ -196,16 +194,6 @@ def plot(report: dict[str, object], path: Path) -> None:
     ax2.set_title(str(report["hardware"]))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown_table(report: dict[str, object]) -> str:

@@ -194,7 +194,7 @@ def git_commit() -> str:
 
 
 def hardware() -> str:
-    from eval.retrieval_eval import cpu_name
+    from services.core.measure import cpu_name
 
     return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()}"
 

@@ -32,6 +32,7 @@ from frontend.api_client import (
     TokenEvent,
 )
 from services.core import tracing
+from services.core.citations import cited_among
 
 _END = object()
 
@@ -179,7 +180,7 @@ async def _finish(
         verified = dict.fromkeys(n for s in done.sentences if s.supported for n in s.citations)  # ordered set
         cited = [n for n in verified if n in numbers]
     else:
-        cited = render.cited_numbers(answer, numbers)
+        cited = cited_among(answer, numbers)
     if state.turns and state.turns[-1].turn == turn:
         state.turns[-1] = render.TurnSources(turn, question, tuple(sources), tuple(cited))
     else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html import escape
 
 from frontend.api_client import AnswerSentence, Document, Readiness, Source, UploadOutcome, UploadResult
-from services.core.citations import cited, replace_citations, strip_citations  # the API's citation grammar
+from services.core.citations import replace_citations, strip_citations  # the API's citation grammar
 
 UNSUPPORTED_TITLE = "not supported by the sources"
 # Why an answer was declined, in plain words; the API's reasons (services/core/grounding.py DeclineReason).
@@ -30,12 +30,6 @@ EMPTY_INDEX_HELP = (
 def anchor_id(turn: int, n: int) -> str:
     """The element id of source ``n`` of chat turn ``turn``: unique across the whole conversation."""
     return f"src-{turn}-{n}"
-
-
-def cited_numbers(answer: str, available: Iterable[int]) -> list[int]:
-    """Source numbers cited as ``[n]`` in the answer, in order of first use, ignoring unknown numbers."""
-    known = set(available)
-    return [n for n in cited(answer) if n in known]
 
 
 def link_citations(answer: str, available: Iterable[int], turn: int) -> str:

@@ -1,17 +1,23 @@
 """A sample corpus so a fresh ``make run`` answers something useful at once.
 
 It is a deterministic, domain-balanced slice of the packaged fitz-gov corpus (MIT), written out as
-Markdown files so it goes through exactly the same loaders and chunker as a user's own documents.
+Markdown files so it goes through exactly the same loaders and chunker as a user's own documents. The whole
+corpus, indexed once, is what evaluation and training retrieve from (``ensure_corpus_index``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def write_sample_corpus(dest: Path, max_docs: int = 400) -> list[Path]:
-    from eval.datasets import load_corpus
+    from services.datasets.fitz_gov import load_corpus
 
     by_domain: dict[str, list] = defaultdict(list)
     for doc in load_corpus():
@@ -34,3 +40,44 @@ def write_sample_corpus(dest: Path, max_docs: int = 400) -> list[Path]:
             path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info) -> None:
+    """Ingest the whole fitz-gov corpus into ``<data_dir>``'s store unless it is already complete there.
+
+    The store ``make eval``'s local stack serves and ``make answerability`` trains on: written as
+    ``corpus/<fitz-gov id>.md`` so a hit's file name is its judged id, and ingested once."""
+    from ingest.factory import build_pipeline
+    from ingest.maintenance import IndexMaintainer
+    from services.core.factory import build_embedder, build_store
+    from services.core.settings import Settings
+    from services.datasets.fitz_gov import load_corpus
+
+    settings = Settings(data_dir=data_dir)
+    corpus = load_corpus()
+    n_files = len({doc.id for doc in corpus})  # 19 ids occur twice in fitz-gov 4.1.0: one file each
+    marker = data_dir / "corpus-ingested.json"  # a few fitz-gov documents are empty: the store holds fewer
+    store = build_store(settings)
+    try:
+        have = len(store.list_documents())
+        if have >= n_files or (have and marker.exists()):
+            say(f"store {settings.resolved_qdrant_path} already holds the corpus ({have} documents)")
+            return
+        folder = data_dir / "corpus"
+        folder.mkdir(parents=True, exist_ok=True)
+        for doc in corpus:
+            path = folder / f"{doc.id}.md"
+            if not path.exists():
+                path.write_text(doc.as_markdown(), encoding="utf-8")
+        say(f"ingesting the fitz-gov corpus ({n_files} documents) into {settings.resolved_qdrant_path}, once")
+        report = build_pipeline(settings, build_embedder(settings), store).sync(folder, progress=True)
+        summary = report.summary()
+        marker.write_text(json.dumps(summary, default=str) + "\n", encoding="utf-8")
+        say(f"ingested {summary['chunks']} chunks in {summary['seconds']} s")
+        index = IndexMaintainer(store).run()  # past RAG_QDRANT_INDEX_THRESHOLD: HNSW now, before the API serves
+        if index.get("error"):
+            say(f"vector index not built ({index['error']}); search stays exact")
+        elif index.get("indexed"):
+            say(f"vector index: HNSW over {index['chunks']} chunks in {index['seconds']} s")
+    finally:
+        store.close()

@@ -21,6 +21,8 @@ from fixtures_docs import write_mixed_folder
 
 from services.core.embedder import SentenceTransformerEmbedder
 
+pytest_plugins = ("airgap",)
+
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eval.evalset import fitz_gov_rag_cases
 from services.core.answerability import DEFAULT_GATE, FEATURES, GateModel, features
+from services.datasets.fitz_gov import rag_cases
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
@@ -36,7 +36,7 @@ SPLITS = ("train", "dev", "test")
 
 def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Per split: each case's id, label (1 answerable) and features from the real retrieval path."""
-    from eval.local_stack import ensure_corpus_index
+    from ingest.sample import ensure_corpus_index
     from services.api.components import build_reranker
     from services.core.factory import build_embedder, build_store
     from services.core.retrieval import Retriever
@@ -53,7 +53,7 @@ def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         for split in SPLITS:
             rows = []
-            for case in tqdm(fitz_gov_rag_cases(split), desc=f"retrieve {split}", dynamic_ncols=True):
+            for case in tqdm(rag_cases(split), desc=f"retrieve {split}", dynamic_ncols=True):
                 result = retriever.search(
                     case.question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k
                 )

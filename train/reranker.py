@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.datasets import CorpusDoc, RetrievalQuery, load_corpus, load_queries
-from eval.evalset import tier1_cases
-from eval.metrics import mean, mrr_at_k, ndcg_at_k
+from services.core.measure import mean, mrr_at_k, ndcg_at_k
 from services.core.model_registry import MODELS_DIR, _packaged_minilm
+from services.datasets.fitz_gov import CorpusDoc, RetrievalQuery, load_corpus, load_queries, tier1_cases
 
 logger = logging.getLogger(__name__)
 DEFAULT_OUT = MODELS_DIR / "reranker-fitzgov-minilm-l6"
@@ -206,8 +205,9 @@ package ships cross-encoder weights and the stack must run offline.
 - **Purpose**: *answerability* ("this passage holds the answer"), not topicality: it feeds the answerability
   gate and the answer verifier (docs/grounding.md).
 - **Data**: fitz-gov 4.1.0 (MIT), questions of the deterministic **train** split only (split by normalised
-  question text, `eval.datasets.split_of`; annotator-note titles dropped); {data["queries"]} questions, of which
-  {data.get("unanswerable_queries", "?")} have no relevant document (all their passages are negatives), plus
+  question text, `services.datasets.fitz_gov.split_of`; annotator-note titles dropped);
+  {data["queries"]} questions, of which {data.get("unanswerable_queries", "?")} have no relevant document (all
+  their passages are negatives), plus
   {data.get("rag_case_pairs", "?")} (question, context) pairs of the tier1 cases (answerable contexts 1, abstention
   contexts 0); {data["positives"]} positive and {data["negatives"]} negative pairs in all
   ({params["hard_negatives"]} hard negatives per question from the bi-encoder's top {params["mine_depth"]},

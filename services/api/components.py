@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from ingest.factory import build_pipeline
+from ingest.maintenance import IndexMaintainer
 from ingest.pipeline import IngestPipeline
 from services.chat.pipeline import ChatConfig, ChatPipeline
 from services.core.embedder import Embedder
@@ -33,6 +34,7 @@ class Components:
     gate: AnswerabilityGate | None = None
     verifier: AnswerVerifier | None = None
     evidence: EvidenceSelector | None = None
+    maintainer: IndexMaintainer | None = None  # builds the store's index after uploads, off the request path
 
     def chat_pipeline(self) -> ChatPipeline:
         """The chat flow over these components (cheap: built per request, so a replaced LLM is picked up)."""
@@ -46,7 +48,11 @@ class Components:
         )
 
     def close_sync(self) -> None:
-        self.store.close()
+        if self.maintainer is not None:
+            self.maintainer.stop()
+        self.store.close()  # an index build in flight ends here (Edge stops its child process)
+        if self.maintainer is not None and not self.maintainer.join(timeout=30):
+            logger.warning("the index maintenance thread did not stop within 30 s")
 
 
 def build_reranker(settings: Settings) -> Reranker:
@@ -105,4 +111,5 @@ def assemble(settings: Settings, embedder: Embedder, store: VectorStore) -> Comp
         gate=build_gate(settings, reranker),
         verifier=build_verifier(settings, reranker),
         evidence=evidence_from_settings(settings, reranker if isinstance(reranker, CrossEncoderReranker) else None),
+        maintainer=IndexMaintainer(store),
     )

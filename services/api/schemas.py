@@ -239,8 +239,3 @@ class IngestOutcome(BaseModel):
 class IngestResponse(BaseModel):
     files: list[IngestOutcome]
     seconds: float
-
-
-class ErrorBody(BaseModel):
-    detail: Any
-    error: dict[str, Any]

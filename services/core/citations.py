@@ -7,7 +7,7 @@ parse markers alike without importing each other (the verifier needs the prompt'
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 # "[1]", "[1, 2]", "[ 3 ]"; never a Markdown link's text ("[1](http://…)").
 CITATION_MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*,\s*\d{1,3})*)\s*\](?!\()")
@@ -28,6 +28,16 @@ def cited(text: str) -> tuple[int, ...]:
     for match in CITATION_MARKER.finditer(text):
         seen.extend(n for n in _numbers(match) if n not in seen)
     return tuple(seen)
+
+
+def cited_among(text: str, available: Iterable[int]) -> list[int]:
+    """The numbers of ``available`` that ``text`` cites, in order of first appearance; others are ignored.
+
+    >>> cited_among("a [2] b [1, 9] c [2]", [1, 2, 3])
+    [2, 1]
+    """
+    known = set(available)
+    return [n for n in cited(text) if n in known]
 
 
 def strip_citations(text: str) -> str:

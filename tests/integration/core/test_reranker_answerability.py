@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval.evalset import tier1_cases
 from services.core.reranker import CrossEncoderReranker
+from services.datasets.fitz_gov import tier1_cases
 from train.answerability import roc_auc
 
 pytestmark = pytest.mark.integration

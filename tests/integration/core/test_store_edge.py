@@ -207,3 +207,146 @@ def test_migrate_store_moves_a_local_folder_to_edge_in_place_and_push_store_copi
         assert server.list_documents() == documents and top_ids(server, late=True) == expected
     finally:
         server.close()
+
+
+# -- the index build while the store serves (maintain(concurrent=True), the API's path) -----------------------
+
+
+def add_doc(store: VectorStore, doc: int, per_doc: int = 20) -> None:
+    rng = np.random.default_rng(100 + doc)
+    chunks = chunks_for(doc, per_doc)
+    dense = rng.standard_normal((per_doc, DIM)).astype(np.float32)
+    store.upsert_chunks(chunks, dense, [BM25SparseEncoder().encode_document(c.text) for c in chunks], "t")
+
+
+def doc_id(doc: int) -> str:
+    return chunks_for(doc, 1)[0].doc_id
+
+
+def test_a_concurrent_build_runs_in_a_child_while_queries_go_on_and_keeps_the_writes_made_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    store = EdgeStore(path=str(tmp_path / "e"), index_threshold=61, quantization="int8")
+    reference = EdgeStore(path=str(tmp_path / "ref"))  # the same writes, never indexed
+    try:
+        for s in (store, reference):
+            fill(s, docs=4)  # 80 chunks: past the threshold
+        seen: dict[str, object] = {}
+        run_build = store._run_build
+
+        def during_the_build(root: Path) -> dict[str, object]:
+            seen["copy"] = sorted(p.name for p in (root / "shards").iterdir())
+            answered: list[list[list[str]]] = []
+            reader = threading.Thread(target=lambda: answered.append(top_ids(store)))
+            reader.start()
+            reader.join(30)
+            seen["answered"] = bool(answered)  # no lock is held while the child builds
+            for s in (store, reference):  # an upload and a delete land while the child works on its copy
+                add_doc(s, 4)
+                s.delete_chunks(doc_id(0))
+            outcome = run_build(root)
+            seen["child"] = outcome
+            return outcome
+
+        monkeypatch.setattr(store, "_run_build", during_the_build)
+        built = store.maintain(concurrent=True)
+        assert seen["copy"] == ["chunks"] and seen["answered"] is True
+        assert built["indexed"] is True and built["concurrent"] is True and built["chunks"] == 80
+        assert built["replayed"] == 2  # one upsert of 20 points, one delete
+        child = seen["child"]
+        assert isinstance(child, dict) and child["indexed"] is True and child["chunks"] == 80  # built over there
+        assert store.count_chunks() == 80 and not store.chunk_ids(doc_id(0)) and len(store.chunk_ids(doc_id(4))) == 20
+        assert top_ids(store) == top_ids(reference)
+        config = json.loads((tmp_path / "e" / "shards" / "chunks" / "edge_config.json").read_text())
+        assert "quantization_config" in config["vectors"]["dense"]  # the built copy is the live shard now
+        assert not (tmp_path / "e" / "index-build").exists()
+        assert not list((tmp_path / "e" / "shards").glob("*.replaced"))
+        assert store.stats()["index"]["chunks"] == 80  # type: ignore[index]
+
+        # Built at 80: no new build (no copy, no child) until the store has grown by a tenth.
+        monkeypatch.setattr(store, "_run_build", lambda root: pytest.fail("built again"))
+        again = store.maintain(concurrent=True)
+        assert again["indexed"] is False and "up to date" in str(again["reason"])
+    finally:
+        store.close()
+        reference.close()
+    reopened = EdgeStore(path=str(tmp_path / "e"))
+    try:
+        assert reopened.count_chunks() == 80 and not reopened.chunk_ids(doc_id(0))
+    finally:
+        reopened.close()
+
+
+def test_a_failed_concurrent_build_leaves_the_store_serving_and_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = EdgeStore(path=str(tmp_path / "e"), index_threshold=10)
+    try:
+        fill(store)
+        before = top_ids(store)
+        config_before = (tmp_path / "e" / "shards" / "chunks" / "edge_config.json").read_text()
+        monkeypatch.setattr(sys, "executable", "/bin/false")  # the child process fails
+        with pytest.raises(RuntimeError, match="index build process exited with 1"):
+            store.maintain(concurrent=True)
+        monkeypatch.undo()
+        assert store.count_chunks() == 60 and top_ids(store) == before
+        assert (tmp_path / "e" / "shards" / "chunks" / "edge_config.json").read_text() == config_before
+        assert not (tmp_path / "e" / "index-build").exists() and store.stats()["index"] is None
+        add_doc(store, 3)  # writes are no longer recorded for a replay
+        assert store._replay is None and store.count_chunks() == 80
+        assert store.maintain(concurrent=True)["indexed"] is True  # the next try builds
+        assert store.count_chunks() == 80
+    finally:
+        store.close()
+
+
+def test_closing_the_store_ends_a_concurrent_build_and_keeps_the_store(tmp_path: Path) -> None:
+    import threading
+
+    store = EdgeStore(path=str(tmp_path / "e"), index_threshold=10)
+    fill(store)
+    before = top_ids(store)
+
+    def close_once_the_child_runs() -> None:
+        for _ in range(3000):
+            if store._child is not None:
+                store.close()
+                return
+            threading.Event().wait(0.01)
+
+    closer = threading.Thread(target=close_once_the_child_runs)
+    closer.start()
+    with pytest.raises((RuntimeError, StoreUnavailableError)):
+        store.maintain(concurrent=True)
+    closer.join(30)
+    again = EdgeStore(path=str(tmp_path / "e"))
+    try:
+        assert again.count_chunks() == 60 and top_ids(again) == before and again.stats()["index"] is None
+        assert not (tmp_path / "e" / "index-build").exists()
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("killed", ["between the renames", "before the old shard was removed"])
+def test_an_interrupted_swap_is_finished_or_undone_when_the_store_opens(tmp_path: Path, killed: str) -> None:
+    import shutil
+
+    store = EdgeStore(path=str(tmp_path / "e"))
+    fill(store)
+    before = top_ids(store)
+    store.close()
+    shards = tmp_path / "e" / "shards"
+    if killed == "between the renames":
+        (shards / "chunks").rename(shards / "chunks.replaced")
+    else:
+        shutil.copytree(shards / "chunks", shards / "chunks.replaced")
+    (tmp_path / "e" / "index-build" / "shards").mkdir(parents=True)  # the copy the build was working on
+    again = EdgeStore(path=str(tmp_path / "e"))
+    try:
+        assert again.count_chunks() == 60 and top_ids(again) == before
+        assert sorted(p.name for p in shards.iterdir()) == ["chunks", "chunks_documents"]
+        assert not (tmp_path / "e" / "index-build").exists()
+    finally:
+        again.close()

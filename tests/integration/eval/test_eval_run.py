@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from llm_server import start_llm_server, stop
 
 from eval.client import ApiClient, ChatOptions
-from eval.datasets import load_corpus
 from eval.evalset import EvalSet, fitz_gov_rag_cases, fitz_gov_set
 from eval.run import evaluate
 from services.api.app import create_app
@@ -25,6 +24,7 @@ from services.api.schemas import ChatRequest
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.store import QdrantStore
+from services.datasets.fitz_gov import load_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.core.citations import cited_among
 from services.core.prompt import (
     DEMONSTRATION,
     NO_ANSWER,
@@ -97,6 +98,13 @@ def test_injected_instruction_stays_inside_sources_block() -> None:
     start, end = user.index("<<<"), user.index(">>>")
     assert start < user.index(evil) < end
     assert user.index("Question:") > end
+
+
+def test_cited_among_keeps_first_use_order_without_duplicates_or_unknowns() -> None:
+    # the chat UI's filter: the source numbers the API sent, whatever they are
+    assert cited_among("a [2] b [1] c [2] d [9]", [1, 2, 3]) == [2, 1]
+    assert cited_among("a [2, 1] b [1][3]", [1, 2]) == [2, 1]
+    assert cited_among("a [3] b [1]", [3]) == [3]
 
 
 def test_cited_numbers() -> None:

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_TEXT = (ROOT / "compose.yaml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, dict] = COMPOSE["services"]
-OURS = {"api", "ingest", "frontend", "eval"}  # built from this repository
+OURS = {"api", "ingest", "frontend", "eval"}  # this repository's Python code runs in them
+BUILT_HERE = OURS | {"llamacpp", "phoenix"}  # built from this repository's Dockerfiles, nothing pulled
 TRACING = "http://phoenix:6006/v1/traces"
 
 # service -> (command, where the same entry point runs locally)
@@ -73,7 +74,7 @@ def test_every_service_has_a_healthcheck_a_restart_policy_and_resource_limits() 
 
 def test_every_build_context_and_dockerfile_exists() -> None:
     built = {name for name, s in SERVICES.items() if "build" in s}
-    assert built == OURS
+    assert built == BUILT_HERE
     for name in built:
         build = SERVICES[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
@@ -82,9 +83,9 @@ def test_every_build_context_and_dockerfile_exists() -> None:
 def test_only_the_ui_the_api_and_phoenix_are_published_on_the_publish_address() -> None:
     published = {name: s["ports"] for name, s in SERVICES.items() if s.get("ports")}
     assert published == {
-        "api": ["${PUBLISH_ADDRESS:-127.0.0.1}:8000:8000"],
-        "frontend": ["${PUBLISH_ADDRESS:-127.0.0.1}:7860:7860"],
-        "phoenix": ["${PUBLISH_ADDRESS:-127.0.0.1}:6006:6006"],
+        "api": ["${PUBLISH_ADDRESS:-127.0.0.1}:${API_PORT:-8000}:8000"],
+        "frontend": ["${PUBLISH_ADDRESS:-127.0.0.1}:${UI_PORT:-7860}:7860"],
+        "phoenix": ["${PUBLISH_ADDRESS:-127.0.0.1}:${PHOENIX_PORT:-6006}:6006"],
     }
 
 
@@ -128,7 +129,7 @@ def test_every_app_container_traces_to_phoenix_and_phoenix_phones_nowhere() -> N
         assert env["RAG_HF_HUB_OFFLINE"] == "true", name
     phoenix = SERVICES["phoenix"]
     assert phoenix["environment"]["PHOENIX_TELEMETRY_ENABLED"] == "false"
-    assert re.fullmatch(r"arizephoenix/phoenix:version-\d+\.\d+\.\d+", phoenix["image"])
+    assert phoenix["environment"]["PHOENIX_ALLOW_EXTERNAL_RESOURCES"] == "false"
 
 
 def test_container_wiring_overrides_whatever_a_local_env_file_says() -> None:
@@ -203,6 +204,7 @@ def test_qdrant_server_is_the_minor_version_of_the_client_the_tests_use() -> Non
 
 
 def test_llm_profiles_and_gpu_reservations() -> None:
+    assert SERVICES["llamacpp"]["profiles"] == ["llamacpp"]
     assert SERVICES["ollama"]["profiles"] == ["ollama"]
     assert SERVICES["ollama-gpu"]["profiles"] == ["gpu"]
     assert SERVICES["tgi"]["profiles"] == ["tgi"]
@@ -210,7 +212,7 @@ def test_llm_profiles_and_gpu_reservations() -> None:
     for name in ("ollama-gpu", "tgi"):
         devices = SERVICES[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"], name
-    assert not (set(SERVICES) - {"ollama", "ollama-gpu", "tgi"}) & {
+    assert not (set(SERVICES) - {"llamacpp", "ollama", "ollama-gpu", "tgi"}) & {
         n for n, s in SERVICES.items() if s.get("profiles")
     }, "only the LLMs are optional"
 
@@ -219,4 +221,16 @@ def test_phoenix_image_is_the_version_the_local_tracing_tests_run() -> None:
     makefile = (ROOT / "Makefile").read_text()
     local = re.search(r"^PHOENIX_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
     assert local, "the Makefile pins the local Phoenix server"
-    assert SERVICES["phoenix"]["image"] == f"arizephoenix/phoenix:version-{local.group(1)}"
+    dockerfile = (ROOT / SERVICES["phoenix"]["build"]["dockerfile"]).read_text()
+    assert f"ARG PHOENIX_VERSION={local.group(1)}\n" in dockerfile
+    assert '"arize-phoenix==${PHOENIX_VERSION}"' in dockerfile
+
+
+def test_the_default_llm_is_the_llamacpp_profile_the_api_points_at() -> None:
+    api = SERVICES["api"]["environment"]
+    assert api["RAG_LLM_BASE_URL"] == "${LLM_BASE_URL:-http://llamacpp:8080/v1}"
+    assert re.search(r"^LLM_PROFILE \?= llamacpp$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert SERVICES["api"]["depends_on"]["llamacpp"] == {"condition": "service_healthy", "required": False}
+    # The model name the API sends is the alias the server answers to.
+    command = SERVICES["llamacpp"]["command"]
+    assert command[command.index("--alias") + 1] == api["RAG_LLM_MODEL"]

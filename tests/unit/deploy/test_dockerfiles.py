@@ -9,6 +9,7 @@ Dockerfile installs and copies.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 import subprocess
@@ -35,13 +36,13 @@ CONSTRAINTS = {
 UNITS = ("services", "ingest", "frontend", "eval")
 DOCKERFILES = sorted(p for unit in UNITS for p in (ROOT / unit).rglob("Dockerfile"))
 BUILT = {name: ROOT / s["build"]["dockerfile"] for name, s in SERVICES.items() if "build" in s}
+# The images that run this repository's Python code (the llamacpp and Phoenix images run none of it).
+PYTHON_APPS = sorted(name for name in BUILT if SERVICES[name].get("command", [""])[0] == "python")
 INTERNAL = {"services", "ingest", "eval", "frontend", "train", "bench"}
 # Modules a container runs besides its command's (the scheduler starts `python -m eval.run` per evaluation).
 ALSO_RUN = {"eval": ["eval.run"]}
 # What an image leaves out on purpose, with the reason: repository modules (not followed) and third-party modules.
-NOT_IN_IMAGE: dict[str, dict[str, str]] = {
-    "ingest": {"ingest.sample": "`ingest sample` writes the fitz-gov demo corpus: a laptop command, not the watcher's"},
-}
+NOT_IN_IMAGE: dict[str, dict[str, str]] = {}
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -61,13 +62,23 @@ def test_every_compose_build_uses_a_linted_dockerfile() -> None:
     assert set(BUILT.values()) == set(DOCKERFILES)
 
 
+def global_args(steps: list[tuple[str, str]]) -> dict[str, str]:
+    """The ARG defaults declared before the first FROM: what ${VAR} in a FROM line means by default."""
+    first_from = next(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    return dict(arg.split("=", 1) for op, arg in steps[:first_from] if op == "ARG" and "=" in arg)
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_multi_stage_slim_pinned_base_non_root_with_healthcheck(dockerfile: Path) -> None:
     steps = instructions(dockerfile)
-    bases = [arg.split()[0] for op, arg in steps if op == "FROM"]
+    defaults = global_args(steps)
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], arg.split()[0]) for op, arg in steps if op == "FROM"
+    ]
     assert len(bases) >= 2, "multi-stage: build tools and caches stay out of the runtime image"
     for base in bases:
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
+        # By default the official, pinned slim images; a build arg swaps in a local base (deploy/compose.airgap.yaml).
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+|debian:bookworm-\d{8}-slim", base), base
     final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     users = [arg for op, arg in final if op == "USER"]
     assert users and users[-1] not in ("root", "0"), "the runtime stage runs as a non-root user"
@@ -75,10 +86,12 @@ def test_multi_stage_slim_pinned_base_non_root_with_healthcheck(dockerfile: Path
     assert any(op == "CMD" for op, _ in final)
     text = dockerfile.read_text()
     if re.search(r"pip install[^\n]*torch", text):
-        assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in text, "CPU torch wheels only"
+        assert defaults == {"BASE_IMAGE": defaults["BASE_IMAGE"]}
+        assert 'ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"' in text, "CPU torch wheels only"
+        assert "pip install ${TORCH_PIP_ARGS} torch==2.13.0" in text
 
 
-@pytest.mark.parametrize("service", sorted(BUILT))
+@pytest.mark.parametrize("service", PYTHON_APPS)
 def test_image_cmd_and_healthcheck_match_compose(service: str) -> None:
     steps = instructions(BUILT[service])
     cmd = [arg for op, arg in steps if op == "CMD"][-1]
@@ -227,7 +240,7 @@ def copied_packages(dockerfile: Path) -> set[str]:
     return {m for m in re.findall(r"^COPY .*\s/app/(\w+)\s*$", dockerfile.read_text(), re.MULTILINE)}
 
 
-@pytest.mark.parametrize("service", sorted(BUILT))
+@pytest.mark.parametrize("service", PYTHON_APPS)
 def test_every_import_reachable_from_the_entry_point_is_in_the_image(service: str) -> None:
     dockerfile = BUILT[service]
     entry = SERVICES[service]["command"][2]
@@ -250,3 +263,36 @@ def test_every_import_reachable_from_the_entry_point_is_in_the_image(service: st
         if not {canonicalize_name(d) for d in providers.get(top, [])} & installed
     }
     assert not missing, f"{service}: imports reachable from {entry} that the image does not install: {missing}"
+
+
+# --- the llamacpp image ----------------------------------------------------------------------------------
+
+
+def json_instruction(steps: list[tuple[str, str]], op: str) -> list[str]:
+    return json.loads([arg for o, arg in steps if o == op][-1])
+
+
+def test_the_llamacpp_image_runs_the_server_make_run_runs_with_the_same_flags() -> None:
+    from services.core.settings import Settings
+    from services.llm.server import llama_server_argv
+
+    steps = instructions(BUILT["llamacpp"])
+    image_argv = json_instruction(steps, "ENTRYPOINT") + json_instruction(steps, "CMD")
+    settings = Settings(llm_host="0.0.0.0", llm_port=8080)
+    local_argv = llama_server_argv(settings, Path("/models/model.gguf"), Path("llama-server"))
+    assert image_argv == local_argv
+    # compose appends the same flags, only the alias and thread count interpolated from .env.
+    compose_flags = SERVICES["llamacpp"]["command"]
+    assert len(compose_flags) == len(local_argv) - 3
+    for i, flag in enumerate(compose_flags):
+        if not flag.startswith("${"):
+            assert flag == local_argv[3 + i], (i, flag)
+    assert "build-llama-server.sh" in BUILT["llamacpp"].read_text()
+    assert "build-llama-server.sh" in (ROOT / "Makefile").read_text(), "one recipe for the local and the image server"
+
+
+def test_the_llamacpp_image_checks_the_gguf_it_bakes() -> None:
+    text = BUILT["llamacpp"].read_text()
+    assert "ensure_model" in text and "gguf.py --requirements" in text
+    final = text.split("\nFROM ")[-1]
+    assert "pip" not in final and "python" not in final.lower().replace("no python", ""), "no Python at run time"

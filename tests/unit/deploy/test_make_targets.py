@@ -1,6 +1,8 @@
-"""``make up`` / ``down`` / ``logs``: thin wrappers around ``docker compose``, with a clear message without Docker.
+"""``make up`` / ``down`` / ``logs``: thin wrappers around the compose command: ``docker compose`` when a Docker
+engine answers, else podman-compose after ``make podman-setup`` (what this kind of machine runs).
 
-A FakeDocker script on PATH records the arguments each target passes, since no Docker engine runs here.
+A FakeDocker script on PATH records the arguments each target passes, since no Docker engine runs here; the
+Podman path is read from ``make -n`` (a dry run: nothing is installed by the test).
 """
 
 from __future__ import annotations
@@ -40,16 +42,18 @@ def fake_docker(tmp_path: Path) -> tuple[str, Path]:
 
 
 def calls(log: Path) -> list[str]:
-    return [line for line in log.read_text().splitlines() if line != "compose version"]
+    return [line for line in log.read_text().splitlines() if line not in ("compose version", "info")]
 
 
 def test_up_builds_starts_and_waits_for_health_with_the_chosen_llm_profile(fake_docker: tuple[str, Path]) -> None:
     path, log = fake_docker
     assert make("up", path).returncode == 0
-    assert make("up", path, "LLM_PROFILE=gpu").returncode == 0
+    assert make("up", path, "LLM_PROFILE=ollama").returncode == 0
+    assert make("up", path, "AIRGAP=1").returncode == 0
     assert calls(log) == [
-        "compose --profile ollama up --detach --build --wait",
-        "compose --profile gpu up --detach --build --wait",
+        "compose -f compose.yaml --profile llamacpp up --detach --build --wait",
+        "compose -f compose.yaml --profile ollama up --detach --build --wait",
+        "compose -f compose.yaml -f deploy/compose.airgap.yaml --profile llamacpp up --detach --build --wait",
     ]
 
 
@@ -57,24 +61,30 @@ def test_down_and_logs_cover_every_profile(fake_docker: tuple[str, Path]) -> Non
     path, log = fake_docker
     assert make("down", path).returncode == 0
     assert make("logs", path, "SERVICE=api").returncode == 0
-    profiles = "--profile ollama --profile gpu --profile tgi"
-    assert calls(log) == [f"compose {profiles} down", f"compose {profiles} logs --follow --tail=200 api"]
+    profiles = "--profile llamacpp --profile ollama --profile gpu --profile tgi"
+    assert calls(log) == [
+        f"compose -f compose.yaml {profiles} down",
+        f"compose -f compose.yaml {profiles} logs --follow --tail=200 api",
+    ]
 
 
 @pytest.mark.parametrize("target", ["up", "down", "logs"])
-def test_without_docker_the_targets_say_what_to_install(target: str, tmp_path: Path) -> None:
-    if Path("/usr/bin/docker").exists() or Path("/bin/docker").exists():
-        pytest.skip("docker is installed in a system folder here")
-    result = make(target, SYSTEM_PATH)
-    assert result.returncode != 0
-    assert "docker is not installed" in result.stdout and "make run" in result.stdout
+def test_without_docker_the_targets_set_up_and_use_podman(target: str) -> None:
+    if Path("/usr/bin/docker").exists() and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        pytest.skip("a Docker engine answers here")
+    result = make(target, SYSTEM_PATH, "-n")
+    assert result.returncode == 0, result.stderr
+    assert "deploy/podman/setup.sh engine" in result.stdout  # podman-setup first
+    assert ".venv-compose/bin/podman-compose -f compose.yaml" in result.stdout
+    if target == "up":
+        assert "deploy/podman/wait-healthy.sh ragstack" in result.stdout
 
 
-def test_without_the_compose_plugin_the_targets_say_so(tmp_path: Path) -> None:
+def test_without_the_compose_plugin_podman_is_used(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "docker"
     script.write_text("#!/bin/sh\n# FakeDocker without the compose plugin\nexit 1\n")
     script.chmod(0o755)
-    result = make("up", f"{bin_dir}:{SYSTEM_PATH}")
-    assert result.returncode != 0 and "compose" in result.stdout and "missing" in result.stdout
+    result = make("up", f"{bin_dir}:{SYSTEM_PATH}", "-n")
+    assert result.returncode == 0 and "podman-compose" in result.stdout and "docker compose" not in result.stdout

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import load_corpus
 from eval.evalset import EvalItem, EvalSet, fitz_gov_rag_cases, fitz_gov_set, read_jsonl, write_jsonl
+from services.datasets.fitz_gov import load_corpus
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +24,7 @@ def test_rag_cases_are_disjoint_across_splits_and_stable() -> None:
 
 
 def test_no_question_crosses_splits_even_under_another_id_or_spelling() -> None:
-    from eval.datasets import load_queries, normalize_question
+    from services.datasets.fitz_gov import load_queries, normalize_question
 
     train = {normalize_question(q.text) for q in load_queries("train", with_judgements_only=False)}
     for split in ("dev", "test"):

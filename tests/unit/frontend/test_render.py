@@ -26,13 +26,8 @@ def test_existing_markdown_links_are_not_rewritten() -> None:
     assert render.link_citations("see [1](http://x)", [1], turn=1) == "see [1](http://x)"
 
 
-def test_cited_numbers_are_in_first_use_order_without_duplicates_or_unknowns() -> None:
-    assert render.cited_numbers("a [2] b [1] c [2] d [9]", [1, 2, 3]) == [2, 1]
-
-
 def test_grouped_citations_become_one_link_per_known_source() -> None:
     assert render.link_citations("Wait [1, 7].", [1], turn=2) == "Wait [\\[1\\]](#src-2-1)[7]."
-    assert render.cited_numbers("a [2, 1] b [1][3]", [1, 2]) == [2, 1]
 
 
 def test_verified_answer_links_supported_sentences_and_flags_the_others_keeping_the_layout() -> None:

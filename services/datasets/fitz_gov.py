@@ -128,3 +128,68 @@ def all_queries() -> tuple[RetrievalQuery, ...]:
 def load_queries(split: Split, *, with_judgements_only: bool = True) -> list[RetrievalQuery]:
     """Queries of one split; by default only those with at least one relevant document (IR metrics need one)."""
     return [q for q in all_queries() if split_of(q.text) == split and (q.relevant or not with_judgements_only)]
+
+
+# --- tier1 RAG cases ---------------------------------------------------------------------------------
+
+Expect = Literal["answer", "abstain"]
+# "the context clearly answers" and "the context answers with caveats": both should be answered, not declined
+ANSWERABLE = ("trustworthy_direct", "trustworthy_hedged")
+
+
+@dataclass(frozen=True, slots=True)
+class RagCase:
+    """A tier1 case the full corpus can be judged on: answer it from ``contexts``, or decline it."""
+
+    id: str
+    question: str
+    expect: Expect
+    category: str
+    relevant_docs: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()  # the passages that hold the answer (none for an abstention)
+
+
+@lru_cache(maxsize=1)
+def _mapping_by_query() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Normalised question -> (first query-mapping id, relevant corpus ids over every id of that question).
+
+    Links a tier1 case to its judgements; decoys are never relevant (``RetrievalQuery.relevant``)."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for q in all_queries():
+        key = normalize_question(q.text)
+        qid, relevant = out.get(key, (q.id, ()))
+        out[key] = (qid, tuple(sorted(set(relevant) | q.relevant)))
+    return out
+
+
+def _tier1(category: str) -> list[dict]:
+    return json.loads((_data_root() / "tier1_core" / f"{category}.json").read_text(encoding="utf-8"))["cases"]
+
+
+def tier1_cases(category: str, split: Split) -> list[dict]:
+    """The raw tier1 cases of one category whose question falls in ``split`` (training data for the models)."""
+    return [case for case in _tier1(category) if split_of(case["query"]) == split]
+
+
+@lru_cache(maxsize=3)
+def rag_cases(split: Split = "test") -> tuple[RagCase, ...]:
+    """tier1 cases of one split that the full corpus can be judged on.
+
+    A case joins the split of its normalised question (so a question never crosses train/dev/test, whichever
+    file or id it comes from). Answerable: every context is a corpus document. Abstain: the corpus holds no
+    relevant document for the question.
+    """
+    mapping = _mapping_by_query()
+    corpus_text = {d.content.strip() for d in load_corpus()}
+    cases: list[RagCase] = []
+    for category in ANSWERABLE:
+        for case in _tier1(category):
+            linked = mapping.get(normalize_question(case["query"]))
+            contexts = tuple(c.strip() for c in case["contexts"])
+            if linked and split_of(case["query"]) == split and contexts and all(c in corpus_text for c in contexts):
+                cases.append(RagCase(case["id"], case["query"], "answer", category, linked[1], contexts))
+    for case in _tier1("abstention"):
+        linked = mapping.get(normalize_question(case["query"]))
+        if linked and split_of(case["query"]) == split and not linked[1]:
+            cases.append(RagCase(case["id"], case["query"], "abstain", "abstention"))
+    return tuple(sorted(cases, key=lambda c: c.id))

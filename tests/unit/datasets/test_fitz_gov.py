@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.datasets import SPLIT_BOUNDS, load_corpus, load_queries, split_of
+from services.datasets.fitz_gov import SPLIT_BOUNDS, load_corpus, load_queries, split_of
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,7 @@ def test_split_is_pinned_and_follows_the_normalised_question() -> None:
 
 
 def test_annotator_notes_are_not_titles_and_decoys_are_never_relevant() -> None:
-    from eval.datasets import DECOY_PREFIX, all_queries, content_title
+    from services.datasets.fitz_gov import DECOY_PREFIX, all_queries, content_title
 
     assert content_title("Query asks about Kubernetes but contexts describe Docker") == ""
     assert content_title("The Falcon 9 rocket reliable for commercial satellite launches") == ""
