@@ -117,6 +117,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python scripts/audit_dependencies.py
 
 # Known vulnerabilities in the installed dependencies (pip-audit against PyPI's advisory data). Fails with

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import plots
 from bench.machine import machine_info, now_iso
@@ -21,7 +22,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("ingest", "rerank", "query", "scale")
 PCTS = ("p50", "p95", "p99")
 
-PROFILES: dict[str, dict[str, object]] = {
+PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "queries": 20, "docs": 100, "backends": ["torch", "onnx-int8", "openvino-int8"], "rerank_repeats": 3,
         "search_n1": 12, "search_n8": 24, "chat_n1": 2, "chat_n8": 8, "max_tokens": 8, "llm": "smollm2-135m",
@@ -35,7 +36,7 @@ PROFILES: dict[str, dict[str, object]] = {
 }  # fmt: skip
 
 
-def write(name: str, doc: dict[str, object], out: Path) -> Path:
+def write(name: str, doc: dict[str, Any], out: Path) -> Path:
     problems = validate(doc)
     if problems:
         raise ValueError(f"{name}: invalid result document: {problems}")
@@ -45,7 +46,7 @@ def write(name: str, doc: dict[str, object], out: Path) -> Path:
     return path
 
 
-def envelope(name: str, quick: bool, settings: dict, results: object, started: float) -> dict[str, object]:
+def envelope(name: str, quick: bool, settings: dict, results: object, started: float) -> dict[str, Any]:
     return {
         "benchmark": name,
         "date": now_iso(),
@@ -95,14 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     if {"ingest", "rerank", "query"} & set(stages):
         from bench.corpus import make_slice
 
-        sl = make_slice(int(profile["queries"]), int(profile["docs"]))  # type: ignore[arg-type]
-    embed_choice, rerank_choice, depth = defaults.embed_backend, defaults.reranker_backend, defaults.top_n
+        sl = make_slice(int(profile["queries"]), int(profile["docs"]))
+    embed_choice: str = defaults.embed_backend
+    rerank_choice: str = defaults.reranker_backend
+    depth = defaults.top_n
     index_path = None
     if {"ingest", "rerank", "query"} & set(stages):
         from bench.retrieval_bench import bench_ingest, choose_embed_backend
 
         t0 = time.perf_counter()
-        backends = list(profile["backends"])  # type: ignore[call-overload]
+        backends = list(profile["backends"])
         if "ingest" not in stages:  # rerank/query still need an index and candidates: the default backend's
             backends = [embed_choice]
         ingest_res = bench_ingest(sl, backends, data_dir, work)  # type: ignore[arg-type]
@@ -110,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         if "ingest" in stages:
             embed_choice = choose_embed_backend(ingest_res.rows)
             index_path = ingest_res.index_paths[embed_choice]
-            res = {"backends": ingest_res.rows, "chosen": embed_choice, "keep": 0.99}
+            res: dict[str, Any] = {"backends": ingest_res.rows, "chosen": embed_choice, "keep": 0.99}
             settings = {"queries": len(sl.queries), "docs": len(sl.docs), "split": "test", "mode": "dense"}  # type: ignore[union-attr]
             write("ingest", envelope("ingest", args.quick, settings, res, t0), out)
             plots.bars(
                 out / "ingest_throughput.png",
-                {b: float(r["chunks_per_s"]) for b, r in ingest_res.rows.items()},  # type: ignore[arg-type]
+                {b: float(r["chunks_per_s"]) for b, r in ingest_res.rows.items()},
                 title=f"ingest chunks/s per embedding backend ({info['cpu']}, {info['cores']} cores)",
                 xlabel="chunks/s (parse+chunk+embed+upsert)",
             )
@@ -129,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                             r.get("speedup"),
                             r["ndcg@10"],
                             r.get("quality_kept"),
-                            " ".join(f"{k}={v:.0%}" for k, v in r["stage_share"].items()),  # type: ignore[union-attr]
+                            " ".join(f"{k}={v:.0%}" for k, v in r["stage_share"].items()),
                             r["query_embed_ms"]["p50"],
-                        ]  # type: ignore[index]
+                        ]
                         for b, r in ingest_res.rows.items()
                     ],  # fmt: skip
                     ["backend", "chunks/s", "x torch", "nDCG@10", "kept", "time share", "query embed p50 ms"],
@@ -145,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         rerank_res = bench_rerank(
             sl,  # type: ignore[arg-type]
             ingest_res.candidates,  # type: ignore[union-attr]
-            list(profile["backends"]),  # type: ignore[call-overload]
+            list(profile["backends"]),
             data_dir,
-            repeats=int(profile["rerank_repeats"]),  # type: ignore[arg-type]
+            repeats=int(profile["rerank_repeats"]),
             fusion_weight=defaults.rerank_fusion_weight,
             top_k=defaults.top_k,
         )
-        rerank_choice, depth = str(rerank_res["chosen_backend"]), int(rerank_res["chosen_depth"])  # type: ignore[call-overload]
+        rerank_choice, depth = str(rerank_res["chosen_backend"]), int(rerank_res["chosen_depth"])
         first = "torch" if "ingest" in stages else embed_choice
         settings = {"fusion_weight": defaults.rerank_fusion_weight, "first_stage": f"hybrid, top 100 ({first} index)"}
         write("rerank", envelope("rerank", args.quick, settings, rerank_res, t0), out)
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 b: ([int(n) for n in r["latency_ms"]], [v["p50"] for v in r["latency_ms"].values()])
                 for b, r in rows.items()
-            },  # type: ignore[union-attr]
+            },
             title="cross-encoder rerank latency (p50) per backend",
             xlabel="candidates",
             ylabel="ms",
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 b: ([int(d) for d in r["ndcg@10_by_depth"]], list(r["ndcg@10_by_depth"].values()))
                 for b, r in rows.items()
-            },  # type: ignore[union-attr]
+            },
             title=f"nDCG@10 vs rerank depth (first stage alone: {rerank_res['first_stage_ndcg@10']})",
             xlabel="candidates reranked (top_n)",
             ylabel="nDCG@10",
@@ -184,16 +187,16 @@ def main(argv: list[str] | None = None) -> int:
                     [
                         b,
                         *(r["latency_ms"][str(n)]["p50"] for n in (10, 25, 50, 100)),
-                        r.get("speedup_at_25"),  # type: ignore[index]
+                        r.get("speedup_at_25"),
                         r["ndcg@10"],
                         r.get("quality_kept"),
                     ]
-                    for b, r in rows.items()  # type: ignore[union-attr]
+                    for b, r in rows.items()
                 ],  # fmt: skip
                 ["backend", "10 ms", "25 ms", "50 ms", "100 ms", "x torch@25", "nDCG@10 (depth 30)", "kept"],
             )
         )
-        curve = rows[rerank_choice]["ndcg@10_by_depth"]  # type: ignore[index]
+        curve = rows[rerank_choice]["ndcg@10_by_depth"]
         summary.append(f"nDCG@10 by depth ({rerank_choice}): {curve}")
         summary.append(
             f"-> reranker backend {rerank_choice}, depth (smallest above top_k within 99% of best) {depth}\n"
@@ -217,29 +220,29 @@ def main(argv: list[str] | None = None) -> int:
         plots.bars(
             out / "query_latency.png",
             {
-                "/search p50, 1 client": s1["latency_ms"]["p50"],  # type: ignore[index]
-                "/search p95, 1 client": s1["latency_ms"]["p95"],  # type: ignore[index]
-                "/search p50, 8 clients": s8["latency_ms"]["p50"],  # type: ignore[index]
-                "/chat TTFT p50, 1 client": res["chat_1_client"]["ttft_ms"]["p50"],  # type: ignore[index]
-                "bare LLM TTFT p50": res["bare_llm_ttft_ms"]["p50"],  # type: ignore[index]
-                "/chat TTFT p50, 8 clients": (res["chat_8_clients"]["ttft_ms"] or {"p50": 0.0})["p50"],  # type: ignore[index]
+                "/search p50, 1 client": s1["latency_ms"]["p50"],
+                "/search p95, 1 client": s1["latency_ms"]["p95"],
+                "/search p50, 8 clients": s8["latency_ms"]["p50"],
+                "/chat TTFT p50, 1 client": res["chat_1_client"]["ttft_ms"]["p50"],
+                "bare LLM TTFT p50": res["bare_llm_ttft_ms"]["p50"],
+                "/chat TTFT p50, 8 clients": (res["chat_8_clients"]["ttft_ms"] or {"p50": 0.0})["p50"],
             },
             title=f"query latency (embed {embed_choice}, rerank {rerank_choice} top_n={depth}, LLM {cfg['llm']})",
             xlabel="ms",
         )
         summary.append("QUERY (real API process, real llama.cpp)")
         rows_q = [
-            ["/search 1 client", *(s1["latency_ms"][p] for p in ("p50", "p95", "p99")), s1["throughput_rps"]],  # type: ignore[index]
-            ["/search 8 clients", *(s8["latency_ms"][p] for p in ("p50", "p95", "p99")), s8["throughput_rps"]],  # type: ignore[index]
-            ["/chat TTFT 1 client", *(res["chat_1_client"]["ttft_ms"][p] for p in ("p50", "p95", "p99")), "-"],  # type: ignore[index]
-            ["bare LLM TTFT", *(res["bare_llm_ttft_ms"][p] for p in ("p50", "p95", "p99")), "-"],  # type: ignore[index]
-            ["/chat TTFT 8 clients", *((res["chat_8_clients"]["ttft_ms"] or {}).get(p, "-") for p in PCTS),  # type: ignore[index]
-             res["chat_8_clients"]["throughput_rps"]],  # type: ignore[index]
+            ["/search 1 client", *(s1["latency_ms"][p] for p in ("p50", "p95", "p99")), s1["throughput_rps"]],
+            ["/search 8 clients", *(s8["latency_ms"][p] for p in ("p50", "p95", "p99")), s8["throughput_rps"]],
+            ["/chat TTFT 1 client", *(res["chat_1_client"]["ttft_ms"][p] for p in ("p50", "p95", "p99")), "-"],
+            ["bare LLM TTFT", *(res["bare_llm_ttft_ms"][p] for p in ("p50", "p95", "p99")), "-"],
+            ["/chat TTFT 8 clients", *((res["chat_8_clients"]["ttft_ms"] or {}).get(p, "-") for p in PCTS),
+             res["chat_8_clients"]["throughput_rps"]],
         ]  # fmt: skip
         summary.append(table(rows_q, ["what", "p50 ms", "p95 ms", "p99 ms", "req/s"]))
         summary.append(f"/search stages p50 ms (1 client): {s1['stages_p50_ms']}")
         summary.append(f"/chat stages p50 ms (1 client): {res['chat_1_client']['stages_p50_ms']}")
-        if res["chat_8_clients"]["errors"]:  # type: ignore[index]
+        if res["chat_8_clients"]["errors"]:
             summary.append(f"/chat at 8 clients, failed requests: {res['chat_8_clients']['errors']}")
         summary.append(
             f"TTFT overhead over the bare LLM: {res['ttft_overhead']:.1%} ({res['ttft_overhead_ms_p50']} ms)\n"
@@ -248,15 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         from bench.scale_bench import bench_scale
 
         t0 = time.perf_counter()
-        sizes = list(profile["scale_sizes"])  # type: ignore[call-overload]
-        res = bench_scale(sizes, work, queries=int(profile["scale_queries"]))  # type: ignore[arg-type]
+        sizes = list(profile["scale_sizes"])
+        res = bench_scale(sizes, work, queries=int(profile["scale_queries"]))
         write("scale", envelope("scale", args.quick, {"sizes": sizes, "dim": 384, "mode": "local"}, res, t0), out)
         rows_s = res["rows"]
         plots.lines(
             out / "scale.png",
             {
-                "search p50 ms": ([r["points"] for r in rows_s], [r["search_ms"]["p50"] for r in rows_s]),  # type: ignore[index]
-                "memory MB": ([r["points"] for r in rows_s], [r["memory_mb"] for r in rows_s]),  # type: ignore[index]
+                "search p50 ms": ([r["points"] for r in rows_s], [r["search_ms"]["p50"] for r in rows_s]),
+                "memory MB": ([r["points"] for r in rows_s], [r["memory_mb"] for r in rows_s]),
             },
             title="Qdrant local mode: cost vs collection size (384-d)",
             xlabel="points",
@@ -266,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         summary.append("SCALE (Qdrant local mode, synthetic 384-d)")
         scale_rows = [
-            [r["points"], r["search_ms"]["p50"], r["search_ms"]["p95"], r["memory_mb"], r["upsert_points_per_s"]]  # type: ignore[index]
-            for r in rows_s  # type: ignore[union-attr]
+            [r["points"], r["search_ms"]["p50"], r["search_ms"]["p95"], r["memory_mb"], r["upsert_points_per_s"]]
+            for r in rows_s
         ]
         summary.append(table(scale_rows, ["points", "search p50 ms", "p95 ms", "memory MB", "upsert pts/s (memory)"]))
         summary.append(f"on disk (local mode, sample): {res['on_disk_sample']}")

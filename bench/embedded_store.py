@@ -5,6 +5,14 @@ random unit 384-d vectors with a chunk-like payload; "filtered" keeps one source
 Search is exact in both (no HNSW build: that happens past RAG_QDRANT_INDEX_THRESHOLD, see docs/embedded-store.md).
 
     python -m bench.embedded_store --sizes 10000 100000 --queries 20 --out bench/results/embedded_store.json
+
+Index stage (Edge only, ``--points N``): one store of N random points, searched as ingested (exact), then with
+the HNSW graph, then with HNSW + int8 scalar quantisation (built on a copy of the same folder). Each variant is
+searched in a fresh child process, so its resident memory is its own: recall@10 against a numpy brute force over
+the same points, p50/p95 of top-10 (with payloads, as the API asks), RSS, and the folder's size on disk. The
+points are generated block by block from a seed, never all in memory (1M x 384 float32 is 1.5 GB)::
+
+    python -m bench.embedded_store --points 1000000 --queries 100 --out bench/results/embedded_store_1m.json
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,13 +76,165 @@ def p50_ms(store: VectorStore, queries: np.ndarray, filters: SearchFilters | Non
     return round(statistics.median(times), 2)
 
 
+# -- index stage: exact vs HNSW vs HNSW + int8 at one size ------------------------------------------------
+
+BLOCK = 10_000  # points generated, upserted and brute-forced a block at a time
+VARIANTS = ("exact", "hnsw", "hnsw+int8")
+
+
+def blocks(points: int, seed: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, unit vectors) of each block: the same points every time, from (seed, block number)."""
+    for start in range(0, points, BLOCK):
+        rng = np.random.default_rng([seed, start // BLOCK])
+        block = rng.standard_normal((min(BLOCK, points - start), DIM)).astype(np.float32)
+        yield start, block / np.linalg.norm(block, axis=1, keepdims=True)
+
+
+def exact_top10(points: int, queries: np.ndarray) -> np.ndarray:
+    """Point indices of each query's true top 10 by cosine (numpy, block by block)."""
+    best = np.full((len(queries), 10), -np.inf, dtype=np.float32)
+    ids = np.zeros((len(queries), 10), dtype=np.int64)
+    for start, block in blocks(points):
+        scores = np.concatenate([best, queries @ block.T], axis=1)
+        pool = np.concatenate(
+            [ids, np.broadcast_to(np.arange(start, start + len(block)), (len(queries), len(block)))], 1
+        )
+        keep = np.argpartition(-scores, 10, axis=1)[:, :10]
+        best, ids = np.take_along_axis(scores, keep, 1), np.take_along_axis(pool, keep, 1)
+    return ids
+
+
+def point_index(point_id: str) -> int:
+    return int(point_id.rsplit("-", 1)[1], 16) if "-" in point_id else int(point_id)
+
+
+def fill(store: EdgeStore, points: int) -> float:
+    """Upsert the points, ids 0..N-1 as UUIDs whose last group is the index (so a hit maps back to it)."""
+    import qdrant_edge as qe
+
+    store.ensure_collections(DIM)
+    payload = {"doc_id": "d", "source": "mem://s", "title": "t", "chunk_index": 0, "text": "x" * 400}
+    started = time.perf_counter()
+    for start, block in blocks(points):
+        batch = [
+            qe.Point(
+                f"00000000-0000-4000-8000-{start + i:012x}",
+                {"dense": v.tolist()},
+                payload | {"source": f"mem://source-{(start + i) % SOURCES}"},
+            )
+            for i, v in enumerate(block)
+        ]
+        for i in range(0, len(batch), 1000):
+            store.upsert_points(store.collection, batch[i : i + 1000])
+    return time.perf_counter() - started
+
+
+def disk_bytes(folder: Path) -> int:
+    """Blocks the folder holds on disk (Edge's segment files are sparse: their apparent size says little)."""
+    return sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
+
+
+def measure(folder: str, quantization: str, queries: np.ndarray, truth: np.ndarray) -> dict[str, object]:
+    """In a fresh child process: open the store, search, and report latency, recall@10 and resident memory."""
+    import psutil
+
+    process = psutil.Process()
+    base = process.memory_info().rss
+    store = EdgeStore(path=folder, quantization=quantization)  # type: ignore[arg-type]
+    store.count_chunks()  # loads the shard
+    loaded = process.memory_info().rss
+    store.search(dense=queries[0], sparse=None, mode="dense", limit=10)  # warm
+    times, hits = [], 0
+    for q, want in zip(queries, truth, strict=True):
+        t0 = time.perf_counter()
+        got = store.search(dense=q, sparse=None, mode="dense", limit=10)
+        times.append((time.perf_counter() - t0) * 1000)
+        hits += len({point_index(r.id) for r in got} & set(want.tolist()))
+    filtered = p50_ms(store, queries, SearchFilters(source=("mem://source-3",)))
+    rss = process.memory_info().rss
+    store.close()
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(float(np.percentile(times, 95)), 2),
+        "filtered_p50_ms": filtered,
+        "recall_at_10": round(hits / (10 * len(queries)), 4),
+        "rss_mb": round(rss / 2**20),
+        "rss_store_mb": round((max(rss, loaded) - base) / 2**20),
+    }
+
+
+def index_stage(points: int, n_queries: int) -> list[dict[str, object]]:
+    import multiprocessing
+
+    rng = np.random.default_rng(0)
+    queries = rng.standard_normal((n_queries, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    t0 = time.perf_counter()
+    truth = exact_top10(points, queries)
+    print(f"numpy brute force over {points} points: {time.perf_counter() - t0:.1f} s", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter per variant: RSS of that variant only
+    rows: list[dict[str, object]] = []
+    try:
+        exact = work / "exact"
+        store = EdgeStore(path=str(exact), index_threshold=0)
+        upsert_s = fill(store, points)
+        store.close()
+        for variant in VARIANTS:
+            folder, quantization, build_s = exact, "none", None
+            if variant != "exact":
+                folder = work / variant.replace("+", "-")
+                shutil.copytree(exact, folder)
+                quantization = "int8" if variant.endswith("int8") else "none"
+                store = EdgeStore(path=str(folder), quantization=quantization)  # type: ignore[arg-type]
+                t0 = time.perf_counter()
+                store.maintain(force=True)
+                build_s = round(time.perf_counter() - t0, 1)
+                store.close()
+            with spawn.Pool(1) as pool:
+                measured = pool.apply(measure, (str(folder), quantization, queries, truth))
+            row = {
+                "points": points,
+                "variant": variant,
+                "upsert_s": round(upsert_s, 1),
+                "index_build_s": build_s,
+                **measured,
+                "disk_mb": round(disk_bytes(folder) / 2**20),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if variant != "exact":
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--engines", nargs="+", default=["edge", "local"], choices=["edge", "local"])
+    parser.add_argument(
+        "--points", type=int, default=None, help="run the index stage instead: Edge exact vs HNSW vs HNSW+int8"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.points:
+        rows = index_stage(args.points, args.queries)
+        report = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "python": sys.version.split()[0],
+            "queries": args.queries,
+            "recall": "top-10 ids vs a numpy brute force over the same points",
+            "filter": "source = 1 of 10 (10% of the points)",
+            "results": rows,
+        }
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        return 0
     rng = np.random.default_rng(0)
     queries = rng.standard_normal((args.queries, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)

@@ -6,6 +6,7 @@ import os
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import Any
 
 from services.core.measure import cpu_name
 
@@ -17,7 +18,7 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def machine_info() -> dict[str, object]:
+def machine_info() -> dict[str, Any]:
     import psutil
 
     return {

@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -83,7 +84,7 @@ async def _search(client: httpx.AsyncClient, base: str, query: str, top_n: int) 
     return (time.perf_counter() - t0) * 1000, r.json().get("timings_ms", {})
 
 
-async def _chat(client: httpx.AsyncClient, base: str, question: str, max_tokens: int) -> dict[str, object]:
+async def _chat(client: httpx.AsyncClient, base: str, question: str, max_tokens: int) -> dict[str, Any]:
     """Client-side time to first token, plus the server's stage timings and the sources it used."""
     body = {
         "stream": True,
@@ -174,7 +175,7 @@ def marked(messages: list[dict[str, str]], marker: str) -> list[dict[str, str]]:
 
 async def _prefix_cache(
     client: httpx.AsyncClient, base: str, llm_url: str, model: str, questions: list[str], cfg: dict
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Bare-LLM time to first token on a new prompt prefix (cold) and on the following requests that share it
     (warm). Each round takes a new prefix (system prompt and demonstration under a new marker) and different
     questions, each with its own retrieved sources, so only the prefix is shared."""
@@ -193,14 +194,15 @@ async def _prefix_cache(
         chunks = [RetrievedChunk(**{k: c[k] for k in fields if k in c}) for c in r.json()["results"]]
         prompts.append(build_messages(q, [], chunks, max_chars=PREFIX_SOURCE_CHARS)[0])
     max_tokens = min(int(cfg["max_tokens"]), 4)
-    cold, warm = [], []
+    cold: list[dict[str, Any]] = []
+    warm: list[dict[str, Any]] = []
     for i in tqdm(range(len(prompts)), desc="bare LLM, cold/warm prefix", dynamic_ncols=True):
         if i % per_round == 0:
             marker = f"[{uuid.uuid4().hex[:8]}]"
         row = await _bare_stream(client, llm_url, model, marked(prompts[i], marker), max_tokens)
         (cold if i % per_round == 0 else warm).append(row)
 
-    def side(rows: list[dict]) -> dict[str, object]:
+    def side(rows: list[dict]) -> dict[str, Any]:
         tokens = [float(r["prompt_tokens"]) for r in rows if r["prompt_tokens"] is not None]
         cached = [float(r["cached_tokens"]) for r in rows if r["cached_tokens"] is not None]
         return {
@@ -209,8 +211,8 @@ async def _prefix_cache(
             "cached_tokens_p50": summarize(cached)["p50"] if cached else None,
         }
 
-    result = {"cold": side(cold), "warm": side(warm)}
-    cold_p50, warm_p50 = result["cold"]["ttft_ms"]["p50"], result["warm"]["ttft_ms"]["p50"]  # type: ignore[index]
+    result: dict[str, Any] = {"cold": side(cold), "warm": side(warm)}
+    cold_p50, warm_p50 = result["cold"]["ttft_ms"]["p50"], result["warm"]["ttft_ms"]["p50"]
     result["warm_saves_ms_p50"] = round(cold_p50 - warm_p50, 1)
     result["warm_speedup"] = ratio(cold_p50, warm_p50)
     return result
@@ -221,7 +223,7 @@ def _declined_unasked(chat: dict) -> bool:
     return (chat.get("done") or {}).get("decline_reason") == "no_relevant_sources"
 
 
-async def _concurrently(n_clients: int, jobs: list, fn) -> tuple[list, float]:  # noqa: ANN001
+async def _concurrently(n_clients: int, jobs: list, fn) -> tuple[list, float]:
     """Run ``fn(job)`` for every job with at most ``n_clients`` in flight; returns results and wall seconds."""
     queue: asyncio.Queue = asyncio.Queue()
     for j in jobs:
@@ -276,10 +278,10 @@ def messages_from_sources(question: str, sources: list[dict], max_chars: int) ->
     return messages
 
 
-async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cfg: dict) -> dict[str, object]:
+async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cfg: dict) -> dict[str, Any]:
     from tqdm import tqdm
 
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     timeout = httpx.Timeout(1800.0)  # queued chats on a loaded 2-core machine take minutes; errors are counted
     async with httpx.AsyncClient(timeout=timeout) as client:
         await _search(client, base, questions[0], cfg["top_n"])  # warm-up
@@ -287,7 +289,7 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
             jobs = [questions[i % len(questions)] for i in range(n)]
             bar = tqdm(total=n, desc=f"/search x{clients} clients", dynamic_ncols=True)
 
-            async def one(q: str, bar=bar) -> tuple[float, dict]:  # noqa: ANN001
+            async def one(q: str, bar=bar) -> tuple[float, dict]:
                 r = await _search(client, base, q, cfg["top_n"])
                 bar.update(1)
                 return r
@@ -310,10 +312,10 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
             raise RuntimeError("every /chat was declined before the LLM was called: no time to first token")
         bare = []
         for q, s in tqdm(answered, desc="bare LLM", dynamic_ncols=True):
-            msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])  # type: ignore[arg-type]
+            msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])
             bare.append(await _bare_ttft(client, llm_url, llm_model, msgs, cfg["max_tokens"]))
         stack_ttft = [float(s["ttft_ms"]) for _, s in answered if s["ttft_ms"] is not None]
-        timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]  # type: ignore[union-attr]
+        timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]
         out["chat_1_client"] = {
             "ttft_ms": summarize(stack_ttft),
             "stages_p50_ms": _stage_medians(timings1),
@@ -354,7 +356,7 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
     return out
 
 
-def bench_query(index_path: Path, data_dir: Path, questions: list[str], cfg: dict) -> dict[str, object]:
+def bench_query(index_path: Path, data_dir: Path, questions: list[str], cfg: dict) -> dict[str, Any]:
     """Start the LLM and the API over ``index_path``, measure, stop both."""
     sys.path.insert(0, str(REPO_ROOT / "tests"))
     from llm_server import start_llm_server
@@ -423,7 +425,7 @@ def _fitz_gov_prompts(n: int, source_chars: int = 900) -> list[list[dict[str, st
     return prompts
 
 
-def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, object]:
+def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, Any]:
     """Bare-LLM time to first token, llama-server vs llama-cpp-python's server, same GGUF and threads.
 
     Both servers are loaded at once (an idle one costs no CPU) and their rounds interleave (A B, B A, ...) so
@@ -467,11 +469,11 @@ def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, object]:
             os.environ.pop("RAG_LLM_SERVER", None)
         else:
             os.environ["RAG_LLM_SERVER"] = previous
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for server, sides in rows.items():
         out[server] = {
             side: {
-                "ttft_ms": summarize([float(r["ttft_ms"]) for r in rs]),  # type: ignore[arg-type]
+                "ttft_ms": summarize([float(r["ttft_ms"]) for r in rs]),
                 "prompt_tokens": [r["prompt_tokens"] for r in rs],
                 "cached_tokens": [r["cached_tokens"] for r in rs],
             }
@@ -512,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     for server in SERVERS:
-        side = results[server]  # type: ignore[index]
+        side = results[server]
         cold, warm = side["cold"]["ttft_ms"]["p50"], side["warm"]["ttft_ms"]["p50"]
         print(f"{server:>16}: TTFT p50 cold {cold:.0f} ms, warm {warm:.0f} ms")
     print(f"load average {machine['load_avg_start']} -> {machine['load_avg_end']}; {args.out}")

@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -28,7 +29,7 @@ def doc_of(source: str) -> str:
     return Path(source).stem
 
 
-def ranking(chunks: list) -> list[str]:  # noqa: ANN001
+def ranking(chunks: list) -> list[str]:
     """Documents in order of their best chunk (a document appears once)."""
     seen: dict[str, None] = {}
     for c in chunks:
@@ -36,18 +37,18 @@ def ranking(chunks: list) -> list[str]:  # noqa: ANN001
     return list(seen)
 
 
-def ndcg(rankings: list[list[str]], queries: list) -> float:  # noqa: ANN001
+def ndcg(rankings: list[list[str]], queries: list) -> float:
     return round(mean(ndcg_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4)
 
 
 @dataclass
 class IngestOutcome:
-    rows: dict[str, dict[str, object]] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     candidates: dict[str, list] = field(default_factory=dict)  # query id -> hybrid top-100 (first backend's index)
     index_paths: dict[str, Path] = field(default_factory=dict)
 
 
-def _settings(data_dir: Path, qdrant_path: Path, backend: str):  # noqa: ANN202
+def _settings(data_dir: Path, qdrant_path: Path, backend: str):
     from services.core.settings import Settings
 
     return Settings(_env_file=None, data_dir=data_dir, qdrant_path=str(qdrant_path), embed_backend=backend)
@@ -102,13 +103,13 @@ def bench_ingest(sl: Slice, backends: list[str], data_dir: Path, work: Path) -> 
     base = out.rows.get("torch")
     for row in out.rows.values():
         if base:
-            row["speedup"] = ratio(float(row["chunks_per_s"]), float(base["chunks_per_s"]))  # type: ignore[arg-type]
-            row["quality_kept"] = ratio(float(row["ndcg@10"]), float(base["ndcg@10"]))  # type: ignore[arg-type]
+            row["speedup"] = ratio(float(row["chunks_per_s"]), float(base["chunks_per_s"]))
+            row["quality_kept"] = ratio(float(row["ndcg@10"]), float(base["ndcg@10"]))
     return out
 
 
-def choose_embed_backend(rows: dict[str, dict[str, object]]) -> str:
-    return fastest_keeping_quality(rows, speed="chunks_per_s", quality="ndcg@10")  # type: ignore[arg-type]
+def choose_embed_backend(rows: dict[str, dict[str, Any]]) -> str:
+    return fastest_keeping_quality(rows, speed="chunks_per_s", quality="ndcg@10")
 
 
 def bench_rerank(
@@ -120,13 +121,13 @@ def bench_rerank(
     repeats: int,
     fusion_weight: float,
     top_k: int = 5,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Latency per candidate count and quality per depth, for every cross-encoder backend."""
     from services.core.reranker import CrossEncoderReranker, fused_order, passage_for
 
     queries = [q for q in sl.queries if q.id in candidates]
     timing_queries = queries[: max(1, min(len(queries), repeats))]
-    rows: dict[str, dict[str, object]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[int, float]] = {}
     for backend in backends:
         rr = CrossEncoderReranker(backend=backend, model_cache=data_dir / "models", fusion_weight=fusion_weight)
@@ -164,11 +165,11 @@ def bench_rerank(
     for row in rows.values():
         if base:
             row["speedup_at_25"] = ratio(
-                float(base["latency_ms"]["25"]["p50"]),  # type: ignore[index]
-                float(row["latency_ms"]["25"]["p50"]),  # type: ignore[index]
+                float(base["latency_ms"]["25"]["p50"]),
+                float(row["latency_ms"]["25"]["p50"]),
             )
-            row["quality_kept"] = ratio(float(row["ndcg@10"]), float(base["ndcg@10"]))  # type: ignore[arg-type]
-    choice = fastest_keeping_quality(rows, speed="speedup_at_25", quality="ndcg@10") if base else backends[0]  # type: ignore[arg-type]
+            row["quality_kept"] = ratio(float(row["ndcg@10"]), float(base["ndcg@10"]))
+    choice = fastest_keeping_quality(rows, speed="speedup_at_25", quality="ndcg@10") if base else backends[0]
     depth = smallest_depth_keeping_quality(curves[choice], above=top_k)
     return {
         "rows": rows,

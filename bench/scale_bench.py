@@ -15,6 +15,7 @@ import gc
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -36,7 +37,7 @@ def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def _build(client, n: int, rng: np.random.Generator, batch: int = 2000) -> float:  # noqa: ANN001
+def _build(client, n: int, rng: np.random.Generator, batch: int = 2000) -> float:
     from qdrant_client import models
 
     from services.core.store import DENSE
@@ -61,7 +62,7 @@ def _build(client, n: int, rng: np.random.Generator, batch: int = 2000) -> float
     return time.perf_counter() - t0
 
 
-def on_disk(path: Path, n: int, rng: np.random.Generator) -> dict[str, object]:
+def on_disk(path: Path, n: int, rng: np.random.Generator) -> dict[str, Any]:
     """Local mode on disk: write rate, bytes per point and reopen time, on ``n`` points."""
     from qdrant_client import QdrantClient
 
@@ -84,7 +85,7 @@ def on_disk(path: Path, n: int, rng: np.random.Generator) -> dict[str, object]:
     return row
 
 
-def measure(n: int, queries: int, rng: np.random.Generator) -> dict[str, object]:
+def measure(n: int, queries: int, rng: np.random.Generator) -> dict[str, Any]:
     from qdrant_client import QdrantClient
 
     from services.core.store import DENSE
@@ -129,13 +130,13 @@ def size_at_budget(intercept: float, slope: float, budget: float) -> int | None:
 
 def bench_scale(
     sizes: list[int], work: Path, *, queries: int, disk_sample: int = 2000, seed: int = 0
-) -> dict[str, object]:
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     disk = on_disk(work / "scale-disk", disk_sample, rng)
     rows = [measure(n, queries, rng) for n in sizes]
-    xs = [float(r["points"]) for r in rows]  # type: ignore[arg-type]
-    p50 = [float(r["search_ms"]["p50"]) for r in rows]  # type: ignore[index]
-    mem = [float(r["memory_mb"]) for r in rows]  # type: ignore[arg-type]
+    xs = [float(r["points"]) for r in rows]
+    p50 = [float(r["search_ms"]["p50"]) for r in rows]
+    mem = [float(r["memory_mb"]) for r in rows]
     b0, b1 = fit_line(xs, p50)
     m0, m1 = fit_line(xs, mem)
     return {

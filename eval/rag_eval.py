@@ -176,7 +176,7 @@ async def _score_judged(judge: dict[str, Any], item: EvalItem, outcome: CaseOutc
         try:
             result = await call(judge[name])
             value = float(result.value)
-        except Exception as exc:  # noqa: BLE001 - a judge failure must cost one score, not the run
+        except Exception as exc:  # a judge failure must cost one score, not the run
             outcome.judge_errors.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
             continue
         if not math.isnan(value):

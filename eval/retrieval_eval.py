@@ -15,6 +15,7 @@ import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -28,7 +29,7 @@ FUSION_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
 DEPTH_FOR_RECALL = 50
 
 
-def build_index(data_dir: Path, settings_overrides: dict[str, object]):  # noqa: ANN201
+def build_index(data_dir: Path, settings_overrides: dict[str, Any]):
     from ingest.factory import build_pipeline
     from services.core.factory import build_embedder, build_store
     from services.core.settings import Settings
@@ -50,11 +51,11 @@ def doc_of(source: str) -> str:
     return Path(source).stem
 
 
-def _doc_ranking(chunks: list) -> list[str]:  # noqa: ANN001
+def _doc_ranking(chunks: list) -> list[str]:
     return [doc_of(c.source) for c in chunks]
 
 
-def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> dict[str, float]:  # noqa: ANN001
+def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> dict[str, float]:
     return {
         "ndcg@10": round(mean(ndcg_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
         "mrr@10": round(mean(mrr_at_k(r, q.relevant, 10) for r, q in zip(rankings, queries, strict=True)), 4),
@@ -65,13 +66,16 @@ def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> 
     }
 
 
-def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> dict[str, dict[str, list]]:  # noqa: ANN001
+def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> dict[str, dict[str, list]]:
     """Each stage computed once per query; rerank variants (fusion weights) are derived from the same scores."""
     from services.core.reranker import fused_order, passage_for
 
     runs: dict[str, dict[str, list]] = {}
     for mode, label in (("sparse", "bm25"), ("dense", "dense"), ("hybrid", "hybrid")):
-        rankings, latency, ce_latency, fused = [], [], [], {w: [] for w in FUSION_GRID}
+        rankings: list[list[str]] = []
+        latency: list[float] = []
+        ce_latency: list[float] = []
+        fused: dict[float, list[list[str]]] = {w: [] for w in FUSION_GRID}
         for q in tqdm(queries, desc=label, dynamic_ncols=True):
             t0 = time.perf_counter()
             res = retriever.search(q.text, mode=mode, top_n=DEPTH_FOR_RECALL, top_k=DEPTH_FOR_RECALL, rerank=False)
@@ -128,10 +132,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     tuning = {
         name: _metrics(r["rankings"], dev, r["latency"])["ndcg@10"] for name, r in dev_runs.items() if "@" in name
     }
-    best = {
-        base: max(FUSION_GRID, key=lambda w, b=base: (tuning[f"{b}+cross-encoder@{w}"], -w))
-        for base in ("dense", "hybrid")
-    }
+
+    def best_weight(base: str) -> float:
+        return max(FUSION_GRID, key=lambda w: (tuning[f"{base}+cross-encoder@{w}"], -w))
+
+    best = {base: best_weight(base) for base in ("dense", "hybrid")}
     test_runs = stage_runs(retriever, reranker, test, args.depth, late=args.late_interaction)
     results: dict[str, dict[str, float]] = {}
     for name in ("bm25", "dense", "hybrid", "dense+late-interaction"):
@@ -161,10 +166,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def late_storage(store, embedder) -> float:  # noqa: ANN001
+def late_storage(store, embedder) -> float:
     """Mean fp16 bytes of per-token vectors per chunk (tokens x dimension x 2)."""
     if hasattr(store, "pages"):  # the embedded Edge store (services/core/store_edge.py)
-        page = next(store.pages(store.collection, batch=200), [])
+        page: list[Any] = next(store.pages(store.collection, batch=200), [])
     else:  # qdrant-client (server, or its local mode)
         page, _ = store.client.scroll(store.collection, limit=200, with_payload=["n_tokens"])
     return round(mean(float(p.payload["n_tokens"]) for p in page) * embedder.dimension * 2, 1)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
+
+K = TypeVar("K", bound=Hashable)  # a case or query id
 
 # Rows of resampled indices drawn at once: bounds memory (rows x items int64) for large sets.
 _MAX_CELLS_PER_BATCH = 2_000_000
@@ -65,8 +67,8 @@ def bootstrap_ci(
 
 
 def paired_drop(
-    previous: Mapping[Hashable, float],
-    current: Mapping[Hashable, float],
+    previous: Mapping[K, float],
+    current: Mapping[K, float],
     *,
     n_resamples: int = 2000,
     confidence: float = 0.95,
@@ -81,7 +83,7 @@ def paired_drop(
     return bootstrap_ci(diffs, n_resamples=n_resamples, confidence=confidence, seed=seed)
 
 
-def common_ids(previous: Mapping[Hashable, float], current: Mapping[Hashable, float]) -> list[Hashable]:
+def common_ids(previous: Mapping[K, float], current: Mapping[K, float]) -> list[K]:
     """The ids both runs scored with finite values, in a stable order (so the bootstrap is reproducible)."""
     ids = [i for i in previous if i in current and _finite(previous[i]) and _finite(current[i])]
     return sorted(ids, key=str)

@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from frontend import render
-from frontend.api_client import ApiClient, ApiClientError, ChatOptions, Document, Readiness
+from frontend.api_client import ApiClient, ApiClientError, ChatOptions, Document, Mode, Readiness
 from frontend.chat import ChatState, new_session_id, run_turn
 from services.core.settings import Settings
 
@@ -202,7 +202,7 @@ def build_app(settings: Settings, client: ApiClient | None = None) -> gr.Blocks:
             return (chat, banner, *document_updates(documents, current_filter))
 
         async def respond(
-            chat: ChatState | None, text: str, mode_value: str, rerank_value: bool, k: float, only: list[str]
+            chat: ChatState | None, text: str, mode_value: Mode, rerank_value: bool, k: float, only: list[str]
         ) -> AsyncIterator[tuple[Any, ...]]:
             chat = chat or ChatState()
             options = ChatOptions(mode=mode_value, rerank=bool(rerank_value), top_k=int(k), sources=tuple(only or ()))
@@ -255,10 +255,10 @@ def build_app(settings: Settings, client: ApiClient | None = None) -> gr.Blocks:
         events = [trigger(respond, chat_inputs, chat_outputs) for trigger in (send.click, question.submit)]
         for event in events:
             event.then(refresh_status, [state], [status])
-        stop.click(None, None, None, cancels=events)
+        stop.click(None, None, None, cancels=[*events])  # a Dependency is the dict the stubs ask for
         new_chat_outputs = [state, chatbot, sources, question, turn_info]
-        new_chat.click(start_new_chat, None, new_chat_outputs, cancels=events)
-        chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=events)  # the chat's own trash icon
+        new_chat.click(start_new_chat, None, new_chat_outputs, cancels=[*events])
+        chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=[*events])  # the chat's own trash icon
         upload.click(do_upload, [state, files, tags, source_filter], [upload_result, files, status, *doc_outputs])
         delete.click(do_delete, [state, doc_pick, source_filter], [upload_result, status, *doc_outputs])
         refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +43,7 @@ def new_session_id() -> str:
 
 async def traced_events(
     client: ApiClient, messages: list[dict[str, str]], options: ChatOptions, session_id: str
-) -> AsyncIterator[ChatEvent]:
+) -> AsyncGenerator[ChatEvent, None]:
     """``client.stream_chat`` inside a ``frontend.chat`` span; the API's spans become its children."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -67,7 +67,7 @@ async def traced_events(
                     await queue.put(event)
                 if span.is_recording():
                     span.set_output(tracing.clip("".join(answer)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except BaseException as exc:  # handed to the consumer, which re-raises it
             await queue.put(exc)
         finally:
             await queue.put(_END)

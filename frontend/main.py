@@ -12,8 +12,8 @@ import signal
 # Before gradio is imported: no usage analytics leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from services.core import tracing  # noqa: E402
-from services.core.settings import Settings  # noqa: E402
+from services.core import tracing
+from services.core.settings import Settings
 
 logger = logging.getLogger("frontend")
 

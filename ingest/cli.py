@@ -136,12 +136,16 @@ def watch(
     def on_health(ok: bool) -> None:
         beat.healthy = ok
 
+    def on_report(report: IngestReport) -> None:
+        _print_report(report, as_json)
+        _maintain(pipeline.store)
+
     watcher = FolderWatcher(
         directory,
         pipeline.sync,
         interval_s=interval,
         debouncer=Debouncer(quiet_s=quiet, max_wait_s=max_wait),
-        on_report=lambda report: (_print_report(report, as_json), _maintain(pipeline.store)),
+        on_report=on_report,
         on_health=on_health,
     )
     try:

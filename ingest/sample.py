@@ -12,6 +12,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.datasets.fitz_gov import CorpusDoc
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +23,11 @@ logger = logging.getLogger(__name__)
 def write_sample_corpus(dest: Path, max_docs: int = 400) -> list[Path]:
     from services.datasets.fitz_gov import load_corpus
 
-    by_domain: dict[str, list] = defaultdict(list)
+    by_domain: dict[str, list[CorpusDoc]] = defaultdict(list)
     for doc in load_corpus():
         if doc.title:  # titled documents read better as citations
             by_domain[doc.domain].append(doc)
-    picked = []
+    picked: list[CorpusDoc] = []
     # Round-robin over domains so the sample covers every topic, not just the largest one.
     queues = [sorted(docs, key=lambda d: d.id) for _, docs in sorted(by_domain.items())]
     while len(picked) < max_docs and any(queues):

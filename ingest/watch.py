@@ -32,7 +32,7 @@ from ingest.pipeline import IngestReport, iter_files
 logger = logging.getLogger(__name__)
 
 Snapshot = dict[str, tuple[int, int]]  # resolved path -> (mtime_ns, size)
-DEFAULT_HEARTBEAT = Path("/tmp/ragstack-ingest-watch.alive")  # noqa: S108 - a liveness marker, no data
+DEFAULT_HEARTBEAT = Path("/tmp/ragstack-ingest-watch.alive")  # a liveness marker, no data
 
 
 def snapshot(root: Path) -> Snapshot:
@@ -144,7 +144,7 @@ class FolderWatcher:
             return None
         try:
             report = self.sync(self.root)
-        except Exception:  # noqa: BLE001 - a down store must not kill the watcher; it retries
+        except Exception:  # a down store must not kill the watcher; it retries
             self.failures += 1
             self.debouncer.failed(self.clock())
             logger.exception("sync of %s failed; retrying in %.0f s", self.root, self.debouncer.retry_s)

@@ -1,6 +1,6 @@
 """Fixtures shared by every test layer. Models are the real packaged ones and load once per session."""
 
-# ruff: noqa: E402 - the offline switches must be set before anything imports the hub libraries
+# The offline switches must be set before anything imports the hub libraries.
 
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def fit(data: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> tupl
             "reranker": meta["reranker"],
             "decline_below": low,
             "answer_above": high,
-        }  # type: ignore[arg-type]
+        }
     )
     report = {split: split_report(model, data[split]) for split in SPLITS}
     report["retrieval"] = meta["settings"]

@@ -30,7 +30,7 @@ import numpy as np
 
 from services.core.measure import mean, mrr_at_k, ndcg_at_k
 from services.core.model_registry import MODELS_DIR, _packaged_minilm
-from services.datasets.fitz_gov import CorpusDoc, RetrievalQuery, load_corpus, load_queries, tier1_cases
+from services.datasets.fitz_gov import CorpusDoc, RetrievalQuery, Split, load_corpus, load_queries, tier1_cases
 
 logger = logging.getLogger(__name__)
 DEFAULT_OUT = MODELS_DIR / "reranker-fitzgov-minilm-l6"
@@ -103,7 +103,7 @@ def mine_pairs(
     cases = rag_case_pairs("train")
     pairs.extend(cases)
     rng.shuffle(pairs)
-    stats = {
+    stats: dict[str, object] = {
         "queries": len(queries),
         "unanswerable_queries": sum(1 for q in queries if not q.relevant),
         "rag_case_pairs": len(cases),
@@ -114,7 +114,7 @@ def mine_pairs(
     return pairs, stats
 
 
-def rag_case_pairs(split: str) -> list[tuple[str, str, float]]:
+def rag_case_pairs(split: Split) -> list[tuple[str, str, float]]:
     """(question, context, label) from the tier1 cases of one split: the contexts of an answerable case hold
     the answer (1); an abstention case's contexts are on the same topic and do not (0)."""
     pairs: list[tuple[str, str, float]] = []

@@ -56,10 +56,14 @@ def create_app(settings: Settings | None = None, components: Components | None =
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    protected = [Depends(require_api_key)]
+    # The OpenAPI document says what the runtime does: with RAG_API_KEY set, every route but the probes requires
+    # the bearer scheme and lists the 401; without one (local mode) nothing reads the header, so none is declared.
+    keyed = settings.api_key is not None
+    protected = [Depends(require_api_key)] if keyed else []
+    responses = {**errors.RESPONSES, **errors.AUTH_RESPONSES} if keyed else errors.RESPONSES
     app.include_router(health.router, responses=errors.RESPONSES)
     for router in (search.router, chat.router, openai_compat.router, documents.router):
-        app.include_router(router, dependencies=protected, responses=errors.RESPONSES)
+        app.include_router(router, dependencies=protected, responses=responses)
     app.add_middleware(
         LimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,

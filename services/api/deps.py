@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.api.components import Components
 from services.core.settings import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="RAG_API_KEY, when one is configured")
+# auto_error=False: a missing header reaches require_api_key, which answers the API's own 401 body. The app
+# declares this scheme (and routes require it) only when a key is configured; see create_app.
+_bearer = HTTPBearer(auto_error=False, description="Send `Authorization: Bearer <RAG_API_KEY>`")
 
 
 def get_components(request: Request) -> Components:

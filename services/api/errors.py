@@ -78,11 +78,12 @@ def _documented(description: str) -> dict[str, Any]:
 # Declared on every route so the OpenAPI document lists what clients really get (schemathesis checks it).
 RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _documented("malformed request (e.g. a broken multipart body)"),
-    401: _documented("missing or invalid API key (when RAG_API_KEY is set)"),
     404: _documented("no such document"),
     413: _documented("body, upload or query over its limit"),
     503: _documented("a dependency (LLM, Qdrant) is down, or too many requests are in flight; see Retry-After"),
 }
+# Only on the routes that require a key, and only when one is configured (RAG_API_KEY).
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: _documented("missing or invalid API key")}
 
 
 def status_for(exc: BaseException) -> int:

@@ -154,7 +154,7 @@ def chat_input(
 def search_response(result: SearchResult) -> SearchResponse:
     return SearchResponse(
         query=result.query,
-        mode=result.mode,  # type: ignore[arg-type]
+        mode=result.mode,
         reranker=result.reranker,
         reranked=result.reranked,
         rerank_skipped_reason=result.rerank_skipped_reason,

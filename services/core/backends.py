@@ -27,6 +27,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +35,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -67,7 +67,7 @@ def weights_digest(source: Path) -> str:
     files = sorted(source.glob("*.safetensors")) or sorted(source.glob("*.bin"))
     for f in files:
         with f.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for block in iter(functools.partial(fh.read, 1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
 
@@ -114,7 +114,7 @@ class _Exportable:
                 super().__init__()
                 self.inner = hf_model
 
-            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+            def forward(self, input_ids, attention_mask, token_type_ids):
                 out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
                 return out[output_name]
 
@@ -295,7 +295,7 @@ def _make_module(runner: Any, config: Any, output_name: str) -> Any:
             self.config = config
             self.runner = runner
 
-        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **_: Any):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **_: Any):
             ids = input_ids.cpu().numpy().astype(np.int64, copy=False)
             mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).cpu().numpy()
             types = token_type_ids.cpu().numpy() if token_type_ids is not None else np.zeros_like(ids)
@@ -343,11 +343,3 @@ def use_backend(
         runner = OpenVinoRunner(path, threads, fp32=backend == "openvino")
     module.model = _make_module(runner, module.model.config, output_name)
     logger.info("running %s on %s (%s)", source.name, backend, path)
-
-
-def iter_backends(names: Sequence[str] | None = None) -> Iterator[str]:
-    """The backends to try, validated (used by the benchmarks and the CLI)."""
-    for name in names or BACKENDS:
-        if name not in BACKENDS:
-            raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-        yield name

@@ -140,7 +140,10 @@ class SentenceTransformerEmbedder:
     def max_tokens(self) -> int:
         # Room for [CLS]/[SEP] and the passage prefix, so a chunk of this size is never truncated.
         prefix = self.count_tokens(self.passage_prefix) if self.passage_prefix else 0
-        return int(self.model.max_seq_length) - 2 - prefix
+        limit = self.model.max_seq_length
+        if limit is None:
+            raise ValueError(f"{self.name} declares no max_seq_length: chunks could not be sized to fit it")
+        return int(limit) - 2 - prefix
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -164,7 +167,8 @@ class SentenceTransformerEmbedder:
     # -- late interaction: the same forward pass, keeping the per-token vectors --------------------
 
     def _token_outputs(self, texts: list[str]) -> list[dict]:
-        return self.model.encode(texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=True)
+        # output_value=None gives one dict of outputs per text; the library's overloads do not say so.
+        return self.model.encode(texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=True)  # type: ignore[return-value]
 
     def _tokens(self, out: dict) -> np.ndarray:
         mask = np.asarray(out["attention_mask"], dtype=bool)

@@ -93,6 +93,6 @@ def _in_hf_cache(repo_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         hit = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # noqa: BLE001 - a malformed id is simply "not cached"
+    except Exception:  # a malformed id is simply "not cached"
         return False
     return isinstance(hit, str)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
 from services.core.model_registry import RERANKERS, resolve
@@ -48,7 +49,7 @@ def titled_passage(title: str, text: str) -> str:
     return f"{title}\n{text}"
 
 
-def fused_order(ce_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[int]:
+def fused_order(ce_scores: npt.ArrayLike, first_stage: Sequence[float], weight: float) -> list[int]:
     """Indices by descending ``(1 - weight) * ce + weight * minmax(first_stage)``; stable for ties."""
     ce = np.asarray(ce_scores, dtype=np.float64)
     fs = np.asarray(first_stage, dtype=np.float64)

@@ -126,7 +126,7 @@ class Retriever:
             return list(candidates[:top_k]), False, None if enabled else "disabled by request"
         try:
             return self.reranker.rerank(query, candidates, top_k, min_score), True, None
-        except Exception as exc:  # noqa: BLE001 - degraded service beats no service
+        except Exception as exc:  # degraded service beats no service
             logger.exception("reranker failed; returning first-stage order")
             return list(candidates[:top_k]), False, f"reranker failed: {type(exc).__name__}: {exc}"[:300]
 

@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -236,11 +237,12 @@ class QdrantStore:
         offset: Any = None
         while True:
             page, offset = self._call(
-                lambda o=offset: self.client.scroll(
+                functools.partial(
+                    self.client.scroll,
                     self.collection,
                     scroll_filter=flt,
                     limit=512,
-                    offset=o,
+                    offset=offset,
                     with_payload=False,
                     with_vectors=False,
                 )
@@ -296,7 +298,7 @@ class QdrantStore:
         offset: Any = None
         while True:
             page, offset = self._call(
-                lambda o=offset: self.client.scroll(self.manifest, limit=512, offset=o, with_payload=True)
+                functools.partial(self.client.scroll, self.manifest, limit=512, offset=offset, with_payload=True)
             )
             out.extend(DocumentRecord.from_payload(p.payload or {}) for p in page)
             if offset is None:

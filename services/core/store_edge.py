@@ -33,6 +33,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -64,6 +65,7 @@ from services.core.types import Chunk, DocumentRecord, RetrievedChunk
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+D = TypeVar("D")
 
 MARKER = "qdrant-edge.json"
 SHARDS = "shards"
@@ -110,6 +112,10 @@ def _doc_filter(doc_id: str) -> qe.Filter:
 
 def _sparse(vector: SparseVector) -> qe.SparseVector:
     return qe.SparseVector(list(vector.indices), [float(v) for v in vector.values])
+
+
+def _scroll_page(request: qe.ScrollRequest, shard: qe.EdgeShard) -> tuple[list[qe.Record], Any]:
+    return shard.scroll(request)
 
 
 def scroll_all(
@@ -205,7 +211,7 @@ class EdgeStore:
             self._shards[name] = shard
         return shard
 
-    def _call(self, name: str, fn: Callable[[qe.EdgeShard], T], default: T) -> T:
+    def _call(self, name: str, fn: Callable[[qe.EdgeShard], T], default: D) -> T | D:
         with self._lock:
             shard = self._open(name)
             return default if shard is None else fn(shard)
@@ -417,7 +423,7 @@ class EdgeStore:
         offset: Any = None
         while True:
             request = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=with_vector)
-            page, offset = self._call(name, lambda s, r=request: s.scroll(r), ([], None))
+            page, offset = self._call(name, functools.partial(_scroll_page, request), ([], None))
             if page:
                 yield page
             if offset is None:
@@ -735,7 +741,7 @@ def copy_edge_to_client(source: EdgeStore, target: QdrantStore, *, batch: int = 
                     else:
                         vector[vname] = value
                 points.append(models.PointStruct(id=str(r.id), vector=vector, payload=dict(r.payload or {})))
-            target._call(lambda n=out_name, p=points: target.client.upsert(n, points=p, wait=True))
+            target._call(functools.partial(target.client.upsert, out_name, points=points, wait=True))
             copied[key] += len(points)
     return copied
 

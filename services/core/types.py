@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # A fixed namespace makes point and document ids deterministic across machines and runs,
 # which is what lets re-ingestion overwrite instead of duplicate.
@@ -116,18 +118,18 @@ class DocumentRecord:
         }
 
     @classmethod
-    def from_payload(cls, payload: dict[str, object]) -> DocumentRecord:
+    def from_payload(cls, payload: Mapping[str, Any]) -> DocumentRecord:
         return cls(
             doc_id=str(payload["doc_id"]),
             source=str(payload["source"]),
             title=str(payload.get("title") or ""),
             content_hash=str(payload["content_hash"]),
             media_type=str(payload.get("media_type") or ""),
-            chunk_count=int(payload.get("chunk_count") or 0),  # type: ignore[arg-type]
+            chunk_count=int(payload.get("chunk_count") or 0),
             status=str(payload.get("status") or "complete"),
             ingested_at=str(payload.get("ingested_at") or ""),
-            tags=list(payload.get("tags") or []),  # type: ignore[call-overload]
-            size_bytes=int(payload.get("size_bytes") or 0),  # type: ignore[arg-type]
+            tags=list(payload.get("tags") or []),
+            size_bytes=int(payload.get("size_bytes") or 0),
             index_signature=str(payload.get("index_signature") or ""),
         )
 
@@ -150,16 +152,16 @@ class RetrievedChunk:
     late_interaction_score: float | None = None
 
     @classmethod
-    def from_payload(cls, point_id: str, score: float, payload: dict[str, object]) -> RetrievedChunk:
+    def from_payload(cls, point_id: str, score: float, payload: Mapping[str, Any]) -> RetrievedChunk:
         return cls(
             id=str(point_id),
             text=str(payload.get("text") or ""),
             doc_id=str(payload.get("doc_id") or ""),
             source=str(payload.get("source") or ""),
             title=str(payload.get("title") or ""),
-            section=payload.get("section"),  # type: ignore[arg-type]
-            page=payload.get("page"),  # type: ignore[arg-type]
-            chunk_index=int(payload.get("chunk_index") or 0),  # type: ignore[arg-type]
-            tags=list(payload.get("tags") or []),  # type: ignore[call-overload]
+            section=payload.get("section"),
+            page=payload.get("page"),
+            chunk_index=int(payload.get("chunk_index") or 0),
+            tags=list(payload.get("tags") or []),
             retrieval_score=float(score),
         )

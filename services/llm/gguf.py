@@ -13,6 +13,7 @@ Usage: ``python -m services.llm.gguf qwen2.5-coder-0.5b`` prints the verified fi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -99,7 +100,7 @@ def ensure_model(alias: str, models_dir: Path) -> Path:
         with partial.open("wb") as out:
             for package, rel in model.parts:
                 with (_package_dir(package) / rel).open("rb") as fh:
-                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    for block in iter(functools.partial(fh.read, 1 << 20), b""):
                         digest_obj.update(block)
                         out.write(block)
         digest = digest_obj.hexdigest()

@@ -16,8 +16,9 @@ from llm_server import free_port, start_llm_server, stop
 
 from services.api.components import Components, assemble
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.factory import build_store
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.store import VectorStore
 
 LLM_ALIAS = "smollm2-135m"
 
@@ -65,9 +66,10 @@ def rel_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def build(settings: Settings, embedder: SentenceTransformerEmbedder, store: QdrantStore | None = None) -> Components:
-    """The app's components as create_app builds them, around the session's already-loaded embedder."""
-    return assemble(settings, embedder, store or QdrantStore(path=":memory:", collection=settings.collection))
+def build(settings: Settings, embedder: SentenceTransformerEmbedder, store: VectorStore | None = None) -> Components:
+    """The app's components as create_app builds them, around the session's already-loaded embedder; the store
+    is the one the settings pick: an ephemeral qdrant-edge store by default (``RAG_QDRANT_EMBEDDED_ENGINE``)."""
+    return assemble(settings, embedder, store or build_store(settings))
 
 
 def close(components: Components) -> None:

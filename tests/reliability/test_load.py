@@ -2,7 +2,8 @@
 
 Phase 1: 8 concurrent clients mix /search and /chat for a fixed time: every request succeeds; p50/p95 are
 printed and written to ``.data/reliability/load.json`` (``RAG_LOAD_REPORT`` to change). No assertion on
-speed: this machine's numbers are not a contract.
+speed: this machine's numbers are not a contract. It runs on both embedded stores: qdrant-edge (the default;
+the report is its run) and qdrant-client's local mode (an API process of its own).
 Phase 2: a burst of 20 simultaneous /chat requests over ``RAG_MAX_CONCURRENT_REQUESTS=10``: the excess is
 refused at once with 503 + Retry-After (back-pressure), the rest are answered, and the server carries on.
 The API runs with tracing pointed at a closed port (Phoenix down) and with both secrets set, and its log
@@ -24,6 +25,7 @@ import pytest
 from apiproc import ApiProcess, start_api
 from conftest import LLM_ALIAS, closed_port_url, corpus_files
 from llm_server import REPO_ROOT
+from store_engines import ENGINES
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -44,11 +46,11 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def api(llm_server: tuple[object, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
+def _start(llm_server: tuple[object, str], tmp_path_factory: pytest.TempPathFactory, engine: str) -> ApiProcess:
     process = start_api(
-        tmp_path_factory.mktemp("load"),
+        tmp_path_factory.mktemp(f"load-{engine}"),
         {
+            "RAG_QDRANT_EMBEDDED_ENGINE": engine,
             "RAG_LLM_BASE_URL": llm_server[1],
             "RAG_LLM_MODEL": LLM_ALIAS,
             "RAG_LLM_MAX_TOKENS": "4",
@@ -64,7 +66,35 @@ def api(llm_server: tuple[object, str], tmp_path_factory: pytest.TempPathFactory
     try:
         r = httpx.post(f"{process.base}/documents", files=corpus_files(), headers=AUTH, timeout=120)
         assert r.status_code == 200 and {f["status"] for f in r.json()["files"]} == {"added"}, r.text
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+@pytest.fixture(scope="module")
+def api(llm_server: tuple[object, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
+    """The API on the default embedded store, qdrant-edge."""
+    process = _start(llm_server, tmp_path_factory, "edge")
+    try:
         yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def api_on(
+    request: pytest.FixtureRequest, llm_server: tuple[object, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    """The API on the engine the test is parametrised with: the module's Edge one, or one on local mode."""
+    if request.param == "edge":
+        yield request.getfixturevalue("api")
+        return
+    process = _start(llm_server, tmp_path_factory, request.param)
+    try:
+        yield process
+        text = process.log_text()
+        assert "Traceback" not in text and " 500" not in text, text[-3000:]
     finally:
         process.stop()
 
@@ -88,19 +118,26 @@ async def _client(base: str, n: int, deadline: float, log: list[tuple[str, int, 
             i += 1
 
 
-def test_sustained_load_has_no_errors_and_reports_p95(api: ApiProcess) -> None:
+@pytest.mark.parametrize("api_on", ENGINES, indirect=True)
+def test_sustained_load_has_no_errors_and_reports_p95(api_on: ApiProcess, request: pytest.FixtureRequest) -> None:
+    engine = request.node.callspec.params["api_on"]
     log: list[tuple[str, int, float, str]] = []
 
     async def run() -> None:
         deadline = time.monotonic() + DURATION_S
-        await asyncio.gather(*(_client(api.base, n, deadline, log) for n in range(CLIENTS)))
+        await asyncio.gather(*(_client(api_on.base, n, deadline, log) for n in range(CLIENTS)))
 
     started = time.perf_counter()
     asyncio.run(run())
     wall = time.perf_counter() - started
     errors = [entry for entry in log if entry[1] != 200]
     assert not errors, errors[:5]
-    report: dict[str, object] = {"clients": CLIENTS, "duration_s": round(wall, 1), "requests": len(log)}
+    report: dict[str, object] = {
+        "engine": engine,
+        "clients": CLIENTS,
+        "duration_s": round(wall, 1),
+        "requests": len(log),
+    }
     for path in ("/search", "/chat"):
         latencies = [entry[2] * 1000 for entry in log if entry[0] == path]
         assert latencies, f"no {path} request completed"
@@ -111,9 +148,10 @@ def test_sustained_load_has_no_errors_and_reports_p95(api: ApiProcess) -> None:
             "max_ms": round(max(latencies), 1),
         }
     report["requests_per_s"] = round(len(log) / wall, 2)
-    out = Path(os.environ.get("RAG_LOAD_REPORT", REPO_ROOT / ".data" / "reliability" / "load.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    if engine == "edge":  # the default store's run is the report
+        out = Path(os.environ.get("RAG_LOAD_REPORT", REPO_ROOT / ".data" / "reliability" / "load.json"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
     print(f"\nload: {json.dumps(report)}")
 
 

@@ -46,7 +46,7 @@ async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
     description=STREAM_DOC,
     responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "LLM or store unavailable"}},
 )
-async def chat(body: ChatRequest, components: ComponentsDep, request: Request):  # noqa: ANN201 - JSON or SSE
+async def chat(body: ChatRequest, components: ComponentsDep, request: Request):  # JSON or SSE
     pipeline = components.chat_pipeline()
     turn = rag.chat_input(body.messages, body, body.max_tokens, body.temperature)
     rt = rag.RequestTrace("rag.chat", request.headers, body.messages[-1].text())

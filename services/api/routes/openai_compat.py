@@ -45,7 +45,7 @@ async def models(components: ComponentsDep) -> dict[str, Any]:
     # The JSON body is undeclared (OpenAI's schema, plus the grounding fields); both media types are documented.
     responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "LLM or store unavailable"}},
 )
-async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, request: Request):  # noqa: ANN201
+async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, request: Request):
     pipeline = components.chat_pipeline()
     turn = rag.chat_input(
         body.messages, body.rag or ChatOptions(), body.max_completion_tokens or body.max_tokens, body.temperature

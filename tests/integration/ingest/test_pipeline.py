@@ -304,7 +304,7 @@ def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests
     seen: list[str] = []
     original = headed.embedder.embed_passages
 
-    def recording(texts, **kwargs):  # noqa: ANN001, ANN202 - a spy around the real model
+    def recording(texts, **kwargs):  # a spy around the real model
         seen.extend(texts)
         return original(texts, **kwargs)
 

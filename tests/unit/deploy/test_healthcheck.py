@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:  # the stdlib's name
         self.send_response(200 if self.path == "/healthz" else 503)
         self.end_headers()
 

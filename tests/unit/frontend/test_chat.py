@@ -85,7 +85,7 @@ def turn(api: FakeApi, state: ChatState, question: str, options: ChatOptions | N
         return [
             state.display[-1]["content"]
             async for _ in run_turn(api.client(), state, question, options or ChatOptions())
-        ]  # noqa: E501
+        ]
 
     return asyncio.run(run())
 
@@ -225,7 +225,7 @@ def test_a_stream_that_breaks_keeps_the_partial_answer() -> None:
         ("sources", SOURCES),
         ("token", {"text": "Unplug "}),
         ("error", {"message": "LLM died", "partial_answer": "Unplug "}),
-    )  # noqa: E501
+    )
     api = FakeApi(lambda r: httpx.Response(200, content=body))
     state = ChatState()
     turn(api, state, "router?")

