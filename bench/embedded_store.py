@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -210,6 +211,22 @@ def index_stage(points: int, n_queries: int) -> list[dict[str, object]]:
     return rows
 
 
+def write_report(out: Path | None, queries: int, rows: list[dict[str, object]], **extra: str) -> None:
+    """The result file of either stage: where and when it ran, the rows, and what the stage adds (``extra``)."""
+    if not out:
+        return
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "queries": queries,
+        **extra,
+        "filter": "source = 1 of 10 (10% of the points)",
+        "results": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -221,25 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.points:
-        rows = index_stage(args.points, args.queries)
-        report = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "python": sys.version.split()[0],
-            "queries": args.queries,
-            "recall": "top-10 ids vs a numpy brute force over the same points",
-            "filter": "source = 1 of 10 (10% of the points)",
-            "results": rows,
-        }
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        index_rows = index_stage(args.points, args.queries)
+        recall = "top-10 ids vs a numpy brute force over the same points"
+        write_report(args.out, args.queries, index_rows, python=sys.version.split()[0], recall=recall)
         return 0
     rng = np.random.default_rng(0)
     queries = rng.standard_normal((args.queries, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     filtered = SearchFilters(source=("mem://source-3",))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for size in args.sizes:
         vectors = rng.standard_normal((size, DIM)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -266,16 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{size}: edge is {by['local']['p50_ms'] / by['edge']['p50_ms']:.0f}x faster unfiltered, "
                 f"{by['local']['filtered_p50_ms'] / by['edge']['filtered_p50_ms']:.0f}x filtered"
             )
-    report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "queries": args.queries,
-        "filter": "source = 1 of 10 (10% of the points)",
-        "results": rows,
-    }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, args.queries, rows)
     return 0
 
 

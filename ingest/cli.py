@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from ingest.factory import build_pipeline
-from ingest.maintenance import IndexMaintainer
+from ingest.maintenance import IndexMaintainer, describe
 from ingest.pipeline import IngestPipeline, IngestReport, delete_document
 from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
 from services.core import tracing
@@ -72,15 +72,9 @@ def _maintain(store: VectorStore) -> None:
     """End of an ingest run: an Edge store past RAG_QDRANT_INDEX_THRESHOLD builds its HNSW index now, in this
     process and not on a request (see docs/embedded-store.md). A failed build is reported, not fatal: the
     documents are in, and search stays exact until `ingest build-index` or the next run succeeds."""
-    outcome = IndexMaintainer(store).run()
-    if outcome.get("error"):
-        typer.echo(f"index: not built ({outcome['error']}); search stays exact", err=True)
-    elif outcome.get("indexed"):
-        typer.echo(
-            f"index: HNSW over {outcome['chunks']} chunks in {outcome['seconds']} s "
-            f"(quantization {outcome.get('quantization')})",
-            err=True,
-        )
+    line = describe(IndexMaintainer(store).run())
+    if line:
+        typer.echo(line, err=True)
 
 
 @app.command()

@@ -28,6 +28,18 @@ from services.core.store import VectorStore
 logger = logging.getLogger(__name__)
 
 
+def describe(outcome: dict[str, object]) -> str | None:
+    """One line for a person about a build's outcome (None when nothing was built or tried)."""
+    if outcome.get("error"):
+        return f"vector index not built ({outcome['error']}); search stays exact"
+    if outcome.get("indexed"):
+        return (
+            f"vector index: HNSW over {outcome['chunks']} chunks in {outcome['seconds']} s "
+            f"(quantization {outcome.get('quantization')})"
+        )
+    return None
+
+
 class IndexMaintainer:
     def __init__(self, store: VectorStore) -> None:
         self.store = store

@@ -52,7 +52,7 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
     The store ``make eval``'s local stack serves and ``make answerability`` trains on: written as
     ``corpus/<fitz-gov id>.md`` so a hit's file name is its judged id, and ingested once."""
     from ingest.factory import build_pipeline
-    from ingest.maintenance import IndexMaintainer
+    from ingest.maintenance import IndexMaintainer, describe
     from services.core.factory import build_embedder, build_store
     from services.core.settings import Settings
     from services.datasets.fitz_gov import load_corpus
@@ -78,10 +78,9 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
         summary = report.summary()
         marker.write_text(json.dumps(summary, default=str) + "\n", encoding="utf-8")
         say(f"ingested {summary['chunks']} chunks in {summary['seconds']} s")
-        index = IndexMaintainer(store).run()  # past RAG_QDRANT_INDEX_THRESHOLD: HNSW now, before the API serves
-        if index.get("error"):
-            say(f"vector index not built ({index['error']}); search stays exact")
-        elif index.get("indexed"):
-            say(f"vector index: HNSW over {index['chunks']} chunks in {index['seconds']} s")
+        # Past RAG_QDRANT_INDEX_THRESHOLD: HNSW now, before the API serves.
+        line = describe(IndexMaintainer(store).run())
+        if line:
+            say(line)
     finally:
         store.close()

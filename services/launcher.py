@@ -72,7 +72,7 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
     """Ingest the sample corpus when the store is empty, then build its index if it is past the threshold (in
     this process: nothing is served yet); the folder lock is released before the API starts."""
     from ingest.factory import build_pipeline
-    from ingest.maintenance import IndexMaintainer
+    from ingest.maintenance import IndexMaintainer, describe
     from ingest.sample import write_sample_corpus
     from services.core.factory import build_embedder, build_store
 
@@ -88,11 +88,9 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
         report = build_pipeline(settings, embedder, store).sync(folder, progress=True)
         s = report.summary()
         say(f"sample ingest: {s['added']} documents, {s['chunks']} chunks in {s['seconds']} s")
-        index = IndexMaintainer(store).run()
-        if index.get("error"):
-            say(f"vector index not built ({index['error']}); search stays exact")
-        elif index.get("indexed"):
-            say(f"vector index: HNSW over {index['chunks']} chunks in {index['seconds']} s")
+        line = describe(IndexMaintainer(store).run())
+        if line:
+            say(line)
     finally:
         store.close()
 

@@ -12,9 +12,8 @@ import schemathesis
 from conftest import build, close, corpus_files, rel_settings
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
-from schemathesis.checks import positive_data_acceptance
+from schema_fuzz import fuzz_every_operation
 
 from services.api.app import create_app
 from services.core.embedder import SentenceTransformerEmbedder
@@ -65,22 +64,5 @@ def test_api_conforms_to_its_schema(fuzz_app: FastAPI) -> None:
         "POST /v1/chat/completions",
         "GET /readyz",
     }
-    checked: list[str] = []
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=MAX_EXAMPLES,
-            deadline=None,
-            derandomize=True,  # the same examples every run: a failure reproduces
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def fuzz(case: schemathesis.Case) -> None:
-            if case.method.upper() == "DELETE":
-                case.path_parameters = {"doc_id": "00000000-0000-0000-0000-000000000000"}  # keep the corpus
-            case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance])
-            checked.append(case.method)
-
-        fuzz()
+    checked = fuzz_every_operation(operations, AUTH, max_examples=MAX_EXAMPLES, keep_corpus=True)
     assert len(checked) >= len(operations)
