@@ -135,13 +135,15 @@ def disk_bytes(folder: Path) -> int:
     return sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
 
 
-def measure(folder: str, quantization: str, queries: np.ndarray, truth: np.ndarray) -> dict[str, object]:
+def measure(
+    folder: str, quantization: str, queries: np.ndarray, truth: np.ndarray, hnsw_ef: int | None
+) -> dict[str, object]:
     """In a fresh child process: open the store, search, and report latency, recall@10 and resident memory."""
     import psutil
 
     process = psutil.Process()
     base = process.memory_info().rss
-    store = EdgeStore(path=folder, quantization=quantization)  # type: ignore[arg-type]
+    store = EdgeStore(path=folder, quantization=quantization, hnsw_ef=hnsw_ef)  # type: ignore[arg-type]
     store.count_chunks()  # loads the shard
     loaded = process.memory_info().rss
     store.search(dense=queries[0], sparse=None, mode="dense", limit=10)  # warm
@@ -164,7 +166,7 @@ def measure(folder: str, quantization: str, queries: np.ndarray, truth: np.ndarr
     }
 
 
-def index_stage(points: int, n_queries: int) -> list[dict[str, object]]:
+def index_stage(points: int, n_queries: int, efs: list[int]) -> list[dict[str, object]]:
     import multiprocessing
 
     rng = np.random.default_rng(0)
@@ -192,18 +194,20 @@ def index_stage(points: int, n_queries: int) -> list[dict[str, object]]:
                 store.maintain(force=True)
                 build_s = round(time.perf_counter() - t0, 1)
                 store.close()
-            with spawn.Pool(1) as pool:
-                measured = pool.apply(measure, (str(folder), quantization, queries, truth))
-            row = {
-                "points": points,
-                "variant": variant,
-                "upsert_s": round(upsert_s, 1),
-                "index_build_s": build_s,
-                **measured,
-                "disk_mb": round(disk_bytes(folder) / 2**20),
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for ef in [None] if variant == "exact" else efs:  # exact search has no breadth to set
+                with spawn.Pool(1) as pool:
+                    measured = pool.apply(measure, (str(folder), quantization, queries, truth, ef))
+                row = {
+                    "points": points,
+                    "variant": variant,
+                    "hnsw_ef": ef,
+                    "upsert_s": round(upsert_s, 1),
+                    "index_build_s": build_s,
+                    **measured,
+                    "disk_mb": round(disk_bytes(folder) / 2**20),
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
             if variant != "exact":
                 shutil.rmtree(folder, ignore_errors=True)
     finally:
@@ -235,10 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--points", type=int, default=None, help="run the index stage instead: Edge exact vs HNSW vs HNSW+int8"
     )
+    parser.add_argument(
+        "--ef", type=int, nargs="+", default=[64, 128, 256, 512], help="index stage: HNSW search breadths to try"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.points:
-        index_rows = index_stage(args.points, args.queries)
+        index_rows = index_stage(args.points, args.queries, args.ef)
         recall = "top-10 ids vs a numpy brute force over the same points"
         write_report(args.out, args.queries, index_rows, python=sys.version.split()[0], recall=recall)
         return 0

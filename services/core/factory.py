@@ -33,6 +33,7 @@ def build_store(settings: Settings) -> VectorStore:
             late_interaction=settings.late_interaction,
             index_threshold=settings.qdrant_index_threshold,
             quantization=settings.qdrant_quantization,
+            hnsw_ef=settings.qdrant_hnsw_ef,
         )
     path = None if settings.qdrant_url else settings.resolved_qdrant_path
     if path and path != ":memory:" and folder_kind(path) == "edge":
@@ -48,4 +49,5 @@ def build_store(settings: Settings) -> VectorStore:
         collection=settings.collection,
         timeout_s=settings.qdrant_timeout_s,
         late_interaction=settings.late_interaction,
+        hnsw_ef=settings.qdrant_hnsw_ef,
     )

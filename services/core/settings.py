@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         description="Edge: build the HNSW index at the end of an ingest run once the store holds this many chunks "
         "(exact search below it); 0 = never",
     )
+    qdrant_hnsw_ef: int = Field(
+        128,
+        ge=1,
+        le=4096,
+        description="HNSW search breadth (ef) for dense queries once the graph is built (Edge and server); higher "
+        "is closer to exact and slower (bench.embedded_store --points; docs/embedded-store.md)",
+    )
     qdrant_quantization: Literal["none", "int8"] = Field(
         "none", description="Edge: int8 scalar quantisation of the dense vectors, built with the HNSW index"
     )

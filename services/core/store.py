@@ -102,6 +102,7 @@ class QdrantStore:
         timeout_s: float = 10.0,
         retries: int = 2,
         late_interaction: bool = False,
+        hnsw_ef: int | None = None,
     ) -> None:
         if url:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
@@ -114,6 +115,8 @@ class QdrantStore:
             self.mode = "local"
         self.collection = collection
         self.late_interaction = late_interaction
+        # Without it the server searches its graph with ef = ef_construct; local mode is exact and ignores it.
+        self.search_params = models.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         self.manifest = f"{collection}_documents"
         self.retries = retries if self.mode == "server" else 0
         # Local mode is a single-process, non-thread-safe engine; the API calls it from a thread pool.
@@ -321,14 +324,16 @@ class QdrantStore:
         sparse_q = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None
         if mode == "dense":
             assert dense is not None
-            kwargs: dict[str, Any] = {"query": dense.tolist(), "using": DENSE}
+            kwargs: dict[str, Any] = {"query": dense.tolist(), "using": DENSE, "params": self.search_params}
         elif mode == "sparse":
             if sparse_q is None or not sparse_q.indices:
                 return []  # a query made only of stop words matches nothing lexically
             kwargs = {"query": sparse_q, "using": SPARSE}
         elif mode == "hybrid":
             assert dense is not None
-            prefetch = [models.Prefetch(query=dense.tolist(), using=DENSE, limit=limit, filter=flt)]
+            prefetch = [
+                models.Prefetch(query=dense.tolist(), using=DENSE, limit=limit, filter=flt, params=self.search_params)
+            ]
             if sparse_q is not None and sparse_q.indices:
                 prefetch.append(models.Prefetch(query=sparse_q, using=SPARSE, limit=limit, filter=flt))
             kwargs = {"prefetch": prefetch, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
