@@ -190,8 +190,10 @@ images: $(ENGINE_SETUP) setup
 
 # The compose stack for real (tests/compose): built air-gapped, started from compose.yaml with the override the
 # missing Qdrant server forces, checked through its ports and network, restarted, then removed without a trace.
+# It runs in a loopback-only network namespace (scripts/airgapped.sh): the engine, its container network and
+# every container with it, so a call to a hub, telemetry or a CDN from any container fails.
 compose-test: images
-	COMPOSE="$(COMPOSE)" $(BIN)/python -m pytest -q -m compose tests/compose $(PYTEST_ARGS)
+	scripts/airgapped.sh env COMPOSE="$(COMPOSE)" $(BIN)/python -m pytest -q -m compose tests/compose $(PYTEST_ARGS)
 
 up: $(ENGINE_SETUP)
 	$(if $(DOCKER_OK),$(COMPOSE) $(COMPOSE_FILES) --profile $(LLM_PROFILE) up --detach --build --wait,\

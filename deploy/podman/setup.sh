@@ -5,7 +5,8 @@
 #
 #   deploy/podman/setup.sh engine   install podman + podman-compose's needs (Debian packages)
 #   deploy/podman/setup.sh base     build localhost/ragstack-debian:bookworm (debootstrap minbase) and
-#                                   localhost/ragstack-python:bookworm (+ python3.11, venv) on it
+#                                   localhost/ragstack-python:bookworm on it: the CPython 3.11 of $PYTHON
+#                                   (default .venv/bin/python, the tests' interpreter) under /usr/local
 #
 # CONTAINERS_CONF must point at deploy/podman/containers.conf (the Makefile exports it).
 set -euo pipefail
@@ -14,6 +15,7 @@ sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 DEBIAN_IMAGE=${DEBIAN_IMAGE:-localhost/ragstack-debian:bookworm}
 PYTHON_IMAGE=${PYTHON_IMAGE:-localhost/ragstack-python:bookworm}
+PYTHON=${PYTHON:-.venv/bin/python}
 # The mirror this machine's apt uses (deb822 or one-line sources), else Debian's CDN.
 MIRROR=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*debian\)$/\1/p; s/^deb \(http[^ ]*\/debian\) bookworm .*/\1/p' \
 	/etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)}
@@ -27,6 +29,27 @@ engine() {
 		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 	fi
 	podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.NetworkBackend}} {{.Store.GraphDriverName}}'
+}
+
+# The interpreter the tests run on, relocated: its install prefix minus site-packages, the test suite, IDLE,
+# tkinter and the static library (about 70 MB), staged with the Containerfile in a temporary context.
+python_image() {
+	local version=$1 prefix context
+	case $version in 3.11.*) ;; *) echo "$PYTHON is Python $version; the images need 3.11 (python:3.11 in production)"; exit 1 ;; esac
+	prefix=$("$PYTHON" -c 'import sys; print(sys.base_prefix)')
+	context=$(mktemp -d)
+	mkdir -p "$context/python/bin" "$context/python/lib"
+	cp -a "$prefix/bin/python3.11" "$context/python/bin/"
+	cp -a "$prefix"/lib/libpython3.11.so* "$context/python/lib/" 2>/dev/null || true
+	[ -d "$prefix/include" ] && cp -a "$prefix/include" "$context/python/"
+	tar -C "$prefix/lib" --exclude=python3.11/site-packages --exclude=python3.11/test --exclude=python3.11/idlelib \
+		--exclude=python3.11/tkinter --exclude='*.a' --exclude=__pycache__ -c python3.11 | tar -C "$context/python/lib" -x
+	mkdir -p "$context/python/lib/python3.11/site-packages"
+	cp "$here/Containerfile.python" "$context/"
+	echo "building $PYTHON_IMAGE: CPython $version from $prefix"
+	podman build --quiet --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" --build-arg "PYTHON_VERSION=$version" \
+		-t "$PYTHON_IMAGE" -f "$context/Containerfile.python" "$context" >/dev/null
+	rm -rf "$context"
 }
 
 base() {
@@ -47,8 +70,12 @@ base() {
 			--change 'ENV SSL_CERT_FILE=/etc/ca-certificates-host.crt' \
 			--change 'CMD ["/bin/bash"]' - "$DEBIAN_IMAGE" >/dev/null
 	fi
-	if ! podman image exists "$PYTHON_IMAGE"; then
-		podman build --quiet --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$PYTHON_IMAGE" -f "$here/Containerfile.python" "$here"
+	local version built=""
+	version=$("$PYTHON" -c 'import platform; print(platform.python_version())')
+	podman image exists "$PYTHON_IMAGE" &&
+		built=$(podman image inspect --format '{{index .Labels "ragstack.python.version"}}' "$PYTHON_IMAGE")
+	if [ "$built" != "$version" ]; then
+		python_image "$version"
 	fi
 	podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'ragstack-(debian|python)'
 }

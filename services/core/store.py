@@ -344,6 +344,8 @@ class QdrantStore:
                 raise ValueError("late interaction needs a collection ingested with RAG_LATE_INTERACTION=true")
             first = models.Prefetch(filter=flt, limit=limit, **kwargs)
             kwargs = {"prefetch": [first], "query": late.tolist(), "using": LATE}
+        if "params" in kwargs:  # a Prefetch's `params` is query_points' `search_params`
+            kwargs["search_params"] = kwargs.pop("params")
         result = self._call(
             lambda: self.client.query_points(
                 self.collection, query_filter=flt, limit=limit, with_payload=True, **kwargs

@@ -177,6 +177,28 @@ def test_services_find_each_other_on_the_compose_network(stack: Stack) -> None:
         assert r.returncode == 0, f"{service} -> {url}: {r.stdout}{r.stderr}"
 
 
+OUTSIDE = """
+import socket, sys
+for host, port in [("pypi.org", 443), ("huggingface.co", 443), ("151.101.0.223", 443)]:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        print(host, "unreachable:", exc)
+    else:
+        sys.exit(f"{host}:{port} answered")
+"""
+
+
+@pytest.mark.skipif(os.environ.get("RAG_TEST_AIRGAPPED") != "1", reason="air-gapped only (make compose-test)")
+def test_no_container_reaches_outside_the_machine(stack: Stack) -> None:
+    """make compose-test runs engine and stack in a loopback-only namespace: the stack above worked without
+    the internet, and a container that tries to leave (a hub, a CDN, by name or by address) cannot."""
+    for service in ("api", "frontend", "phoenix"):
+        r = podman("exec", stack.container(service), "python", "-c", OUTSIDE)
+        assert r.returncode == 0, f"{service}: {r.stdout}{r.stderr}"
+        assert r.stdout.count("unreachable") == 3, r.stdout
+
+
 def test_the_eval_container_writes_its_report_to_its_volume(stack: Stack) -> None:
     run = compose(stack.env, "run", "--rm", "eval", "python", "-m", "eval.run", "--sample", "3", "--rag-sample", "1")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
