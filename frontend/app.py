@@ -11,6 +11,7 @@ every request is frontend/api_client.py. Usage::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -88,178 +89,288 @@ def client_for(settings: Settings) -> ApiClient:
     return ApiClient(settings.frontend_api_url, api_key=key, timeout_s=settings.frontend_timeout_s)
 
 
-def build_app(settings: Settings, client: ApiClient | None = None) -> gr.Blocks:
-    """The whole UI. ``client`` can be given (tests); by default it is built from the settings."""
-    api = client or client_for(settings)
+@dataclass(frozen=True)
+class ChatTab:
+    """The Chat tab's components that handlers read or write (layout-only blocks are left out)."""
 
-    async def overview(session_id: str | None) -> tuple[str, list[Document] | None]:
-        """The status banner and the document list (None when the API is unreachable)."""
-        readiness: Readiness | None = None
-        documents: list[Document] | None = None
-        error = ""
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    send: gr.Button
+    turn_info: gr.HTML
+    stop: gr.Button
+    new_chat: gr.Button
+    mode: gr.Radio
+    rerank: gr.Checkbox
+    top_k: gr.Slider
+    source_filter: gr.Dropdown
+    sources: gr.HTML
+
+
+@dataclass(frozen=True)
+class DocumentsTab:
+    """The Documents tab's components that handlers read or write (layout-only blocks are left out)."""
+
+    files: gr.File
+    tags: gr.Textbox
+    upload: gr.Button
+    upload_result: gr.HTML
+    documents: gr.HTML
+    doc_pick: gr.Dropdown
+    delete: gr.Button
+    refresh: gr.Button
+
+
+def session_of(chat: ChatState | None) -> str | None:
+    """The browser session's id; None before on_load has made its ChatState."""
+    return chat.session_id if chat else None
+
+
+async def overview(api: ApiClient, session_id: str | None) -> tuple[str, list[Document] | None]:
+    """The status banner and the document list (None when the API is unreachable)."""
+    readiness: Readiness | None = None
+    documents: list[Document] | None = None
+    error = ""
+    try:
+        readiness = await api.readiness(session_id)
+        documents = await api.list_documents(session_id)
+    except ApiClientError as exc:
+        error = exc.message if readiness is None else ""
+        if readiness is not None:
+            readiness = Readiness("unavailable", {"documents": False})
+    count = None if documents is None else len(documents)
+    return render.readiness_banner(readiness, api.base_url, count, error), documents
+
+
+def document_outputs(docs: DocumentsTab, source_filter: gr.Dropdown) -> list[Any]:
+    """What a fresh document list updates, in the order of ``document_updates``: the Documents tab's table
+    and delete picker, and the Chat tab's source filter (which may only offer documents that exist)."""
+    return [docs.documents, source_filter, docs.doc_pick]
+
+
+def document_updates(documents: list[Document] | None, current_filter: list[str] | None) -> tuple[Any, ...]:
+    """Values for ``document_outputs``; an unreachable API leaves the filter and picker as they are."""
+    if documents is None:
+        table = render.banner("error", "The document list is unavailable: the API cannot be reached.")
+        return table, gr.update(), gr.update()
+    sources = render.source_choices(documents)
+    kept = [s for s in (current_filter or []) if s in sources]
+    return (
+        render.documents_table(documents),
+        gr.update(choices=sources, value=kept),
+        gr.update(choices=render.document_choices(documents), value=None),
+    )
+
+
+def chat_tab(settings: Settings) -> ChatTab:
+    """Lay out the Chat tab (inside an open ``gr.Tabs``): conversation and controls left, sources right.
+
+    The retrieval settings start from the server's defaults so an untouched UI asks what the API would."""
+    with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                elem_id="chatbot",
+                height=520,
+                label="Conversation",
+                placeholder="Ask a question about your documents. Answers cite sources as [n].",
+                feedback_options=None,
+                buttons=["copy"],
+            )
+            with gr.Row():
+                question = gr.Textbox(
+                    placeholder="Ask about your documents…",
+                    show_label=False,
+                    elem_id="question",
+                    scale=6,
+                    lines=1,
+                    max_lines=6,
+                    autofocus=True,
+                )
+                send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
+            turn_info = gr.HTML(render.turn_info("idle", ""), elem_id="turn-info")
+            with gr.Row():
+                stop = gr.Button("Stop", elem_id="stop", size="sm")
+                new_chat = gr.Button("New chat", elem_id="new-chat", size="sm")
+            with gr.Accordion("Retrieval settings", open=False, elem_id="retrieval-settings"):
+                mode = gr.Radio(
+                    [("hybrid (dense + BM25)", "hybrid"), ("dense", "dense"), ("sparse (BM25)", "sparse")],
+                    value=settings.retrieval_mode,
+                    label="Retrieval mode",
+                    elem_id="mode",
+                )
+                rerank = gr.Checkbox(
+                    value=settings.reranker != "none",
+                    label="Rerank with the cross-encoder",
+                    elem_id="rerank",
+                )
+                top_k = gr.Slider(1, MAX_TOP_K, value=min(settings.top_k, MAX_TOP_K), step=1, label="Sources (top-K)")
+                source_filter = gr.Dropdown(
+                    choices=[],
+                    value=[],
+                    multiselect=True,
+                    label="Only search these documents (empty = all)",
+                    elem_id="source-filter",
+                )
+        with gr.Column(scale=2, elem_id="sources-column"):
+            gr.Markdown("### Sources")
+            sources = gr.HTML(render.sources_panel([]), elem_id="sources")
+    return ChatTab(
+        chatbot=chatbot,
+        question=question,
+        send=send,
+        turn_info=turn_info,
+        stop=stop,
+        new_chat=new_chat,
+        mode=mode,
+        rerank=rerank,
+        top_k=top_k,
+        source_filter=source_filter,
+        sources=sources,
+    )
+
+
+def documents_tab() -> DocumentsTab:
+    """Lay out the Documents tab (inside an open ``gr.Tabs``): upload with tags, its report, the list, delete."""
+    with gr.Tab("Documents", id="documents"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                files = gr.File(
+                    file_count="multiple",
+                    file_types=UPLOAD_TYPES,
+                    label="Files to ingest (txt, md, html, pdf, docx)",
+                    elem_id="upload-files",
+                )
+            with gr.Column(scale=2):
+                tags = gr.Textbox(label="Tags (comma-separated, optional)", elem_id="tags")
+                upload = gr.Button("Upload and ingest", variant="primary", elem_id="upload")
+        upload_result = gr.HTML(elem_id="upload-result")
+        gr.Markdown("### Indexed documents")
+        documents = gr.HTML(elem_id="documents")
+        with gr.Row():
+            doc_pick = gr.Dropdown(choices=[], label="Document to delete", elem_id="delete-pick", scale=4)
+            delete = gr.Button("Delete", variant="stop", elem_id="delete", scale=1)
+            refresh = gr.Button("Refresh", elem_id="refresh", scale=1)
+    return DocumentsTab(
+        files=files,
+        tags=tags,
+        upload=upload,
+        upload_result=upload_result,
+        documents=documents,
+        doc_pick=doc_pick,
+        delete=delete,
+        refresh=refresh,
+    )
+
+
+# The handlers below carry no docstrings on purpose: Gradio publishes a handler's docstring as its API
+# endpoint's description, and their names are the endpoint names (/respond is what API clients call).
+
+
+def wire_chat_tab(api: ApiClient, chat: ChatTab, state: gr.State, status: gr.HTML) -> None:
+    """Send/Enter streams a turn and then refreshes the banner; Stop, New chat and the chat's trash icon
+    cancel a running turn. Must run inside the ``gr.Blocks`` context that holds ``chat``."""
+
+    async def respond(
+        chat_state: ChatState | None, text: str, mode_value: Mode, rerank_value: bool, k: float, only: list[str]
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        chat_state = chat_state or ChatState()
+        options = ChatOptions(mode=mode_value, rerank=bool(rerank_value), top_k=int(k), sources=tuple(only or ()))
+        async for _ in run_turn(api, chat_state, text, options):
+            yield (
+                chat_state,
+                "",
+                [dict(m) for m in chat_state.display],
+                chat_state.sources_html(),
+                chat_state.info_html(),
+            )
+
+    async def refresh_status(chat_state: ChatState | None) -> str:
+        banner, _ = await overview(api, session_of(chat_state))
+        return banner
+
+    def start_new_chat() -> tuple[Any, ...]:
+        chat_state = ChatState(session_id=new_session_id())
+        return chat_state, [], chat_state.sources_html(), "", chat_state.info_html()
+
+    chat_inputs = [state, chat.question, chat.mode, chat.rerank, chat.top_k, chat.source_filter]
+    chat_outputs = [state, chat.question, chat.chatbot, chat.sources, chat.turn_info]
+    events = [trigger(respond, chat_inputs, chat_outputs) for trigger in (chat.send.click, chat.question.submit)]
+    for event in events:
+        event.then(refresh_status, [state], [status])
+    chat.stop.click(None, None, None, cancels=[*events])  # a Dependency is the dict the stubs ask for
+    new_chat_outputs = [state, chat.chatbot, chat.sources, chat.question, chat.turn_info]
+    chat.new_chat.click(start_new_chat, None, new_chat_outputs, cancels=[*events])
+    chat.chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=[*events])  # the chat's own trash icon
+
+
+def wire_documents_tab(
+    api: ApiClient, docs: DocumentsTab, state: gr.State, status: gr.HTML, source_filter: gr.Dropdown
+) -> None:
+    """Upload, Delete and Refresh each report, then refresh the banner and every view of the document list
+    (``source_filter`` is the Chat tab's). Must run inside the ``gr.Blocks`` context that holds ``docs``."""
+    doc_outputs = document_outputs(docs, source_filter)
+
+    async def do_upload(
+        chat: ChatState | None, paths: list[str] | None, tag_text: str, current_filter: list[str]
+    ) -> tuple[Any, ...]:
+        if not paths:
+            return (render.banner("info", "Choose one or more files first."), gr.update(), gr.update(),
+                    gr.update(), gr.update(), gr.update())  # fmt: skip
         try:
-            readiness = await api.readiness(session_id)
-            documents = await api.list_documents(session_id)
+            result = await api.upload(paths, tag_text or "", session_of(chat))
+            report = render.upload_report(result)
         except ApiClientError as exc:
-            error = exc.message if readiness is None else ""
-            if readiness is not None:
-                readiness = Readiness("unavailable", {"documents": False})
-        count = None if documents is None else len(documents)
-        return render.readiness_banner(readiness, api.base_url, count, error), documents
+            report = render.banner("error", f"Upload failed: {escape(exc.message)}")
+        banner, documents = await overview(api, session_of(chat))
+        return (report, None, banner, *document_updates(documents, current_filter))
 
-    def document_updates(documents: list[Document] | None, current_filter: list[str] | None) -> tuple[Any, ...]:
-        if documents is None:
-            table = render.banner("error", "The document list is unavailable: the API cannot be reached.")
-            return table, gr.update(), gr.update()
-        sources = render.source_choices(documents)
-        kept = [s for s in (current_filter or []) if s in sources]
-        return (
-            render.documents_table(documents),
-            gr.update(choices=sources, value=kept),
-            gr.update(choices=render.document_choices(documents), value=None),
-        )
+    async def do_delete(chat: ChatState | None, doc_id: str | None, current_filter: list[str]) -> tuple[Any, ...]:
+        if not doc_id:
+            message = render.banner("info", "Pick a document to delete.")
+        else:
+            try:
+                out = await api.delete_document(doc_id, session_of(chat))
+                message = render.banner(
+                    "ok", f"Deleted {escape(str(out.get('source', doc_id)))} "
+                    f"({out.get('chunks_removed', 0)} chunks)."
+                )  # fmt: skip
+            except ApiClientError as exc:
+                message = render.banner("error", f"Delete failed: {escape(exc.message)}")
+        banner, documents = await overview(api, session_of(chat))
+        return (message, banner, *document_updates(documents, current_filter))
+
+    async def do_refresh(chat: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
+        banner, documents = await overview(api, session_of(chat))
+        return (banner, *document_updates(documents, current_filter))
+
+    docs.upload.click(
+        do_upload, [state, docs.files, docs.tags, source_filter], [docs.upload_result, docs.files, status, *doc_outputs]
+    )
+    docs.delete.click(do_delete, [state, docs.doc_pick, source_filter], [docs.upload_result, status, *doc_outputs])
+    docs.refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])
+
+
+def build_app(settings: Settings, client: ApiClient | None = None) -> gr.Blocks:
+    """The whole UI: banner, shared state and the two tabs. ``client`` can be given (tests); by default it is
+    built from the settings.
+
+    Layout first, wiring after: the load event comes first so the dependency order (fn_index) stays as it was,
+    and it needs both tabs' components."""
+    api = client or client_for(settings)
 
     with gr.Blocks(title="ragstack · chat with your documents", analytics_enabled=False) as demo:
         state = gr.State(None)  # a ChatState, made per browser session in on_load
         gr.Markdown("## ragstack · chat with your documents")
         status = gr.HTML(render.banner("info", "Connecting to the API…"), elem_id="status")
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(
-                        elem_id="chatbot",
-                        height=520,
-                        label="Conversation",
-                        placeholder="Ask a question about your documents. Answers cite sources as [n].",
-                        feedback_options=None,
-                        buttons=["copy"],
-                    )
-                    with gr.Row():
-                        question = gr.Textbox(
-                            placeholder="Ask about your documents…",
-                            show_label=False,
-                            elem_id="question",
-                            scale=6,
-                            lines=1,
-                            max_lines=6,
-                            autofocus=True,
-                        )
-                        send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
-                    turn_info = gr.HTML(render.turn_info("idle", ""), elem_id="turn-info")
-                    with gr.Row():
-                        stop = gr.Button("Stop", elem_id="stop", size="sm")
-                        new_chat = gr.Button("New chat", elem_id="new-chat", size="sm")
-                    with gr.Accordion("Retrieval settings", open=False, elem_id="retrieval-settings"):
-                        mode = gr.Radio(
-                            [("hybrid (dense + BM25)", "hybrid"), ("dense", "dense"), ("sparse (BM25)", "sparse")],
-                            value=settings.retrieval_mode,
-                            label="Retrieval mode",
-                            elem_id="mode",
-                        )
-                        rerank = gr.Checkbox(
-                            value=settings.reranker != "none",
-                            label="Rerank with the cross-encoder",
-                            elem_id="rerank",
-                        )
-                        top_k = gr.Slider(
-                            1, MAX_TOP_K, value=min(settings.top_k, MAX_TOP_K), step=1, label="Sources (top-K)"
-                        )
-                        source_filter = gr.Dropdown(
-                            choices=[],
-                            value=[],
-                            multiselect=True,
-                            label="Only search these documents (empty = all)",
-                            elem_id="source-filter",
-                        )
-                with gr.Column(scale=2, elem_id="sources-column"):
-                    gr.Markdown("### Sources")
-                    sources = gr.HTML(render.sources_panel([]), elem_id="sources")
-            with gr.Tab("Documents", id="documents"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        files = gr.File(
-                            file_count="multiple",
-                            file_types=UPLOAD_TYPES,
-                            label="Files to ingest (txt, md, html, pdf, docx)",
-                            elem_id="upload-files",
-                        )
-                    with gr.Column(scale=2):
-                        tags = gr.Textbox(label="Tags (comma-separated, optional)", elem_id="tags")
-                        upload = gr.Button("Upload and ingest", variant="primary", elem_id="upload")
-                upload_result = gr.HTML(elem_id="upload-result")
-                gr.Markdown("### Indexed documents")
-                documents_html = gr.HTML(elem_id="documents")
-                with gr.Row():
-                    doc_pick = gr.Dropdown(choices=[], label="Document to delete", elem_id="delete-pick", scale=4)
-                    delete = gr.Button("Delete", variant="stop", elem_id="delete", scale=1)
-                    refresh = gr.Button("Refresh", elem_id="refresh", scale=1)
+            chat = chat_tab(settings)
+            docs = documents_tab()
 
-        # --- handlers --------------------------------------------------------------------------
+        async def on_load(chat_state: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
+            chat_state = chat_state or ChatState()
+            banner, documents = await overview(api, chat_state.session_id)
+            return (chat_state, banner, *document_updates(documents, current_filter))
 
-        async def on_load(chat: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
-            chat = chat or ChatState()
-            banner, documents = await overview(chat.session_id)
-            return (chat, banner, *document_updates(documents, current_filter))
-
-        async def respond(
-            chat: ChatState | None, text: str, mode_value: Mode, rerank_value: bool, k: float, only: list[str]
-        ) -> AsyncIterator[tuple[Any, ...]]:
-            chat = chat or ChatState()
-            options = ChatOptions(mode=mode_value, rerank=bool(rerank_value), top_k=int(k), sources=tuple(only or ()))
-            async for _ in run_turn(api, chat, text, options):
-                yield chat, "", [dict(m) for m in chat.display], chat.sources_html(), chat.info_html()
-
-        async def refresh_status(chat: ChatState | None) -> str:
-            banner, _ = await overview(chat.session_id if chat else None)
-            return banner
-
-        def start_new_chat() -> tuple[Any, ...]:
-            chat = ChatState(session_id=new_session_id())
-            return chat, [], chat.sources_html(), "", chat.info_html()
-
-        async def do_upload(chat: ChatState | None, paths: list[str] | None, tag_text: str, current_filter: list[str]):
-            if not paths:
-                return (render.banner("info", "Choose one or more files first."), gr.update(), gr.update(),
-                        gr.update(), gr.update(), gr.update())  # fmt: skip
-            try:
-                result = await api.upload(paths, tag_text or "", chat.session_id if chat else None)
-                report = render.upload_report(result)
-            except ApiClientError as exc:
-                report = render.banner("error", f"Upload failed: {escape(exc.message)}")
-            banner, documents = await overview(chat.session_id if chat else None)
-            return (report, None, banner, *document_updates(documents, current_filter))
-
-        async def do_delete(chat: ChatState | None, doc_id: str | None, current_filter: list[str]):
-            if not doc_id:
-                message = render.banner("info", "Pick a document to delete.")
-            else:
-                try:
-                    out = await api.delete_document(doc_id, chat.session_id if chat else None)
-                    message = render.banner(
-                        "ok", f"Deleted {escape(str(out.get('source', doc_id)))} "
-                        f"({out.get('chunks_removed', 0)} chunks)."
-                    )  # fmt: skip
-                except ApiClientError as exc:
-                    message = render.banner("error", f"Delete failed: {escape(exc.message)}")
-            banner, documents = await overview(chat.session_id if chat else None)
-            return (message, banner, *document_updates(documents, current_filter))
-
-        async def do_refresh(chat: ChatState | None, current_filter: list[str]):
-            banner, documents = await overview(chat.session_id if chat else None)
-            return (banner, *document_updates(documents, current_filter))
-
-        doc_outputs = [documents_html, source_filter, doc_pick]
-        demo.load(on_load, [state, source_filter], [state, status, *doc_outputs])
-        chat_inputs = [state, question, mode, rerank, top_k, source_filter]
-        chat_outputs = [state, question, chatbot, sources, turn_info]
-        events = [trigger(respond, chat_inputs, chat_outputs) for trigger in (send.click, question.submit)]
-        for event in events:
-            event.then(refresh_status, [state], [status])
-        stop.click(None, None, None, cancels=[*events])  # a Dependency is the dict the stubs ask for
-        new_chat_outputs = [state, chatbot, sources, question, turn_info]
-        new_chat.click(start_new_chat, None, new_chat_outputs, cancels=[*events])
-        chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=[*events])  # the chat's own trash icon
-        upload.click(do_upload, [state, files, tags, source_filter], [upload_result, files, status, *doc_outputs])
-        delete.click(do_delete, [state, doc_pick, source_filter], [upload_result, status, *doc_outputs])
-        refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])
+        demo.load(on_load, [state, chat.source_filter], [state, status, *document_outputs(docs, chat.source_filter)])
+        wire_chat_tab(api, chat, state, status)
+        wire_documents_tab(api, docs, state, status, chat.source_filter)
     return demo

@@ -1,0 +1,104 @@
+"""The Blocks wiring: the contract API clients and the browser tests rely on (endpoint names, the /respond
+signature, elem_ids) and the document list reaching the Chat tab's source filter. Nothing is called: the
+client points at a closed port and building the app makes no request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pytest
+
+from frontend.api_client import ApiClient, Document
+from frontend.app import build_app, document_updates
+from services.core.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def demo() -> gr.Blocks:
+    return build_app(Settings(), ApiClient("http://127.0.0.1:9"))
+
+
+def by_id(demo: gr.Blocks) -> dict[int, dict[str, Any]]:
+    return {c["id"]: c for c in demo.get_config_file()["components"]}
+
+
+def test_the_api_lists_the_same_named_endpoints(demo: gr.Blocks) -> None:
+    assert sorted(demo.get_api_info()["named_endpoints"]) == [
+        "/do_delete",
+        "/do_refresh",
+        "/do_upload",
+        "/on_load",
+        "/refresh_status",
+        "/refresh_status_1",
+        "/respond",
+        "/respond_1",
+        "/start_new_chat",
+        "/start_new_chat_1",
+    ]
+
+
+def test_respond_takes_question_mode_rerank_top_k_filter_as_gradio_client_calls_it(demo: gr.Blocks) -> None:
+    # client.predict(question, "hybrid", True, 4, [], api_name="/respond"): the session state stays hidden
+    endpoint = demo.get_api_info()["named_endpoints"]["/respond"]
+    assert [p["component"] for p in endpoint["parameters"]] == ["Textbox", "Radio", "Checkbox", "Slider", "Dropdown"]
+    assert [r["component"] for r in endpoint["returns"]] == ["Textbox", "Chatbot", "Html", "Html"]
+
+
+def test_every_elem_id_the_browser_tests_use_is_there_in_layout_order(demo: gr.Blocks) -> None:
+    ids = [c["props"].get("elem_id") for c in demo.get_config_file()["components"]]
+    assert [i for i in ids if i] == [
+        "status",
+        "chatbot",
+        "question",
+        "send",
+        "turn-info",
+        "stop",
+        "new-chat",
+        "retrieval-settings",
+        "mode",
+        "rerank",
+        "source-filter",
+        "sources-column",
+        "sources",
+        "upload-files",
+        "tags",
+        "upload",
+        "upload-result",
+        "documents",
+        "delete-pick",
+        "delete",
+        "refresh",
+    ]
+
+
+def test_load_and_document_actions_refresh_the_chat_tabs_source_filter(demo: gr.Blocks) -> None:
+    components = by_id(demo)
+    for dep in demo.get_config_file()["dependencies"]:
+        if dep["api_name"] in {"on_load", "do_upload", "do_delete", "do_refresh"}:
+            outputs = [components[i]["props"].get("elem_id") for i in dep["outputs"]]
+            assert outputs[-3:] == ["documents", "source-filter", "delete-pick"], dep["api_name"]
+
+
+def test_stop_new_chat_and_clear_cancel_both_respond_triggers(demo: gr.Blocks) -> None:
+    deps = demo.get_config_file()["dependencies"]
+    respond = {d["id"] for d in deps if d["api_name"] in {"respond", "respond_1"}}
+    cancelling = [d for d in deps if d.get("cancels")]
+    assert len(respond) == 2
+    assert len(cancelling) == 3
+    assert all(set(d["cancels"]) == respond for d in cancelling)
+
+
+def test_a_fresh_document_list_keeps_only_filter_entries_that_still_exist() -> None:
+    docs = [Document(doc_id="d1", source="upload://a.md", title="A")]
+    _, source_filter, picker = document_updates(docs, ["upload://a.md", "upload://gone.md"])
+    assert source_filter["value"] == ["upload://a.md"]
+    assert picker["value"] is None
+
+
+def test_an_unreachable_api_leaves_filter_and_picker_untouched() -> None:
+    table, source_filter, picker = document_updates(None, ["upload://a.md"])
+    assert "unavailable" in table
+    assert source_filter == gr.update() and picker == gr.update()
