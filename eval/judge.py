@@ -17,14 +17,15 @@ def stack_embeddings(settings: Settings) -> Any:
     """Ragas' embedding interface over the stack's bi-encoder (only answer relevancy needs it)."""
     from ragas.embeddings.base import BaseRagasEmbedding
 
-    from services.core.embedder import SentenceTransformerEmbedder
+    from services.core.factory import build_embedder
 
     class StackEmbeddings(BaseRagasEmbedding):
         def __init__(self) -> None:
             super().__init__()
-            self.embedder = SentenceTransformerEmbedder.from_settings(settings)
+            self.embedder = build_embedder(settings)  # loaded by the first embed_text: a run may never need it
 
         def embed_text(self, text: str, **kwargs: Any) -> list[float]:
+            self.embedder.warm_up()  # idempotent: loads once
             return self.embedder.embed_query(text).tolist()
 
         async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:

@@ -31,7 +31,6 @@ DEPTH_FOR_RECALL = 50
 
 def build_index(data_dir: Path, settings_overrides: dict[str, Any]):
     from ingest.factory import build_pipeline
-    from services.core.factory import build_embedder, build_store
     from services.core.settings import Settings
 
     settings = Settings(_env_file=None, data_dir=data_dir, **settings_overrides)
@@ -41,10 +40,10 @@ def build_index(data_dir: Path, settings_overrides: dict[str, Any]):
         path = folder / f"{doc.id}.md"
         if not path.exists():
             path.write_text(doc.as_markdown(), encoding="utf-8")
-    embedder = build_embedder(settings)
-    store = build_store(settings)
-    report = build_pipeline(settings, embedder, store).sync(folder, progress=True)
-    return settings, embedder, store, report
+    pipeline = build_pipeline(settings)
+    pipeline.warm_up()
+    report = pipeline.sync(folder, progress=True)
+    return settings, pipeline.embedder, pipeline.store, report
 
 
 def doc_of(source: str) -> str:

@@ -21,10 +21,10 @@ import typer
 
 from ingest.factory import build_pipeline
 from ingest.maintenance import IndexMaintainer, describe
-from ingest.pipeline import IngestPipeline, IngestReport, delete_document
+from ingest.pipeline import IngestPipeline, IngestReport
 from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
 from services.core import tracing
-from services.core.factory import build_embedder, build_store
+from services.core.factory import build_store
 from services.core.settings import Settings
 from services.core.store import QdrantStore, VectorStore
 from services.core.store_edge import EdgeStore, copy_client_to_edge, copy_edge_to_client, folder_kind
@@ -44,13 +44,21 @@ def _settings() -> Settings:
     return settings
 
 
-def _pipeline(settings: Settings | None = None) -> IngestPipeline:
-    settings = settings or _settings()
-    return build_pipeline(settings, build_embedder(settings), build_store(settings))
+def _pipeline(settings: Settings | None = None, *, warm: bool = True) -> IngestPipeline:
+    """The ingest wiring (``ingest.factory``), warmed up for the commands that ingest; ``delete`` takes it cold,
+    so no embedding model is loaded to delete a document."""
+    pipeline = build_pipeline(settings or _settings())
+    if warm:
+        try:
+            pipeline.warm_up()
+        except BaseException:
+            pipeline.store.close()  # a model that cannot load must not leave the store folder locked
+            raise
+    return pipeline
 
 
 def _store() -> VectorStore:
-    """list / stats / delete only read or remove points: no embedding model is loaded for them."""
+    """list / build-index only read or maintain the store: no pipeline, no embedding model."""
     return build_store(_settings())
 
 
@@ -160,7 +168,8 @@ def _is_uuid(value: str) -> bool:
 @app.command()
 def delete(target: str) -> None:
     """Delete a document by id or by the path it was ingested from."""
-    store = _store()
+    pipeline = _pipeline(warm=False)
+    store = pipeline.store
     try:
         record = None
         # A document id, a path (existing or already deleted from disk: sources are absolute), or a raw source.
@@ -171,7 +180,7 @@ def delete(target: str) -> None:
         if record is None:
             typer.echo(f"no document {target!r}", err=True)
             raise typer.Exit(1)
-        removed = delete_document(store, record.doc_id)
+        removed = pipeline.delete(record.doc_id)
     finally:
         store.close()
     typer.echo(f"deleted {record.source} ({removed} chunks)")

@@ -1,22 +1,24 @@
-"""Build the ingest pipeline from settings (shared by the CLI, the API and the ingest container)."""
+"""The ingest wiring: settings -> ``IngestPipeline``, for the CLI, the watcher container and the launcher.
+
+The API builds its pipeline here too (around the embedder and store it serves with). Embedder and store
+come from the shared builders in ``services.core.factory``, looked up when called so that a test can swap
+``services.core.factory.build_embedder`` for every app at once.
+
+Usage::
+
+    pipeline = build_pipeline(settings)  # loads nothing: deleting a document needs no model
+    pipeline.warm_up()                   # before ingesting: the model, the chunker, the collections
+    pipeline.sync(folder)
+"""
 
 from __future__ import annotations
 
-from ingest.chunker import Chunker
 from ingest.loaders import LoadLimits
 from ingest.pipeline import IngestPipeline
+from services.core import factory as core
 from services.core.embedder import Embedder
 from services.core.settings import Settings
 from services.core.store import VectorStore
-
-
-def build_chunker(settings: Settings, embedder: Embedder) -> Chunker:
-    return Chunker(
-        embedder.count_tokens,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        max_tokens=embedder.max_tokens,
-    )
 
 
 def build_limits(settings: Settings) -> LoadLimits:
@@ -27,11 +29,18 @@ def build_limits(settings: Settings) -> LoadLimits:
     )
 
 
-def build_pipeline(settings: Settings, embedder: Embedder, store: VectorStore) -> IngestPipeline:
+def build_pipeline(
+    settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None
+) -> IngestPipeline:
+    """The ingest pipeline the settings describe, not warmed up; pass an embedder or a store to share one.
+
+    The caller owns the store (``pipeline.store.close()``) and runs ``pipeline.warm_up()`` before ingesting
+    (the ingest methods also do it on first use)."""
     return IngestPipeline(
-        embedder,
-        store,
-        build_chunker(settings, embedder),
+        embedder if embedder is not None else core.build_embedder(settings),
+        store if store is not None else core.build_store(settings),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
         limits=build_limits(settings),
         batch_size=settings.embed_batch_size * 2,
         embed_context_header=settings.embed_context_header,

@@ -10,11 +10,15 @@ A document therefore never has chunks without a manifest entry (no orphans), and
 exactly what a clean ingest would have written.
 
 Chunks are embedded in batches that span files, because most documents are much smaller than a batch.
+
+Building the pipeline touches nothing: ``warm_up()`` loads the embedder, sizes the chunker by it and creates
+the store's collections. Deleting needs none of that, so it never loads the model.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +38,8 @@ from services.core.types import Chunk, DocumentRecord, LoadedDocument, doc_id_fo
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted"]
+# "queued": handed to an ingest worker (ingest/jobs.py), the outcome comes later
+Status = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued"]
 
 
 @dataclass(slots=True)
@@ -92,15 +97,6 @@ class _Pending:
     chunks: list[Chunk]
 
 
-def delete_document(store: VectorStore, doc_id: str) -> int:
-    """Remove a document's chunks, then its manifest entry (so a crash in between is retried, never orphaned).
-
-    Needs only the store: deleting must not load an embedding model."""
-    removed = store.delete_chunks(doc_id)
-    store.delete_document(doc_id)
-    return removed
-
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -121,9 +117,17 @@ def iter_files(root: Path) -> Iterator[Path]:
 class IngestPipeline:
     """Usage::
 
-    pipeline = IngestPipeline(embedder, store, chunker)
+    pipeline = IngestPipeline(embedder, store, chunk_size=200, chunk_overlap=40)  # cheap: loads nothing
+    pipeline.warm_up()                                   # the model, the chunker sized by it, the collections
     report = pipeline.ingest_paths([Path("docs/")])
     print(report.summary())
+    pipeline.delete_source("/abs/path/docs/old.md")      # needs only the store: no model is ever loaded for it
+
+    The apps build it with ``ingest.factory.build_pipeline`` and call ``warm_up()`` at start-up. The ingest
+    entry points (``ingest_paths``, ``ingest_bytes``, ``sync``) still call ``warm_up()`` themselves when nobody
+    did: the collections must exist before the first write and the chunker cannot be sized without the
+    model, and callers that build a pipeline and ingest at once (the benchmarks, the tests) rely on that.
+    It is idempotent and thread-safe, so the call costs nothing once warm.
 
     ``embed_context_header`` (setting ``RAG_EMBED_CONTEXT_HEADER``) makes the bi-encoder read each chunk
     under a "title — section" line; see ``_embedding_text``.
@@ -133,36 +137,84 @@ class IngestPipeline:
         self,
         embedder: Embedder,
         store: VectorStore,
-        chunker: Chunker,
         *,
+        chunk_size: int,
+        chunk_overlap: int,
         sparse: BM25SparseEncoder | None = None,
         limits: LoadLimits | None = None,
         batch_size: int = 64,
         embed_context_header: bool = False,
     ) -> None:
+        if chunk_overlap >= chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
         self.embedder = embedder
         self.store = store
-        self.chunker = chunker
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
         self.sparse = sparse or BM25SparseEncoder()
         self.limits = limits or LoadLimits()
         self.batch_size = batch_size
         self.embed_context_header = embed_context_header
-        self.signature = f"{embedder.name}|chunk={chunker.limit}|overlap={chunker.overlap}|chunker={chunker.VERSION}"
-        if embed_context_header:  # other vectors for the same chunks: switching it re-embeds every file
-            self.signature += "|context-header"
-        self.store.ensure_collections(embedder.dimension)
+        self._chunker: Chunker | None = None
+        self._signature = ""
+        self._warming = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``warm_up()`` has run: the model is loaded and the collections exist."""
+        return self._chunker is not None
+
+    def warm_up(self) -> None:
+        """Load the embedder, size the chunker by its token limit and create the store's collections (once)."""
+        if self._chunker is not None:
+            return
+        with self._warming:
+            if self._chunker is not None:
+                return
+            self.embedder.warm_up()
+            chunker = Chunker(
+                self.embedder.count_tokens,
+                chunk_size=self.chunk_size,
+                chunk_overlap=self.chunk_overlap,
+                max_tokens=self.embedder.max_tokens,
+            )
+            self.store.ensure_collections(self.embedder.dimension)
+            signature = f"{self.embedder.name}|chunk={chunker.limit}|overlap={chunker.overlap}"
+            signature += f"|chunker={chunker.VERSION}"
+            if self.embed_context_header:  # other vectors for the same chunks: switching it re-embeds every file
+                signature += "|context-header"
+            self._signature = signature
+            self._chunker = chunker  # last: ready from here on
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            raise RuntimeError("the chunker is sized by the loaded model: call IngestPipeline.warm_up() first")
+        return self._chunker
+
+    @property
+    def signature(self) -> str:
+        """What the stored vectors are made with (model, chunking); a file stored under another is re-embedded."""
+        if self._chunker is None:
+            raise RuntimeError("the signature depends on the loaded model: call IngestPipeline.warm_up() first")
+        return self._signature
 
     # -- public entry points ------------------------------------------------------------------
 
     def ingest_paths(self, paths: Iterable[Path], *, progress: bool = False) -> IngestReport:
+        self.warm_up()
         files = [f for p in paths for f in iter_files(Path(p))]
         return self._run(((f, None) for f in files), total=len(files), progress=progress)
 
     def ingest_bytes(self, data: bytes, filename: str, source: str, tags: Iterable[str] = ()) -> IngestReport:
+        self.warm_up()
         return self._run(iter([(None, (data, filename, source, list(tags)))]), total=1, progress=False)
 
     def sync(self, root: Path, *, progress: bool = False) -> IngestReport:
         """Mirror a folder: add new files, replace changed ones, delete documents whose file is gone."""
+        self.warm_up()
         root = root.resolve()
         files = list(iter_files(root))
         report = self._run(((f, None) for f in files), total=len(files), progress=progress)
@@ -175,7 +227,12 @@ class IngestPipeline:
         return report
 
     def delete(self, doc_id: str) -> int:
-        return delete_document(self.store, doc_id)
+        """Remove a document's chunks, then its manifest entry (so a crash in between is retried, never orphaned).
+
+        Needs only the store: it neither calls ``warm_up()`` nor touches the embedder."""
+        removed = self.store.delete_chunks(doc_id)
+        self.store.delete_document(doc_id)
+        return removed
 
     def delete_source(self, source: str) -> int:
         return self.delete(doc_id_for(source))

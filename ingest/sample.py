@@ -53,7 +53,7 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
     ``corpus/<fitz-gov id>.md`` so a hit's file name is its judged id, and ingested once."""
     from ingest.factory import build_pipeline
     from ingest.maintenance import IndexMaintainer, describe
-    from services.core.factory import build_embedder, build_store
+    from services.core.factory import build_store
     from services.core.settings import Settings
     from services.datasets.fitz_gov import load_corpus
 
@@ -74,7 +74,9 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
             if not path.exists():
                 path.write_text(doc.as_markdown(), encoding="utf-8")
         say(f"ingesting the fitz-gov corpus ({n_files} documents) into {settings.resolved_qdrant_path}, once")
-        report = build_pipeline(settings, build_embedder(settings), store).sync(folder, progress=True)
+        pipeline = build_pipeline(settings, store=store)
+        pipeline.warm_up()
+        report = pipeline.sync(folder, progress=True)
         summary = report.summary()
         marker.write_text(json.dumps(summary, default=str) + "\n", encoding="utf-8")
         say(f"ingested {summary['chunks']} chunks in {summary['seconds']} s")

@@ -74,7 +74,7 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
     from ingest.factory import build_pipeline
     from ingest.maintenance import IndexMaintainer, describe
     from ingest.sample import write_sample_corpus
-    from services.core.factory import build_embedder, build_store
+    from services.core.factory import build_store
 
     store = build_store(settings)
     try:
@@ -84,8 +84,9 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
         folder = settings.data_dir / "sample-corpus"
         say(f"first run: writing {max_docs} sample documents (fitz-gov) to {folder} and ingesting them")
         write_sample_corpus(folder, max_docs)
-        embedder = build_embedder(settings)
-        report = build_pipeline(settings, embedder, store).sync(folder, progress=True)
+        pipeline = build_pipeline(settings, store=store)
+        pipeline.warm_up()
+        report = pipeline.sync(folder, progress=True)
         s = report.summary()
         say(f"sample ingest: {s['added']} documents, {s['chunks']} chunks in {s['seconds']} s")
         line = describe(IndexMaintainer(store).run())

@@ -1,5 +1,6 @@
 """FAKE bi-encoder for tests that need real ingest and a real store but not the model: deterministic unit
-vectors seeded by the text (same text, same vector), words counted as tokens.
+vectors seeded by the text (same text, same vector), words counted as tokens. It has nothing to load, but it
+keeps the component contract: ``ready`` turns true on ``warm_up()``, which counts its calls.
 
     embedder = FakeEmbedder()            # 16-d
     pipeline = build_pipeline(settings, embedder, store)
@@ -18,6 +19,12 @@ class FakeEmbedder:
 
     def __init__(self, dimension: int = 16) -> None:
         self._dimension = dimension
+        self.ready = False
+        self.warm_ups = 0
+
+    def warm_up(self) -> None:
+        self.warm_ups += 1
+        self.ready = True
 
     @property
     def dimension(self) -> int:

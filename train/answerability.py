@@ -37,8 +37,7 @@ SPLITS = ("train", "dev", "test")
 def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Per split: each case's id, label (1 answerable) and features from the real retrieval path."""
     from ingest.sample import ensure_corpus_index
-    from services.api.components import build_reranker
-    from services.core.factory import build_embedder, build_store
+    from services.core.factory import build_embedder, build_reranker, build_store
     from services.core.retrieval import Retriever
     from services.core.settings import Settings
 
@@ -48,6 +47,7 @@ def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     embedder.warm_up()
     store = build_store(settings)
     reranker = build_reranker(settings)
+    reranker.warm_up()
     retriever = Retriever(embedder, store, reranker)
     out: dict[str, list[dict[str, Any]]] = {}
     try:

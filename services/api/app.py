@@ -1,7 +1,8 @@
 """FastAPI application factory.
 
-``create_app()`` builds models and clients in the lifespan from settings; tests pass prebuilt
-``Components`` so a whole suite loads each model once.
+``create_app()`` builds the components from settings in the lifespan and warms them up (loads the models,
+creates the collections) before serving; tests pass prebuilt, already warmed ``Components`` so a whole suite
+loads each model once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ def create_app(settings: Settings | None = None, components: Components | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = components is None
         provider = tracing.setup_tracing(settings, "api") if settings.tracing_endpoint else None
-        app.state.components = components or build_components(settings)
+        if components is None:
+            built = build_components(settings)
+            try:
+                built.warm_up()  # before the first request: a model that cannot load stops the start-up here
+            except BaseException:
+                built.close_sync()  # release the store (an embedded folder's lock) for the next start
+                raise
+            app.state.components = built
+        else:
+            app.state.components = components
         logger.info("API ready on %s:%s", settings.api_host, settings.api_port)
         try:
             yield

@@ -1,4 +1,10 @@
-"""The heavy objects the API serves with, built once per process (in the lifespan) from settings."""
+"""The heavy objects the API serves with, built once per process (in the lifespan) from settings.
+
+Usage::
+
+    components = build_components(settings)  # cheap: no model is loaded, no collection created
+    components.warm_up()                     # the models, the collections: what /readyz reports
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,19 @@ from ingest.maintenance import IndexMaintainer
 from ingest.pipeline import IngestPipeline
 from services.chat.pipeline import ChatConfig, ChatPipeline
 from services.core.embedder import Embedder
-from services.core.evidence import EvidenceSelector, evidence_from_settings
-from services.core.factory import build_embedder, build_store
+from services.core.evidence import EvidenceSelector
+from services.core.factory import (
+    build_embedder,
+    build_evidence,
+    build_gate,
+    build_llm,
+    build_reranker,
+    build_store,
+    build_verifier,
+)
 from services.core.grounding import AnswerabilityGate, AnswerVerifier
-from services.core.llm import LLMClient, OpenAICompatibleLLM
-from services.core.reranker import CrossEncoderReranker, NoReranker, Reranker
+from services.core.llm import LLMClient
+from services.core.reranker import Reranker
 from services.core.retrieval import Retriever
 from services.core.settings import Settings
 from services.core.store import VectorStore
@@ -36,6 +50,12 @@ class Components:
     evidence: EvidenceSelector | None = None
     maintainer: IndexMaintainer | None = None  # builds the store's index after uploads, off the request path
 
+    def warm_up(self) -> None:
+        """Load the models and create the store's collections: the API's start-up (idempotent, thread-safe)."""
+        self.embedder.warm_up()
+        self.reranker.warm_up()
+        self.pipeline.warm_up()  # the chunker, and the collections (a Qdrant server that is down defers them)
+
     def chat_pipeline(self) -> ChatPipeline:
         """The chat flow over these components (cheap: built per request, so a replaced LLM is picked up)."""
         return ChatPipeline(
@@ -55,50 +75,15 @@ class Components:
             logger.warning("the index maintenance thread did not stop within 30 s")
 
 
-def build_reranker(settings: Settings) -> Reranker:
-    if settings.reranker == "none":
-        return NoReranker()
-    reranker = CrossEncoderReranker.from_settings(settings)
-    reranker.warm_up()
-    return reranker
+def build_components(
+    settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
+) -> Components:
+    """The API's wiring: every component from the settings, none loaded yet (``Components.warm_up`` loads them).
 
-
-def build_gate(settings: Settings, reranker: Reranker) -> AnswerabilityGate | None:
-    """The answerability gate (it scores with the reranker); None when it cannot run with this setup."""
-    from services.core.answerability import gate_from_settings
-
-    return gate_from_settings(settings, reranker)
-
-
-def build_verifier(settings: Settings, reranker: Reranker) -> AnswerVerifier | None:
-    """The answer verifier; it scores sentences with the cross-encoder when there is one."""
-    from services.core.verify import verifier_from_settings
-
-    scorer = reranker if isinstance(reranker, CrossEncoderReranker) else None
-    return verifier_from_settings(settings, scorer)
-
-
-def build_llm(settings: Settings) -> OpenAICompatibleLLM:
-    return OpenAICompatibleLLM(
-        settings.llm_base_url,
-        model=settings.llm_model,
-        api_key=settings.llm_api_key.get_secret_value(),
-        timeout_s=settings.llm_timeout_s,
-        connect_timeout_s=settings.llm_connect_timeout_s,
-        max_retries=settings.llm_max_retries,
-        max_tokens=settings.llm_max_tokens,
-        temperature=settings.llm_temperature,
-    )
-
-
-def build_components(settings: Settings) -> Components:
-    embedder = build_embedder(settings)
-    embedder.warm_up()
-    return assemble(settings, embedder, build_store(settings))
-
-
-def assemble(settings: Settings, embedder: Embedder, store: VectorStore) -> Components:
-    """Wire the components around an embedder and a store (tests pass shared, already-loaded ones)."""
+    Tests pass a shared, already-loaded ``embedder`` and their own ``store``; the rest is built as in production.
+    """
+    embedder = embedder if embedder is not None else build_embedder(settings)
+    store = store if store is not None else build_store(settings)
     reranker = build_reranker(settings)
     return Components(
         settings=settings,
@@ -110,6 +95,6 @@ def assemble(settings: Settings, embedder: Embedder, store: VectorStore) -> Comp
         pipeline=build_pipeline(settings, embedder, store),
         gate=build_gate(settings, reranker),
         verifier=build_verifier(settings, reranker),
-        evidence=evidence_from_settings(settings, reranker if isinstance(reranker, CrossEncoderReranker) else None),
+        evidence=build_evidence(settings, reranker),
         maintainer=IndexMaintainer(store),
     )

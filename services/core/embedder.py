@@ -3,7 +3,7 @@
 Usage::
 
     emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx-int8", model_cache=Path(".data/models"))
-    emb.warm_up()
+    emb.warm_up()                                           # loads the model; the constructor touches nothing
     q = emb.embed_query("how do I reset my password?")      # np.ndarray, shape (384,)
     P = emb.embed_passages(["To reset your password ..."])  # shape (1, 384)
 """
@@ -11,6 +11,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -18,20 +19,30 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
-from services.core.model_registry import EMBEDDERS, resolve
+from services.core.model_registry import EMBEDDERS, resolve, spec_for
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedTokenizerBase
-
-    from services.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
 class Embedder(Protocol):
+    """A bi-encoder component: built cheaply, loaded by ``warm_up()``, then used.
+
+    ``name`` is known from the configuration alone; everything else needs the model, so call
+    ``warm_up()`` (idempotent and thread-safe) first.
+    """
+
     name: str
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``warm_up()`` has loaded the model (what the API's readiness probe reports)."""
+
+    def warm_up(self) -> None: ...
 
     @property
     def dimension(self) -> int: ...
@@ -59,6 +70,13 @@ class TokenEmbedder(Protocol):
 class SentenceTransformerEmbedder:
     """Any sentence-transformers bi-encoder; prefixes and normalisation come from the registry or settings.
 
+    The constructor only stores the configuration: it resolves no path and loads no model, so building
+    one is free (the ingest CLI builds one even to delete a document). ``warm_up()`` finds the weights and
+    loads them, once, whichever thread calls it first; every method that needs the model raises a
+    ``RuntimeError`` until then instead of loading it behind the caller's back (a load takes seconds and
+    may fail, which belongs at start-up, not in the middle of a request). The stack builds embedders in
+    ``services.core.factory.build_embedder``.
+
     ``backend`` picks what runs the transformer (``torch``, ``onnx``, ``onnx-int8``, ``openvino``,
     ``openvino-int8``; see services/core/backends.py). Vectors differ slightly between backends, so
     ``name`` carries the backend (except for torch, keeping existing stores valid) and the ingest index
@@ -83,47 +101,43 @@ class SentenceTransformerEmbedder:
         self.backend = backend
         self.name = model if backend == "torch" else f"{model}@{backend}"
         self.model_cache = Path(model_cache)  # exports of non-torch backends
-        self._target, spec = resolve(model, EMBEDDERS, "RAG_EMBED_MODEL")
+        spec = spec_for(model, EMBEDDERS)  # conventions only: where the weights are is resolved in warm_up
         self.query_prefix = spec.query_prefix if query_prefix is None else query_prefix
         self.passage_prefix = spec.passage_prefix if passage_prefix is None else passage_prefix
         self.normalize = spec.normalize if normalize is None else normalize
         self.batch_size = batch_size
         self.device = device
         self._model: SentenceTransformer | None = None
+        self._loading = threading.Lock()
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
-        return cls(
-            settings.embed_model,
-            query_prefix=settings.embed_query_prefix,
-            passage_prefix=settings.embed_passage_prefix,
-            normalize=settings.embed_normalize,
-            batch_size=settings.embed_batch_size,
-            device=settings.device,
-            backend=settings.embed_backend,
-            model_cache=settings.resolved_model_cache_dir,
-        )
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
 
     def warm_up(self) -> None:
+        """Find and load the model (exporting it for a non-torch backend on first use); later calls return at once."""
         if self._model is not None:
             return
-        from sentence_transformers import SentenceTransformer
+        with self._loading:
+            if self._model is not None:  # another thread loaded it while this one waited
+                return
+            target, _ = resolve(self.model_name, EMBEDDERS, "RAG_EMBED_MODEL")  # a missing model fails here, fast
+            from sentence_transformers import SentenceTransformer
 
-        logger.info("loading bi-encoder %s from %s", self.name, self._target)
-        model = SentenceTransformer(self._target, device=self.device, local_files_only=True)
-        use_backend(
-            model,
-            self.backend,
-            cache_dir=cache_dir_for(self.model_cache, self.model_name, self.backend),
-            source=Path(self._target),
-        )
-        self._model = model
+            logger.info("loading bi-encoder %s from %s", self.name, target)
+            model = SentenceTransformer(target, device=self.device, local_files_only=True)
+            use_backend(
+                model,
+                self.backend,
+                cache_dir=cache_dir_for(self.model_cache, self.model_name, self.backend),
+                source=Path(target),
+            )
+            self._model = model
 
     @property
     def model(self) -> SentenceTransformer:
         if self._model is None:
-            self.warm_up()
-        assert self._model is not None
+            raise RuntimeError(f"bi-encoder {self.name} is not loaded: call warm_up() first")
         return self._model
 
     @property

@@ -55,13 +55,18 @@ RERANKERS: dict[str, ModelSpec] = {
 }
 
 
+def spec_for(name: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """The registry's conventions for ``name`` (defaults for a model it does not know); touches no file."""
+    return registry.get(name, ModelSpec(name))
+
+
 def resolve(name: str, registry: dict[str, ModelSpec], setting: str) -> tuple[str, ModelSpec]:
     """Return (what to pass to the model class, its spec).
 
     A hub id is returned as is only when the offline cache holds it; otherwise the error tells the
     user which setting to change instead of surfacing a connection error from deep inside the hub client.
     """
-    spec = registry.get(name, ModelSpec(name))
+    spec = spec_for(name, registry)
     if spec.locate is not None:
         path = spec.locate()
         if not path.exists():

@@ -49,16 +49,17 @@ def download(repo_id: str) -> None:
 
 def verify(embedders: list[str], rerankers: list[str], settings: Settings | None = None) -> None:
     """Load each model exactly as the services do (offline loading, same names, same backends and cache)."""
-    from services.core.embedder import SentenceTransformerEmbedder
+    from services.core.factory import build_embedder, build_reranker
     from services.core.reranker import CrossEncoderReranker
 
     settings = settings or Settings()
     for name in embedders:
-        embedder = SentenceTransformerEmbedder.from_settings(settings.model_copy(update={"embed_model": name}))
+        embedder = build_embedder(settings.model_copy(update={"embed_model": name}))
         embedder.warm_up()
         print(f"bi-encoder {embedder.name}: {embedder.dimension}-d, max {embedder.max_tokens} tokens", flush=True)
     for name in rerankers:
-        reranker = CrossEncoderReranker.from_settings(settings.model_copy(update={"reranker_model": name}))
+        reranker = build_reranker(settings.model_copy(update={"reranker": "cross-encoder", "reranker_model": name}))
+        assert isinstance(reranker, CrossEncoderReranker)
         reranker.warm_up()
         score = float(reranker.score("what is a bi-encoder?", ["A bi-encoder embeds each text on its own."])[0])
         print(f"cross-encoder {name}@{reranker.backend}: loads and scores ({score:.3f})", flush=True)

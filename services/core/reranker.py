@@ -3,13 +3,14 @@
 Usage::
 
     rr = CrossEncoderReranker("fitzgov-minilm-l6", backend="onnx-int8", model_cache=Path(".data/models"))
-    rr.warm_up()
+    rr.warm_up()                                       # loads the model; the constructor touches nothing
     top = rr.rerank("how do I reset my password?", candidates, top_k=5)   # each has .rerank_score
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,13 +25,19 @@ from services.core.types import RetrievedChunk
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
-    from services.core.settings import Settings
-
 logger = logging.getLogger(__name__)
 
 
 class Reranker(Protocol):
+    """A second-stage component: built cheaply, loaded by ``warm_up()`` (idempotent, thread-safe), then used."""
+
     name: str
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``warm_up()`` has loaded what ``rerank`` needs."""
+
+    def warm_up(self) -> None: ...
 
     def rerank(
         self, query: str, candidates: Sequence[RetrievedChunk], top_k: int, min_score: float | None = None
@@ -63,6 +70,10 @@ class NoReranker:
     """Keeps the first stage's order: the `none` option, and the fallback when reranking fails."""
 
     name = "none"
+    ready = True  # nothing to load
+
+    def warm_up(self) -> None:
+        pass
 
     def rerank(
         self, query: str, candidates: Sequence[RetrievedChunk], top_k: int, min_score: float | None = None
@@ -76,6 +87,11 @@ class CrossEncoderReranker:
     ``fusion_weight`` w orders by ``(1 - w) * ce + w * minmax(first-stage score)``: a cross-encoder that
     is unsure (a paraphrase far from its training data) then defers to the retriever instead of letting
     noise decide. ``rerank_score`` always reports the raw cross-encoder probability.
+
+    The constructor only stores the configuration (no path is resolved, no model loaded); ``warm_up()``
+    loads the model once, whichever thread calls it first, and ``score``/``score_pairs``/``rerank`` raise a
+    ``RuntimeError`` until then rather than loading it on a request. The stack builds rerankers in
+    ``services.core.factory.build_reranker``.
     """
 
     def __init__(
@@ -94,57 +110,57 @@ class CrossEncoderReranker:
         self.name = model
         self.backend = backend  # what runs the transformer (services/core/backends.py)
         self.model_cache = Path(model_cache)  # exports of non-torch backends
-        self._target, _ = resolve(model, RERANKERS, "RAG_RERANKER_MODEL")
         self.batch_size = batch_size
         self.max_length = max_length  # caps query+passage tokens: cost is quadratic in length
         self.device = device
         self.fusion_weight = fusion_weight
         self._model: CrossEncoder | None = None
+        self._loading = threading.Lock()
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CrossEncoderReranker:
-        return cls(
-            settings.reranker_model,
-            batch_size=settings.reranker_batch_size,
-            max_length=settings.reranker_max_length,
-            device=settings.device,
-            fusion_weight=settings.rerank_fusion_weight,
-            backend=settings.reranker_backend,
-            model_cache=settings.resolved_model_cache_dir,
-        )
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
 
     def warm_up(self) -> None:
-        if self._model is None:
+        """Find and load the model (exporting it for a non-torch backend on first use); later calls return at once."""
+        if self._model is not None:
+            return
+        with self._loading:
+            if self._model is not None:  # another thread loaded it while this one waited
+                return
+            target, _ = resolve(self.name, RERANKERS, "RAG_RERANKER_MODEL")  # a missing model fails here, fast
             from sentence_transformers import CrossEncoder
 
-            logger.info("loading cross-encoder %s from %s", self.name, self._target)
-            model = CrossEncoder(self._target, device=self.device, max_length=self.max_length, local_files_only=True)
+            logger.info("loading cross-encoder %s from %s", self.name, target)
+            model = CrossEncoder(target, device=self.device, max_length=self.max_length, local_files_only=True)
             use_backend(
                 model,
                 self.backend,
                 cache_dir=cache_dir_for(self.model_cache, self.name, self.backend),
-                source=Path(self._target),
+                source=Path(target),
                 pairs=True,
             )
             self._model = model
 
+    @property
+    def model(self) -> CrossEncoder:
+        if self._model is None:
+            raise RuntimeError(f"cross-encoder {self.name} is not loaded: call warm_up() first")
+        return self._model
+
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
-        self.warm_up()
-        assert self._model is not None
+        model = self.model
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        scores = self._model.predict(
-            [(query, p) for p in passages], batch_size=self.batch_size, show_progress_bar=False
-        )
+        scores = model.predict([(query, p) for p in passages], batch_size=self.batch_size, show_progress_bar=False)
         return np.asarray(scores, dtype=np.float32)
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Many (query, passage) pairs in one batched call: the verifier scores a whole answer at once."""
-        self.warm_up()
-        assert self._model is not None
+        model = self.model
         if not pairs:
             return np.zeros(0, dtype=np.float32)
-        scores = self._model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False)
+        scores = model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False)
         return np.asarray(scores, dtype=np.float32)
 
     def rerank(

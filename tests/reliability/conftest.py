@@ -14,7 +14,7 @@ from fixtures_docs import API_CORPUS
 from hostile import HostileCase, hostile_cases
 from llm_server import free_port, start_llm_server, stop
 
-from services.api.components import Components, assemble
+from services.api.components import Components, build_components
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_store
 from services.core.settings import Settings
@@ -69,7 +69,9 @@ def rel_settings(**overrides: Any) -> Settings:
 def build(settings: Settings, embedder: SentenceTransformerEmbedder, store: VectorStore | None = None) -> Components:
     """The app's components as create_app builds them, around the session's already-loaded embedder; the store
     is the one the settings pick: an ephemeral qdrant-edge store by default (``RAG_QDRANT_EMBEDDED_ENGINE``)."""
-    return assemble(settings, embedder, store or build_store(settings))
+    built = build_components(settings, embedder=embedder, store=store or build_store(settings))
+    built.warm_up()
+    return built
 
 
 def close(components: Components) -> None:

@@ -21,9 +21,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.api.app import create_app
-from services.api.components import Components, build_llm
+from services.api.components import Components
 from services.core import tracing
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.factory import build_llm, build_reranker
 from services.core.reranker import CrossEncoderReranker
 from services.core.retrieval import Retriever
 from services.core.store import QdrantStore
@@ -139,13 +140,15 @@ def test_frozen_llm_is_bounded_by_the_timeout_then_recovers(
 
 def test_failing_reranker_is_skipped_with_a_reason(client: TestClient, components: Components, tmp_path: Path) -> None:
     # The real cross-encoder over a copy of the shipped model whose weights file got truncated (a bad disk,
-    # a half-finished copy): it fails when it first scores, at request time.
+    # a half-finished copy). The app would refuse to start with it (warm_up loads at start-up); never warmed,
+    # it fails when it first scores, at request time, which is what the fallback has to survive.
     model = tmp_path / "reranker-corrupt"
     shutil.copytree(REPO_ROOT / "models" / "reranker-fitzgov-minilm-l6", model)
     (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:4096])
-    broken = CrossEncoderReranker.from_settings(
+    broken = build_reranker(
         components.settings.model_copy(update={"reranker": "cross-encoder", "reranker_model": str(model)})
     )
+    assert isinstance(broken, CrossEncoderReranker) and not broken.ready
     app = create_app(
         components=replace(
             components,

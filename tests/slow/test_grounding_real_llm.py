@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.api.app import create_app
-from services.api.components import Components, assemble
+from services.api.components import Components, build_components
 from services.core import tracing
 from services.core.answerability import DEFAULT_GATE, FEATURES, CalibratedGate, GateModel, gate_from_settings
 from services.core.citations import CITATION_MARKER, cited
@@ -90,7 +90,10 @@ def components(llm_base_url: str, embedder: SentenceTransformerEmbedder) -> Iter
         top_n=20,
         top_k=3,
     )
-    built = assemble(settings, embedder, QdrantStore(path=":memory:", collection=settings.collection))
+    built = build_components(
+        settings, embedder=embedder, store=QdrantStore(path=":memory:", collection=settings.collection)
+    )
+    built.warm_up()
     assert isinstance(built.reranker, CrossEncoderReranker), "the shipped cross-encoder is required"
     assert built.verifier is not None and settings.verify_answers
     built.gate = top1_gate(built.reranker.name)

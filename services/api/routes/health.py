@@ -24,7 +24,7 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(components: ComponentsDep, strict: bool = Query(False)) -> JSONResponse:
     checks: dict[str, Any] = {
-        "embedder": getattr(components.embedder, "_model", True) is not None,
+        "embedder": components.embedder.ready,
         "reranker": components.reranker.name,
         "qdrant": await run_in_threadpool(components.store.ping),
         "llm": await components.llm.ping(),

@@ -14,7 +14,7 @@ from fixtures_docs import API_CORPUS as CORPUS
 from llm_server import start_llm_server, stop
 
 from services.api.app import create_app
-from services.api.components import Components, assemble
+from services.api.components import Components, build_components
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.store import QdrantStore
@@ -67,7 +67,9 @@ def close_llm(llm: object) -> None:
 
 @pytest.fixture(scope="session")
 def components(api_settings: Settings, api_embedder: SentenceTransformerEmbedder) -> Iterator[Components]:
-    built = assemble(api_settings, api_embedder, QdrantStore(path=":memory:", collection=api_settings.collection))
+    store = QdrantStore(path=":memory:", collection=api_settings.collection)
+    built = build_components(api_settings, embedder=api_embedder, store=store)
+    built.warm_up()  # what create_app's lifespan does for the components it builds itself
     try:
         yield built
     finally:

@@ -249,6 +249,7 @@ def test_readyz_with_everything_up(client: TestClient) -> None:
     assert r.status_code == 200
     assert r.json()["status"] == "ready"
     assert r.json()["checks"]["llm"] is True and r.json()["checks"]["qdrant"] is True
+    assert r.json()["checks"]["embedder"] is True  # the embedder's public ``ready``, set by warm_up
 
 
 def test_chat_answers_with_sources(client: TestClient, corpus: dict[str, str], components: Components) -> None:

@@ -19,7 +19,7 @@ from eval.client import ApiClient, ChatOptions
 from eval.evalset import EvalSet, fitz_gov_rag_cases, fitz_gov_set
 from eval.run import evaluate
 from services.api.app import create_app
-from services.api.components import assemble
+from services.api.components import build_components
 from services.api.schemas import ChatRequest
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
@@ -53,7 +53,10 @@ def api(embedder: SentenceTransformerEmbedder) -> Iterator[TestClient]:
         top_n=20,
         top_k=3,
     )
-    components = assemble(settings, embedder, QdrantStore(path=":memory:", collection=settings.collection))
+    components = build_components(
+        settings, embedder=embedder, store=QdrantStore(path=":memory:", collection=settings.collection)
+    )
+    components.warm_up()
     try:
         with TestClient(create_app(components=components)) as client:
             yield client

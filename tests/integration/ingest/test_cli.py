@@ -15,10 +15,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ingest import cli
+from services.core import factory
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 
 pytestmark = pytest.mark.integration
+REAL_BUILD_EMBEDDER = factory.build_embedder
 
 
 @pytest.fixture(autouse=True)
@@ -32,14 +34,12 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder: SentenceT
     monkeypatch.setenv("RAG_EMBED_BACKEND", "torch")
     monkeypatch.chdir(tmp_path)  # no stray .env from the working directory
 
-    real_build_embedder = cli.build_embedder
-
     def build_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-        built = real_build_embedder(settings)  # resolves the model from settings, loads nothing
-        assert built.name == embedder.name
+        built = REAL_BUILD_EMBEDDER(settings)  # the model the settings name, not loaded
+        assert built.name == embedder.name and not built.ready
         return embedder
 
-    monkeypatch.setattr(cli, "build_embedder", build_embedder)
+    monkeypatch.setattr(factory, "build_embedder", build_embedder)  # the ingest wiring looks it up when called
     return data_dir
 
 
@@ -122,6 +122,20 @@ def test_delete_by_path_removes_the_document(mixed_folder: dict[str, Path]) -> N
     stats = json.loads(invoke("stats", "--json").stdout)
     assert stats["documents"] == 4
     assert stats["chunks"] == sum(d["chunk_count"] for d in documents)
+
+
+def test_delete_loads_no_embedding_model(mixed_folder: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    added_folder(mixed_folder)
+    built: list[SentenceTransformerEmbedder] = []
+
+    def build_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+        built.append(REAL_BUILD_EMBEDDER(settings))
+        return built[-1]
+
+    monkeypatch.setattr(factory, "build_embedder", build_embedder)
+    result = invoke("delete", str(mixed_folder["md"]))
+    assert result.exit_code == 0, result.output
+    assert len(built) == 1 and not built[0].ready  # the one pipeline deleted with its model never loaded
 
 
 def test_delete_of_an_unknown_document_exits_1() -> None:

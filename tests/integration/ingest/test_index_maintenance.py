@@ -16,8 +16,7 @@ from fake_embedder import FakeEmbedder
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
-from services.api.components import Components, assemble
-from services.core.factory import build_store
+from services.api.components import Components, build_components
 from services.core.settings import Settings
 from services.core.store_edge import EdgeStore
 
@@ -46,9 +45,10 @@ def settings_for(data_dir: Path, threshold: int) -> Settings:
 
 @pytest.fixture
 def components(tmp_path: Path) -> Iterator[Components]:
-    """The API's components as create_app assembles them, on an Edge store that passes its threshold at once."""
+    """The API's components as create_app builds them, on an Edge store that passes its threshold at once."""
     settings = settings_for(tmp_path, threshold=2)
-    built = assemble(settings, FakeEmbedder(), build_store(settings))
+    built = build_components(settings, embedder=FakeEmbedder())
+    built.warm_up()
     try:
         yield built
     finally:

@@ -301,6 +301,7 @@ def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests
 ) -> None:
     pipeline_for(store, embedder).ingest_paths([mixed_folder["md"]])
     headed = pipeline_for(store, embedder, embed_context_header=True)
+    headed.warm_up()  # with the real model: the spy below has no warm_up
     seen: list[str] = []
     original = headed.embedder.embed_passages
 

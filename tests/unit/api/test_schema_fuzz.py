@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from schema_fuzz import fuzz_every_operation
 
 from services.api.app import create_app
-from services.api.components import assemble
+from services.api.components import build_components
 from services.core.settings import Settings
 from services.core.store import QdrantStore
 
@@ -54,7 +54,9 @@ def app_and_headers(request: pytest.FixtureRequest, server: FakeOpenAIServer) ->
         max_concurrent_requests=64,  # a fuzzer's burst is not overload
         **extra,
     )
-    components = assemble(s, FakeEmbedder(), QdrantStore(path=":memory:", collection=s.collection))
+    store = QdrantStore(path=":memory:", collection=s.collection)
+    components = build_components(s, embedder=FakeEmbedder(), store=store)
+    components.warm_up()
     app = create_app(components=components)
     try:
         with TestClient(app) as client:

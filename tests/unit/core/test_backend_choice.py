@@ -8,6 +8,7 @@ import pytest
 
 from services.core.backends import BACKENDS, cache_dir_for, calibration_texts, weights_digest
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.factory import build_embedder, build_reranker
 from services.core.reranker import CrossEncoderReranker
 from services.core.settings import Settings
 
@@ -29,12 +30,18 @@ def test_unknown_backends_are_rejected_with_the_setting_named() -> None:
         CrossEncoderReranker(backend="tensorrt")
 
 
+def cross_encoder(settings: Settings) -> CrossEncoderReranker:
+    reranker = build_reranker(settings)
+    assert isinstance(reranker, CrossEncoderReranker)
+    return reranker
+
+
 def test_settings_carry_the_backends_to_the_components(tmp_path: Path) -> None:
     s = Settings(
         _env_file=None, data_dir=tmp_path, model_cache_dir=None, embed_backend="openvino-int8", reranker_backend="onnx"
     )
-    emb = SentenceTransformerEmbedder.from_settings(s)
-    rr = CrossEncoderReranker.from_settings(s)
+    emb = build_embedder(s)
+    rr = cross_encoder(s)
     assert (emb.backend, emb.model_cache) == ("openvino-int8", tmp_path / "models")
     assert (rr.backend, rr.model_cache) == ("onnx", tmp_path / "models")
     assert set(BACKENDS) == {"torch", "onnx", "onnx-int8", "openvino", "openvino-int8"}
@@ -43,8 +50,8 @@ def test_settings_carry_the_backends_to_the_components(tmp_path: Path) -> None:
 def test_model_cache_can_live_outside_the_data_dir(tmp_path: Path) -> None:
     """Images bake exports into a folder of the image (/opt/models) while the data dir is a volume."""
     s = Settings(_env_file=None, data_dir=tmp_path / "data", model_cache_dir=tmp_path / "baked")
-    assert SentenceTransformerEmbedder.from_settings(s).model_cache == tmp_path / "baked"
-    assert CrossEncoderReranker.from_settings(s).model_cache == tmp_path / "baked"
+    assert build_embedder(s).model_cache == tmp_path / "baked"
+    assert cross_encoder(s).model_cache == tmp_path / "baked"
 
 
 def test_cache_folder_has_a_safe_name(tmp_path: Path) -> None:
