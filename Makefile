@@ -29,7 +29,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval bench clean \
-	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup
+	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -98,9 +98,14 @@ browser-setup:
 
 # The suite runs air-gapped: in a loopback-only network namespace (scripts/airgapped.sh), where any reach
 # outside this machine fails, and tests/airgap.py fails the test whose process even tried.
-test: setup llm-setup phoenix-setup browser-setup airgap-setup
+test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup
 	$(BIN)/ruff check .
 	scripts/airgapped.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The ingest job queue's tests run a real Redis (tests/redis_server.py starts its own on a free port).
+redis-setup:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 airgap-setup:
 	@command -v ip >/dev/null && command -v unshare >/dev/null || { $(SUDO) apt-get update -qq && \

@@ -234,7 +234,7 @@ class Document:
 @dataclass(frozen=True, slots=True)
 class UploadOutcome:
     filename: str
-    status: str  # added | updated | unchanged | skipped | failed
+    status: str  # added | updated | unchanged | skipped | failed | queued | processing
     source: str = ""
     doc_id: str = ""
     chunks: int = 0

@@ -243,7 +243,15 @@ def no_sources_hint(index_empty: bool) -> str:
 
 # --- documents tab -------------------------------------------------------------------------------
 
-_STATUS_CLASS = {"added": "ok", "updated": "ok", "unchanged": "ok", "skipped": "warn", "failed": "bad"}
+_STATUS_CLASS = {
+    "added": "ok",
+    "updated": "ok",
+    "unchanged": "ok",
+    "skipped": "warn",
+    "failed": "bad",
+    "queued": "info",  # still waiting for a worker when the API answered: it appears in the list once done
+    "processing": "info",
+}
 
 
 def upload_report(result: UploadResult) -> str:
@@ -253,6 +261,9 @@ def upload_report(result: UploadResult) -> str:
     rows = "".join(_upload_row(o) for o in result.files)
     ok = sum(o.ok for o in result.files)
     summary = f"{ok} of {len(result.files)} files ingested in {result.seconds:.1f} s"
+    waiting = sum(o.status in ("queued", "processing") for o in result.files)
+    if waiting:
+        summary += f"; {waiting} still in the ingest queue (Refresh shows them once done)"
     return (
         f'<div class="upload-summary">{summary}</div>'
         '<table class="upload-report"><thead><tr><th>file</th><th>status</th><th>chunks</th><th>details</th></tr>'

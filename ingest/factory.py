@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+from ingest.jobs import JobQueue, LocalQueue, RedisQueue, UploadSpool
 from ingest.loaders import LoadLimits
 from ingest.pipeline import IngestPipeline
 from services.core import factory as core
@@ -45,3 +46,20 @@ def build_pipeline(
         batch_size=settings.embed_batch_size * 2,
         embed_context_header=settings.embed_context_header,
     )
+
+
+def build_spool(settings: Settings) -> UploadSpool:
+    return UploadSpool(settings.resolved_upload_dir)
+
+
+def build_queue(settings: Settings) -> JobQueue:
+    """The job queue RAG_INGEST_QUEUE names: the API's in-process one, or the Redis stream workers read."""
+    if settings.ingest_queue == "redis":
+        if not settings.redis_url:
+            raise ValueError("RAG_INGEST_QUEUE=redis needs RAG_REDIS_URL (redis://host:6379/0)")
+        return RedisQueue(
+            settings.redis_url,
+            max_attempts=settings.ingest_max_attempts,
+            visibility_timeout_s=settings.ingest_visibility_timeout_s,
+        )
+    return LocalQueue(settings.resolved_upload_dir, max_attempts=settings.ingest_max_attempts)

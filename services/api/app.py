@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
             built = build_components(settings)
             try:
                 built.warm_up()  # before the first request: a model that cannot load stops the start-up here
+                built.start_ingest_worker()  # local queue: its thread, and the jobs a crash left unfinished
             except BaseException:
                 built.close_sync()  # release the store (an embedded folder's lock) for the next start
                 raise

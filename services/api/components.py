@@ -9,9 +9,11 @@ Usage::
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
-from ingest.factory import build_pipeline
+from ingest.factory import build_pipeline, build_queue, build_spool
+from ingest.jobs import IngestJob, JobQueue, JobRunner, JobStatus, UploadSpool
 from ingest.maintenance import IndexMaintainer
 from ingest.pipeline import IngestPipeline
 from services.chat.pipeline import ChatConfig, ChatPipeline
@@ -49,12 +51,67 @@ class Components:
     verifier: AnswerVerifier | None = None
     evidence: EvidenceSelector | None = None
     maintainer: IndexMaintainer | None = None  # builds the store's index after uploads, off the request path
+    queue: JobQueue | None = None  # upload jobs (ingest/jobs.py); None: built from the settings when first used
+    spool: UploadSpool | None = None
+    _worker: threading.Thread | None = field(default=None, repr=False)
+    _worker_stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _worker_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def warm_up(self) -> None:
         """Load the models and create the store's collections: the API's start-up (idempotent, thread-safe)."""
         self.embedder.warm_up()
         self.reranker.warm_up()
         self.pipeline.warm_up()  # the chunker, and the collections (a Qdrant server that is down defers them)
+
+    # -- ingest jobs --------------------------------------------------------------------------------
+
+    def jobs(self) -> tuple[JobQueue, UploadSpool]:
+        with self._worker_lock:
+            if self.queue is None:
+                self.queue = build_queue(self.settings)
+            if self.spool is None:
+                self.spool = build_spool(self.settings)
+            return self.queue, self.spool
+
+    def start_ingest_worker(self) -> None:
+        """With the local queue, the API's own worker thread (idempotent; restarts after stop). With Redis the
+        workers are other processes and this does nothing. Jobs a crash left in the journal run now."""
+        queue, spool = self.jobs()
+        if queue.kind != "local":
+            return
+        with self._worker_lock:
+            if self._worker is not None and self._worker.is_alive():
+                return
+            self._worker_stop = threading.Event()
+            runner = JobRunner(queue, spool, self.pipeline, maintainer=self.maintainer, consumer="api")
+            self._worker = threading.Thread(
+                target=runner.run, args=(self._worker_stop,), kwargs={"poll_s": 0.5}, name="ingest-jobs", daemon=True
+            )
+            self._worker.start()
+
+    def stop_ingest_worker(self, timeout_s: float = 60) -> None:
+        """Let the job in hand finish, then stop the thread (a job left queued runs at the next start)."""
+        self._worker_stop.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join(timeout_s)
+            if worker.is_alive():
+                logger.warning("the ingest worker thread did not stop within %.0f s", timeout_s)
+
+    def submit_job(self, job: IngestJob, data: bytes) -> None:
+        """Spool the bytes, then queue the job: a queue that refuses it leaves no orphan in the spool."""
+        queue, spool = self.jobs()
+        self.start_ingest_worker()
+        spool.put(job.blob, data)
+        try:
+            queue.submit(job)
+        except BaseException:
+            spool.discard(job.blob)
+            raise
+
+    def job_status(self, job: IngestJob) -> JobStatus:
+        queue, _ = self.jobs()
+        return queue.status(job.doc_id) or JobStatus.of(job, "queued")
 
     def chat_pipeline(self) -> ChatPipeline:
         """The chat flow over these components (cheap: built per request, so a replaced LLM is picked up)."""
@@ -68,6 +125,9 @@ class Components:
         )
 
     def close_sync(self) -> None:
+        self.stop_ingest_worker()
+        if self.queue is not None:
+            self.queue.close()
         if self.maintainer is not None:
             self.maintainer.stop()
         self.store.close()  # an index build in flight ends here (Edge stops its child process)

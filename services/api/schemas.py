@@ -228,12 +228,32 @@ class DocumentOut(BaseModel):
 
 
 class IngestOutcome(BaseModel):
+    """One uploaded file. ``queued``/``processing``: its job had not ended when the response was sent (see
+    ``wait_s``); poll ``GET /documents/{doc_id}`` for the outcome."""
+
     filename: str
     source: str
-    status: Literal["added", "updated", "unchanged", "skipped", "failed", "deleted"]
+    status: Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued", "processing"]
     doc_id: str = ""
     chunks: int = 0
     reason: str = ""
+    job_id: str = ""
+
+
+class DocumentStatus(BaseModel):
+    """Where a document stands: its latest ingest job (if this API's queue still knows it) and its manifest
+    entry (once it has one). ``state`` is the job's; without a job record it follows the manifest entry."""
+
+    doc_id: str
+    source: str
+    state: Literal["queued", "processing", "complete", "failed"]
+    outcome: str = Field("", description="the pipeline's word once the job ran: added, updated, unchanged, skipped")
+    reason: str = ""
+    attempts: int = 0
+    chunks: int = 0
+    job_id: str = ""
+    updated_at: str = ""
+    document: DocumentOut | None = None
 
 
 class IngestResponse(BaseModel):

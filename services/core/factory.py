@@ -132,4 +132,7 @@ def build_store(settings: Settings) -> VectorStore:
         timeout_s=settings.qdrant_timeout_s,
         late_interaction=settings.late_interaction,
         hnsw_ef=settings.qdrant_hnsw_ef,
+        shard_number=settings.qdrant_shard_number,
+        replication_factor=settings.qdrant_replication_factor,
+        write_consistency_factor=settings.qdrant_write_consistency_factor,
     )

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
         description="HNSW search breadth (ef) for dense queries once the graph is built (Edge and server); higher "
         "is closer to exact and slower (bench.embedded_store --points; docs/embedded-store.md)",
     )
+    qdrant_shard_number: int | None = Field(
+        None, ge=1, description="server: shards of a new collection (a cluster: a multiple of the node count)"
+    )
+    qdrant_replication_factor: int | None = Field(
+        None, ge=1, description="server: copies of each shard of a new collection (2 survives one lost node)"
+    )
+    qdrant_write_consistency_factor: int | None = Field(
+        None, ge=1, description="server: replicas that must acknowledge a write to a new collection"
+    )
     qdrant_quantization: Literal["none", "int8"] = Field(
         "none", description="Edge: int8 scalar quantisation of the dense vectors, built with the HNSW index"
     )
@@ -158,6 +167,25 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
     max_pdf_pages: int = Field(2000, ge=1)
+    ingest_queue: Literal["local", "redis"] = Field(
+        "local",
+        description="where upload jobs wait (ingest/jobs.py): in the API process, or a Redis stream read by "
+        "`python -m ingest.worker` processes (docs/scaling.md)",
+    )
+    redis_url: str | None = Field(None, description="redis://host:6379/0 when RAG_INGEST_QUEUE=redis")
+    upload_dir: Path | None = Field(
+        None, description="the spool of uploads waiting for a worker; default <data_dir>/uploads (shared in compose)"
+    )
+    upload_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="how long POST /documents waits for its jobs before answering with status queued "
+        "(0 = at once; a request may lower it with ?wait_s=)",
+    )
+    ingest_max_attempts: int = Field(3, ge=1, le=20, description="deliveries of a job before it is failed")
+    ingest_visibility_timeout_s: float = Field(
+        300.0, gt=0, description="a job a worker holds without a heartbeat this long goes to another worker"
+    )
 
     # --- tracing (OpenTelemetry / OpenInference -> Phoenix) ---------------------------------------
     tracing_endpoint: str | None = Field(None, description="OTLP/HTTP traces URL; empty = tracing off")
@@ -238,6 +266,10 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def resolved_upload_dir(self) -> Path:
+        return self.upload_dir or self.data_dir / "uploads"
 
 
 @lru_cache

@@ -103,6 +103,9 @@ class QdrantStore:
         retries: int = 2,
         late_interaction: bool = False,
         hnsw_ef: int | None = None,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
     ) -> None:
         if url:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
@@ -118,6 +121,16 @@ class QdrantStore:
         # Without it the server searches its graph with ef = ef_construct; local mode is exact and ignores it.
         self.search_params = models.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         self.manifest = f"{collection}_documents"
+        # A cluster's layout for the collections this store creates (server only; None = the server's default).
+        self.layout: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "shard_number": shard_number,
+                "replication_factor": replication_factor,
+                "write_consistency_factor": write_consistency_factor,
+            }.items()
+            if v is not None and url
+        }
         self.retries = retries if self.mode == "server" else 0
         # Local mode is a single-process, non-thread-safe engine; the API calls it from a thread pool.
         self._lock = threading.RLock()
@@ -184,6 +197,7 @@ class QdrantStore:
                     self.collection,
                     vectors_config=vectors,
                     sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                    **self.layout,
                 )
                 if self.mode == "server":  # local mode has no payload indexes; filters scan instead
                     for field in ("doc_id", "source", "tags"):
@@ -204,7 +218,7 @@ class QdrantStore:
                     )
                 self.late_interaction = has_late
             if not self.client.collection_exists(self.manifest):
-                self.client.create_collection(self.manifest, vectors_config={})
+                self.client.create_collection(self.manifest, vectors_config={}, **self.layout)
 
         self._call(create)
         self._known.update((self.collection, self.manifest))

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import unicodedata
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from ingest.jobs import DONE, IngestJob, JobStatus
+from services.api.components import Components
 from services.api.deps import ComponentsDep
-from services.api.schemas import DocumentOut, IngestOutcome, IngestResponse
+from services.api.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
 from services.core.types import DocumentRecord
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -32,46 +35,128 @@ def _out(record: DocumentRecord) -> DocumentOut:
     return DocumentOut(**{k: v for k, v in record.to_payload().items() if k in DocumentOut.model_fields})
 
 
+MAX_WAIT_S = 600.0
+
+
 @router.post("", response_model=IngestResponse, summary="Upload and ingest files (txt, md, html, pdf, docx)")
 async def upload(
     components: ComponentsDep,
-    background: BackgroundTasks,
     files: Annotated[list[UploadFile], File(description="one or more documents")],
     tags: Annotated[str, Form(description="comma-separated tags for all files")] = "",
+    wait_s: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="how long to wait for the ingest jobs before answering (default RAG_UPLOAD_WAIT_S; 0 = "
+            "answer at once with status queued, then poll GET /documents/{doc_id})",
+        ),
+    ] = None,
 ) -> IngestResponse:
-    """Each file is reported on its own: a bad file is skipped with its reason and the others still land.
+    """Each file becomes an ingest job (ingest/jobs.py): stored in the spool, queued, run by a worker (the API's
+    own thread with RAG_INGEST_QUEUE=local, `ingest.worker` processes with redis). The response waits up to
+    ``wait_s`` and reports each file on its own: a bad file is skipped with its reason and the others land;
+    a file still queued or processing at the deadline says so, with the ``doc_id`` to poll.
 
-    Once the response is sent, a batch that wrote chunks asks for the store's index upkeep (Edge: the HNSW
-    build past RAG_QDRANT_INDEX_THRESHOLD, in a child process while queries go on; see docs/embedded-store.md).
+    A batch that wrote chunks asks for the store's index upkeep once its job ends (Edge: the HNSW build past
+    RAG_QDRANT_INDEX_THRESHOLD, in a child process while queries go on; see docs/embedded-store.md).
     """
     if len(files) > MAX_FILES:
         raise HTTPException(413, f"{len(files)} files in one request; the limit is {MAX_FILES}")
     tag_list = [t.strip() for t in tags.split(",") if t.strip()][:20]
-    limit = components.settings.max_upload_bytes
+    settings = components.settings
+    limit = settings.max_upload_bytes
     started = time.perf_counter()
-    outcomes: list[IngestOutcome] = []
+    slots: list[IngestOutcome | IngestJob] = []  # a rejected file's outcome now, or its job
     for upload_file in files:
         name = safe_filename(upload_file.filename)
         if not name:
-            outcomes.append(IngestOutcome(filename="", source="", status="skipped", reason="missing file name"))
+            slots.append(IngestOutcome(filename="", source="", status="skipped", reason="missing file name"))
             continue
         data = await upload_file.read(limit + 1)
         source = f"upload://{name}"
         if len(data) > limit:
-            outcomes.append(
+            slots.append(
                 IngestOutcome(filename=name, source=source, status="skipped", reason=f"file larger than {limit} bytes")
             )
             continue
-        report = await run_in_threadpool(components.pipeline.ingest_bytes, data, name, source, tag_list)
-        for o in report.outcomes:
-            outcomes.append(
-                IngestOutcome(
-                    filename=name, source=o.source, status=o.status, doc_id=o.doc_id, chunks=o.chunks, reason=o.reason
-                )
-            )
-    if components.maintainer is not None and any(o.status in ("added", "updated") for o in outcomes):
-        background.add_task(components.maintainer.schedule)
+        job = IngestJob.new(filename=name, source=source, tags=tag_list)
+        try:
+            await run_in_threadpool(components.submit_job, job, data)
+        except Exception as exc:  # the queue (Redis) is down: nothing was accepted for this file
+            raise HTTPException(
+                503, f"the ingest queue is unavailable ({type(exc).__name__}: {exc}); nothing was lost: retry"
+            ) from exc
+        slots.append(job)
+    jobs = [s for s in slots if isinstance(s, IngestJob)]
+    statuses = await wait_for_jobs(components, jobs, settings.upload_wait_s if wait_s is None else wait_s)
+    outcomes = [s if isinstance(s, IngestOutcome) else outcome_of(s, statuses[s.job_id]) for s in slots]
     return IngestResponse(files=outcomes, seconds=round(time.perf_counter() - started, 3))
+
+
+async def wait_for_jobs(components: Components, jobs: list[IngestJob], wait_s: float) -> dict[str, JobStatus]:
+    """Each job's status once all have ended or ``wait_s`` passed, polled without holding a thread."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        current = await run_in_threadpool(lambda: {j.job_id: components.job_status(j) for j in jobs})
+        if all(s.state in DONE or s.job_id != j.job_id for j, s in zip(jobs, current.values(), strict=True)):
+            return current
+        if time.monotonic() >= deadline:
+            return current
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.5)
+
+
+def outcome_of(job: IngestJob, status: JobStatus) -> IngestOutcome:
+    """The response's word for a job: the pipeline's outcome once it ended, else queued or processing."""
+    base = {"filename": job.filename, "source": job.source, "doc_id": job.doc_id, "job_id": job.job_id}
+    if status.job_id != job.job_id:  # the same file was uploaded again meanwhile: that job now speaks for it
+        return IngestOutcome(**base, status="queued", reason="a newer upload of this document is being ingested")
+    if status.state in ("queued", "processing"):
+        return IngestOutcome(**base, status=status.state, reason=status.reason)
+    if status.state == "failed" and status.outcome != "skipped":
+        return IngestOutcome(**base, status="failed", reason=status.reason)
+    word = status.outcome if status.outcome in ("added", "updated", "unchanged", "skipped") else "added"
+    return IngestOutcome(**base, status=word, chunks=status.chunks, reason=status.reason)
+
+
+@router.get(
+    "/{doc_id}",
+    response_model=DocumentStatus,
+    summary="One document's ingest status (queued, processing, complete, failed) and manifest entry",
+    responses={404: {"description": "no job and no document with this id"}},
+)
+async def document_status(doc_id: str, components: ComponentsDep) -> DocumentStatus:
+    queue, _ = components.jobs()
+    job = await run_in_threadpool(queue.status, doc_id)
+    record = await run_in_threadpool(components.store.get_document, doc_id)
+    document = _out(record) if record is not None else None
+    if job is not None:
+        return DocumentStatus(
+            doc_id=doc_id,
+            source=job.source,
+            state=job.state,
+            outcome=job.outcome,
+            reason=job.reason,
+            attempts=job.attempts,
+            chunks=job.chunks,
+            job_id=job.job_id,
+            updated_at=job.updated_at,
+            document=document,
+        )
+    if record is None:
+        raise HTTPException(404, f"no document with id {doc_id!r}")
+    complete = record.status == "complete"
+    return DocumentStatus(
+        doc_id=doc_id,
+        source=record.source,
+        state="complete" if complete else "failed",
+        reason="" if complete else "its ingest was interrupted: upload it again (a folder sync redoes it)",
+        chunks=record.chunk_count,
+        updated_at=record.ingested_at,
+        document=document,
+    )
 
 
 @router.get("", response_model=list[DocumentOut], summary="List ingested documents")

@@ -46,10 +46,11 @@ def api_embedder(request: pytest.FixtureRequest) -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture(scope="session")
-def api_settings(llm_base_url: str) -> Settings:
+def api_settings(llm_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         _env_file=None,
         qdrant_path=":memory:",
+        upload_dir=tmp_path_factory.mktemp("uploads"),  # the job spool and journal: never the repo's .data
         reranker="cross-encoder" if RERANKER_WEIGHTS.exists() else "none",
         llm_base_url=llm_base_url,
         llm_model=LLM_ALIAS,

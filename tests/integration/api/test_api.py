@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -409,3 +410,63 @@ def test_llm_down_search_and_readiness(down_client: TestClient, corpus: dict[str
     r = down_client.get("/readyz", params={"strict": "true"})
     assert r.status_code == 503
     assert down_client.get("/healthz").status_code == 200
+
+
+# -- uploads as jobs (ingest/jobs.py): answer at once, poll the status ------------------------------------------
+
+
+def test_an_upload_that_does_not_wait_answers_queued_and_its_status_reaches_complete(client: TestClient) -> None:
+    doc = ("files", ("tides.md", b"# Tides\n\nThe moon's pull raises two tidal bulges a day.\n", "text/markdown"))
+    r = client.post("/documents", files=[doc], params={"wait_s": 0})
+    assert r.status_code == 200, r.text
+    [outcome] = r.json()["files"]
+    assert outcome["status"] in ("queued", "processing", "added"), outcome  # "added" only if the worker won a race
+    assert outcome["doc_id"] and outcome["job_id"]
+    deadline = time.monotonic() + 120
+    while True:
+        status = client.get(f"/documents/{outcome['doc_id']}")
+        assert status.status_code == 200, status.text
+        body = status.json()
+        if body["state"] in ("complete", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert body["state"] == "complete" and body["outcome"] == "added" and body["chunks"] >= 1, body
+    assert body["job_id"] == outcome["job_id"] and body["attempts"] == 1
+    assert body["document"]["source"] == "upload://tides.md" and body["document"]["status"] == "complete"
+
+
+def test_a_skipped_file_has_a_failed_status_with_its_reason(client: TestClient) -> None:
+    bad = ("files", ("empty-deck.pdf", b"%PDF-1.4\nnot a pdf at all\n%%EOF", "application/pdf"))
+    [outcome] = client.post("/documents", files=[bad]).json()["files"]
+    assert outcome["status"] == "skipped" and outcome["reason"]
+    body = client.get(f"/documents/{outcome['doc_id']}").json()
+    assert body["state"] == "failed" and body["outcome"] == "skipped" and body["reason"] == outcome["reason"]
+    assert body["document"] is None
+
+
+def test_the_status_of_an_unknown_document_is_404_and_of_an_old_one_comes_from_the_manifest(
+    client: TestClient, components: Components
+) -> None:
+    assert client.get("/documents/00000000-0000-4000-8000-000000000000").status_code == 404
+    report = components.pipeline.ingest_bytes(b"# Folder\n\nIngested without a job.\n", "folder.md", "mem://folder.md")
+    doc_id = report.outcomes[0].doc_id
+    body = client.get(f"/documents/{doc_id}").json()
+    assert body["state"] == "complete" and body["job_id"] == "" and body["document"]["source"] == "mem://folder.md"
+
+
+def test_an_unreachable_queue_refuses_the_upload_with_503_and_keeps_nothing(components: Components) -> None:
+    from ingest.jobs import RedisQueue
+
+    spool = components.jobs()[1]
+    before = set(spool.root.iterdir()) if spool.root.exists() else set()
+    queue, components.queue = components.queue, RedisQueue("redis://127.0.0.1:1/0")
+    try:
+        doc = ("files", ("lost.md", b"# Lost\n\nnever accepted\n", "text/markdown"))
+        with TestClient(create_app(components=components)) as client:  # no "never a 5xx" hook: this one is
+            r = client.post("/documents", files=[doc])
+        assert r.status_code == 503, r.text
+        assert "ingest queue is unavailable" in r.json()["error"]["message"]
+    finally:
+        components.queue = queue
+    after = set(spool.root.iterdir()) if spool.root.exists() else set()
+    assert after == before  # the spooled bytes of the refused file were removed

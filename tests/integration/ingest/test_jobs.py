@@ -1,0 +1,233 @@
+"""The ingestion job queue, one suite over both queues that run here: the in-process ``LocalQueue`` and
+``RedisQueue`` on a real ``redis-server``. The pipeline is a ``FakePipeline`` (what a job does to the store
+is the pipeline's own suite); what is proven here is the queue's contract: statuses, at-least-once delivery,
+redelivery after a dead worker, bounded retries, and a poison job that never blocks the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis_server import redis_server
+
+from ingest.jobs import FolderProducer, IngestJob, JobQueue, JobRunner, LocalQueue, RedisQueue, UploadSpool, wait_for
+from ingest.pipeline import FileOutcome, IngestReport
+from services.core.types import DocumentRecord, doc_id_for, sha256_hex
+
+pytestmark = pytest.mark.integration
+
+
+class FakePipeline:
+    """Records what it ingested; a file named ``boom*`` raises (the store failing), ``bad*`` is skipped."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.fail_times: dict[str, int] = {}
+
+    def ingest_bytes(self, data: bytes, filename: str, source: str, tags: list[str] | tuple[str, ...] = ()):
+        self.calls.append((source, data))
+        if filename.startswith("boom") and self.fail_times.get(filename, 99) > 0:
+            self.fail_times[filename] = self.fail_times.get(filename, 99) - 1
+            raise ConnectionError("store unavailable")
+        if filename.startswith("bad"):
+            return IngestReport([FileOutcome(source, "skipped", reason="unsupported file type")])
+        return IngestReport([FileOutcome(source, "added", doc_id="d", chunks=len(data) // 10 + 1)])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["local", "redis"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobQueue]:
+    if request.param == "local":
+        q: JobQueue = LocalQueue(tmp_path / "spool", max_attempts=3)
+    else:
+        url = request.getfixturevalue("redis_url")
+        q = RedisQueue(url, prefix=f"test:{request.node.name}", max_attempts=3, visibility_timeout_s=0.5)
+    yield q
+    q.close()
+
+
+def submit(queue: JobQueue, spool: UploadSpool, name: str, data: bytes = b"hello world") -> IngestJob:
+    job = IngestJob.new(filename=name, source=f"upload://{name}", tags=["t"])
+    spool.put(job.blob, data)
+    queue.submit(job)
+    return job
+
+
+def test_a_job_goes_queued_processing_complete_and_frees_its_upload(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    job = submit(queue, spool, "a.md", b"x" * 95)
+    assert queue.status(job.doc_id).state == "queued"  # type: ignore[union-attr]
+    assert queue.depth() == 1
+    status = JobRunner(queue, spool, pipeline).run_once(5)  # type: ignore[arg-type]
+    assert status is not None and status.state == "complete" and status.outcome == "added" and status.chunks == 10
+    assert queue.status(job.doc_id) == status
+    assert pipeline.calls == [("upload://a.md", b"x" * 95)]
+    assert not (tmp_path / "spool" / job.blob).exists()
+    assert queue.depth() == 0
+    assert JobRunner(queue, spool, pipeline).run_once(0.2) is None  # nothing left
+
+
+def test_a_file_the_pipeline_skips_fails_with_the_reason_and_is_not_retried(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    job = submit(queue, spool, "bad.exe")
+    status = JobRunner(queue, spool, pipeline).run_once(5)  # type: ignore[arg-type]
+    assert status is not None and status.state == "failed" and status.reason == "unsupported file type"
+    assert queue.status(job.doc_id).state == "failed"  # type: ignore[union-attr]
+    assert len(pipeline.calls) == 1 and queue.depth() == 0
+
+
+def test_a_failing_store_is_retried_then_the_job_completes(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    pipeline.fail_times["boom.md"] = 1
+    job = submit(queue, spool, "boom.md")
+    runner = JobRunner(queue, spool, pipeline)  # type: ignore[arg-type]
+    first = runner.run_once(5)
+    assert first is not None and first.state == "queued" and "store unavailable" in first.reason
+    assert first.attempts == 1
+    second = runner.run_once(5)
+    assert second is not None and second.state == "complete" and second.attempts == 2
+    assert queue.status(job.doc_id).state == "complete"  # type: ignore[union-attr]
+
+
+def test_retries_are_bounded_and_a_poison_job_does_not_block_the_queue(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    poison = submit(queue, spool, "boom-forever.md")
+    good = submit(queue, spool, "good.md")
+    runner = JobRunner(queue, spool, pipeline)  # type: ignore[arg-type]
+    for _ in range(6):
+        runner.run_once(1)
+    bad = queue.status(poison.doc_id)
+    assert bad is not None and bad.state == "failed" and bad.attempts == 3 and "store unavailable" in bad.reason
+    assert queue.status(good.doc_id).state == "complete"  # type: ignore[union-attr]
+    assert sum(1 for s, _ in pipeline.calls if s == poison.source) == 3
+    assert queue.depth() == 0 and not (tmp_path / "spool" / poison.blob).exists()
+
+
+def test_a_newer_upload_of_the_same_document_owns_its_status(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    first = submit(queue, spool, "same.md", b"one")
+    runner = JobRunner(queue, spool, pipeline)  # type: ignore[arg-type]
+    runner.run_once(5)
+    second = submit(queue, spool, "same.md", b"two")
+    assert queue.status(second.doc_id).job_id == second.job_id  # type: ignore[union-attr]
+    assert queue.status(first.doc_id).state == "queued"  # type: ignore[union-attr]
+    statuses = wait_for(queue, [second], 0.2)
+    assert statuses[0].state == "queued"  # the deadline passed: as it stands
+    threading.Thread(target=runner.run_once, args=(5,)).start()
+    statuses = wait_for(queue, [second], 10)
+    assert statuses[0].state == "complete" and statuses[0].job_id == second.job_id
+
+
+def test_wait_for_returns_as_soon_as_every_job_ended(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    jobs = [submit(queue, spool, f"w{i}.md") for i in range(3)]
+    stop = threading.Event()
+    worker = threading.Thread(target=JobRunner(queue, spool, pipeline).run, args=(stop,), kwargs={"poll_s": 0.1})  # type: ignore[arg-type]
+    worker.start()
+    try:
+        started = time.monotonic()
+        statuses = wait_for(queue, jobs, 30)
+        assert [s.state for s in statuses] == ["complete"] * 3
+        assert time.monotonic() - started < 30
+    finally:
+        stop.set()
+        worker.join(10)
+
+
+# -- what only one of them has to prove --------------------------------------------------------------------
+
+
+def test_local_queue_a_restart_queues_unfinished_jobs_again_and_counts_crashes(tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    queue = LocalQueue(tmp_path / "spool", max_attempts=2)
+    job = submit(queue, spool, "crash.md")
+    assert queue.reserve("w", 1) is not None  # the process "dies" during the job: nothing finishes it
+    queue.close()
+    again = LocalQueue(tmp_path / "spool", max_attempts=2)
+    assert again.status(job.doc_id).state == "queued" and again.depth() == 1  # type: ignore[union-attr]
+    assert again.reserve("w", 1) is not None  # and dies again
+    third = LocalQueue(tmp_path / "spool", max_attempts=2)
+    status = JobRunner(third, spool, pipeline).run_once(1)
+    assert status is not None and status.state == "failed" and "gave up after 2 deliveries" in status.reason
+    assert pipeline.calls == []  # the poison file is not handed to the pipeline a third time
+    assert LocalQueue(tmp_path / "spool").depth() == 0
+
+
+def test_redis_queue_a_dead_workers_job_is_taken_over_after_the_visibility_timeout(
+    redis_url: str, tmp_path: Path
+) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    queue = RedisQueue(redis_url, prefix="test:takeover", max_attempts=3, visibility_timeout_s=0.3)
+    job = submit(queue, spool, "takeover.md")
+    dead = queue.reserve("worker-that-dies", 1)
+    assert dead is not None and dead.attempt == 1
+    assert queue.status(job.doc_id).state == "processing"  # type: ignore[union-attr]
+    assert JobRunner(queue, spool, pipeline, consumer="other").run_once(0.1) is None  # still claimed
+    time.sleep(0.4)
+    status = JobRunner(queue, spool, pipeline, consumer="other").run_once(1)
+    assert status is not None and status.state == "complete" and status.attempts == 2
+    assert queue.depth() == 0
+
+
+def test_redis_queue_a_heartbeat_keeps_a_long_job_from_being_taken_over(redis_url: str, tmp_path: Path) -> None:
+    spool = UploadSpool(tmp_path / "spool")
+    queue = RedisQueue(redis_url, prefix="test:heartbeat", max_attempts=3, visibility_timeout_s=0.5)
+    submit(queue, spool, "long.md")
+    mine = queue.reserve("slow-worker", 1)
+    assert mine is not None
+    for _ in range(4):
+        time.sleep(0.3)
+        queue.extend(mine)
+        assert queue.reserve("thief", 0.01) is None
+    queue.close()
+
+
+class FakeStore:
+    """The manifest side of a store: what FolderProducer reads and deletes."""
+
+    def __init__(self, records: list[DocumentRecord]) -> None:
+        self.records = {r.doc_id: r for r in records}
+        self.deleted: list[str] = []
+
+    def list_documents(self) -> list[DocumentRecord]:
+        return list(self.records.values())
+
+    def delete_chunks(self, doc_id: str) -> int:
+        self.deleted.append(doc_id)
+        return 4
+
+    def delete_document(self, doc_id: str) -> None:
+        self.records.pop(doc_id, None)
+
+
+def test_the_folder_watcher_queues_new_and_changed_files_once_and_deletes_gone_ones(
+    queue: JobQueue, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "same.md").write_text("# Same\n\nunchanged text")
+    (folder / "new.md").write_text("# New\n\nnew text")
+    same, gone = str((folder / "same.md").resolve()), str((folder / "gone.md").resolve())
+    record = DocumentRecord(
+        doc_id_for(same), same, "Same", sha256_hex(b"# Same\n\nunchanged text"), "text/markdown", 1, "complete", "t"
+    )
+    old = DocumentRecord(doc_id_for(gone), gone, "Gone", "h", "text/markdown", 4, "complete", "t")
+    store, spool = FakeStore([record, old]), UploadSpool(tmp_path / "spool")
+    producer = FolderProducer(queue, spool, store)  # type: ignore[arg-type]
+    report = producer.sync(folder)
+    by = {Path(o.source).name: o.status for o in report.outcomes}
+    assert by == {"same.md": "unchanged", "new.md": "queued", "gone.md": "deleted"}
+    assert store.deleted == [old.doc_id] and report.points_deleted == 4
+    assert queue.depth() == 1
+    assert producer.sync(folder).outcomes  # a second pass while the job waits: not queued again
+    assert queue.depth() == 1
+    status = JobRunner(queue, spool, FakePipeline()).run_once(5)  # type: ignore[arg-type]
+    assert status is not None and status.state == "complete" and status.source == str((folder / "new.md").resolve())

@@ -1,0 +1,105 @@
+"""``python -m ingest.worker`` as the process it is in production: real Redis, the real pipeline (packaged
+MiniLM, an Edge store folder), jobs submitted the way the API submits them. A worker SIGKILLed in the middle
+of a job leaves it pending; the next worker takes it over and the document lands exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis_server import redis_server
+
+from ingest.jobs import IngestJob, RedisQueue, UploadSpool
+from services.core.store_edge import EdgeStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest.worker", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def big_markdown(sections: int) -> bytes:
+    body = "\n\n".join(
+        f"## Section {i}\n\n" + " ".join(f"The lighthouse keeper logs ship number {i * 7 + j}." for j in range(40))
+        for i in range(sections)
+    )
+    return f"# Harbour log\n\n{body}\n".encode()
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_document_lands_once(redis_url: str, tmp_path: Path) -> None:
+    store_path, spool_dir = tmp_path / "qdrant", tmp_path / "uploads"
+    env = os.environ | {
+        "RAG_INGEST_QUEUE": "redis",
+        "RAG_REDIS_URL": redis_url,
+        "RAG_UPLOAD_DIR": str(spool_dir),
+        "RAG_QDRANT_PATH": str(store_path),
+        "RAG_QDRANT_URL": "",
+        "RAG_INGEST_VISIBILITY_TIMEOUT_S": "2",
+        "RAG_TRACING_ENDPOINT": "",
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+    }
+    queue = RedisQueue(redis_url, prefix="ragstack:ingest", visibility_timeout_s=2)
+    spool = UploadSpool(spool_dir)
+    job = IngestJob.new(filename="harbour.md", source="upload://harbour.md", tags=["log"])
+    spool.put(job.blob, big_markdown(400))
+    small = IngestJob.new(filename="note.md", source="upload://note.md")
+    spool.put(small.blob, b"# Note\n\nThe tide table is pinned by the door.\n")
+    queue.submit(job)
+    queue.submit(small)
+
+    first = worker(env, "--heartbeat", str(tmp_path / "alive-1"))
+    try:
+        deadline = time.monotonic() + 180
+        while (status := queue.status(job.doc_id)) is None or status.state != "processing":
+            assert first.poll() is None, first.stdout.read() if first.stdout else ""
+            assert time.monotonic() < deadline, f"the job never started: {status}"
+            time.sleep(0.05)
+        time.sleep(0.5)  # well inside the job: 400 sections take far longer to embed
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert queue.status(job.doc_id).state == "processing"  # type: ignore[union-attr]  # nobody ended it
+
+    time.sleep(2.5)  # past the visibility timeout: the dead worker's job is up for grabs
+    second = worker(env, "--once", "--heartbeat", str(tmp_path / "alive-2"))
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out
+    assert "took over ingest job" in out, out
+    done = queue.status(job.doc_id)
+    assert done is not None and done.state == "complete" and done.attempts == 2, done
+    assert done.outcome == "added" and done.chunks > 50, done
+    note = queue.status(small.doc_id)
+    assert note is not None and note.state == "complete", note
+    assert queue.depth() == 0 and list(spool_dir.glob("*")) == []
+
+    store = EdgeStore(path=str(store_path))
+    try:
+        records = {r.source: r for r in store.list_documents()}
+        assert records["upload://harbour.md"].status == "complete"
+        assert records["upload://harbour.md"].chunk_count == done.chunks
+        assert store.count_chunks() == done.chunks + note.chunks  # redone, not duplicated
+    finally:
+        store.close()
