@@ -102,10 +102,11 @@ test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup
 	$(BIN)/ruff check .
 	scripts/airgapped.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The ingest job queue's tests run a real Redis (tests/redis_server.py starts its own on a free port).
+# The ingest job queue's tests run a real Redis (tests/redis_server.py starts its own on a free port); the
+# scale-out overlay's proxy configuration is checked by the real HAProxy (haproxy -c).
 redis-setup:
-	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v redis-server >/dev/null && command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy; }
 
 airgap-setup:
 	@command -v ip >/dev/null && command -v unshare >/dev/null || { $(SUDO) apt-get update -qq && \

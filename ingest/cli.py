@@ -19,7 +19,8 @@ from typing import Annotated
 
 import typer
 
-from ingest.factory import build_pipeline
+from ingest.factory import build_pipeline, build_queue, build_spool
+from ingest.jobs import FolderProducer
 from ingest.maintenance import IndexMaintainer, describe
 from ingest.pipeline import IngestPipeline, IngestReport
 from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
@@ -69,7 +70,8 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         return
     typer.echo(
         f"files {summary['files']}: {summary['added']} added, {summary['updated']} updated, "
-        f"{summary['unchanged']} unchanged, {summary['deleted']} deleted, {summary['skipped']} skipped | "
+        f"{summary['unchanged']} unchanged, {summary['deleted']} deleted, {summary['skipped']} skipped"
+        f"{f', {q} queued for the workers' if (q := summary['queued']) else ''} | "
         f"chunks {summary['chunks']} | {summary['seconds']} s | {summary['chunks_per_s']} chunks/s"
     )
     for problem in summary["problems"]:  # type: ignore[attr-defined]
@@ -125,11 +127,20 @@ def watch(
     ),
     as_json: JsonOpt = False,
 ) -> None:
-    """Keep the store in step with a folder: sync now, then after every change settles (until SIGTERM/Ctrl-C)."""
+    """Keep the store in step with a folder: sync now, then after every change settles (until SIGTERM/Ctrl-C).
+
+    With RAG_INGEST_QUEUE=redis the watcher ingests nothing itself: new and changed files become jobs for the
+    workers (``python -m ingest.worker``), and it loads no model; deletions it applies directly."""
     if not directory.is_dir():
         typer.echo(f"not a folder: {directory}", err=True)
         raise typer.Exit(2)
-    pipeline = _pipeline()
+    settings = _settings()
+    producer: FolderProducer | None = None
+    if settings.ingest_queue == "redis":
+        pipeline = _pipeline(settings, warm=False)
+        producer = FolderProducer(build_queue(settings), build_spool(settings), pipeline.store)
+    else:
+        pipeline = _pipeline(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -140,11 +151,12 @@ def watch(
 
     def on_report(report: IngestReport) -> None:
         _print_report(report, as_json)
-        _maintain(pipeline.store)
+        if producer is None:  # in queue mode the workers ask for index upkeep after their jobs
+            _maintain(pipeline.store)
 
     watcher = FolderWatcher(
         directory,
-        pipeline.sync,
+        producer.sync if producer is not None else pipeline.sync,
         interval_s=interval,
         debouncer=Debouncer(quiet_s=quiet, max_wait_s=max_wait),
         on_report=on_report,
@@ -154,6 +166,8 @@ def watch(
         watcher.run(stop)
     finally:
         beat.stop()
+        if producer is not None:
+            producer.queue.close()
         pipeline.store.close()
 
 

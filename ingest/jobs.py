@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BLOB_NAME = re.compile(r"[0-9a-f]{32}")
 JobState = Literal["queued", "processing", "complete", "failed"]
 DONE: tuple[JobState, ...] = ("complete", "failed")
 
@@ -110,9 +112,15 @@ class UploadSpool:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    def _path(self, blob: str) -> Path:
+        """A blob is a job id (32 hex digits): a job read from the queue can never name another path."""
+        if not BLOB_NAME.fullmatch(blob):
+            raise ValueError(f"not a spool blob name: {blob!r}")
+        return self.root / blob
+
     def put(self, blob: str, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / blob
+        path = self._path(blob)
         tmp = path.with_name(f".{blob}.tmp")
         with open(tmp, "wb") as f:
             f.write(data)
@@ -121,10 +129,10 @@ class UploadSpool:
         tmp.replace(path)
 
     def read(self, blob: str) -> bytes:
-        return (self.root / blob).read_bytes()
+        return self._path(blob).read_bytes()
 
     def discard(self, blob: str) -> None:
-        (self.root / blob).unlink(missing_ok=True)
+        self._path(blob).unlink(missing_ok=True)
 
 
 @dataclass(slots=True)

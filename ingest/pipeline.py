@@ -81,6 +81,7 @@ class IngestReport:
             "unchanged": self.count("unchanged"),
             "deleted": self.count("deleted"),
             "skipped": self.count("skipped", "failed"),
+            "queued": self.count("queued"),
             "chunks": self.chunks,
             "points_written": self.points_written,
             "points_deleted": self.points_deleted,

@@ -231,3 +231,13 @@ def test_the_folder_watcher_queues_new_and_changed_files_once_and_deletes_gone_o
     assert queue.depth() == 1
     status = JobRunner(queue, spool, FakePipeline()).run_once(5)  # type: ignore[arg-type]
     assert status is not None and status.state == "complete" and status.source == str((folder / "new.md").resolve())
+
+
+def test_the_spool_refuses_a_blob_name_that_is_not_a_job_id(tmp_path: Path) -> None:
+    spool = UploadSpool(tmp_path / "spool")
+    for name in ("../../etc/passwd", "/etc/passwd", "ABC", ""):
+        with pytest.raises(ValueError, match="not a spool blob name"):
+            spool.read(name)
+    with pytest.raises(ValueError):
+        spool.put("../escape", b"x")
+    assert not (tmp_path / "escape").exists()

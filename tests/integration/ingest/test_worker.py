@@ -17,6 +17,7 @@ from redis_server import redis_server
 
 from ingest.jobs import IngestJob, RedisQueue, UploadSpool
 from services.core.store_edge import EdgeStore
+from services.core.types import doc_id_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]
@@ -101,5 +102,55 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_document_lands_once(redis_u
         assert records["upload://harbour.md"].status == "complete"
         assert records["upload://harbour.md"].chunk_count == done.chunks
         assert store.count_chunks() == done.chunks + note.chunks  # redone, not duplicated
+    finally:
+        store.close()
+
+
+def test_the_folder_watcher_queues_files_a_worker_then_ingests(redis_url: str, tmp_path: Path) -> None:
+    """In queue mode the watcher loads no model and writes no chunk: it spools and queues; a worker ingests.
+    (One after the other: an embedded store is single-process; in compose both talk to the Qdrant server.)"""
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "tides.md").write_text("# Tides\n\nThe moon raises two tidal bulges a day.\n")
+    (folder / "winds.md").write_text("# Winds\n\nSea breezes blow landward in the afternoon.\n")
+    env = os.environ | {
+        "RAG_INGEST_QUEUE": "redis",
+        "RAG_REDIS_URL": redis_url,
+        "RAG_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "RAG_QDRANT_PATH": str(tmp_path / "qdrant"),
+        "RAG_QDRANT_URL": "",
+        "RAG_TRACING_ENDPOINT": "",
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+    }
+    queue = RedisQueue(redis_url, prefix="ragstack:ingest")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "watch", str(folder), "--heartbeat", str(tmp_path / "watch.alive")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        sources = [str((folder / n).resolve()) for n in ("tides.md", "winds.md")]
+        while not all(queue.status(doc_id_for(s)) for s in sources):
+            assert watcher.poll() is None, watcher.stdout.read() if watcher.stdout else ""
+            assert time.monotonic() < deadline, "the watcher queued nothing"
+            time.sleep(0.1)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        out, _ = watcher.communicate(timeout=60)
+    assert "2 queued for the workers" in out, out
+    assert "sentence_transformers" not in out  # no model loaded by the producer
+    first = worker(env, "--once", "--heartbeat", str(tmp_path / "alive"))
+    log, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, log
+    for source in sources:
+        status = queue.status(doc_id_for(source))
+        assert status is not None and status.state == "complete" and status.outcome == "added", status
+    store = EdgeStore(path=str(tmp_path / "qdrant"))
+    try:
+        assert sorted(r.source for r in store.list_documents()) == sorted(sources)
     finally:
         store.close()
