@@ -61,5 +61,10 @@ def build_queue(settings: Settings) -> JobQueue:
             settings.redis_url,
             max_attempts=settings.ingest_max_attempts,
             visibility_timeout_s=settings.ingest_visibility_timeout_s,
+            retry_backoff_s=settings.ingest_retry_backoff_s,
         )
-    return LocalQueue(settings.resolved_upload_dir, max_attempts=settings.ingest_max_attempts)
+    return LocalQueue(
+        settings.resolved_upload_dir,
+        max_attempts=settings.ingest_max_attempts,
+        retry_backoff_s=settings.ingest_retry_backoff_s,
+    )

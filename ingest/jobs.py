@@ -179,6 +179,11 @@ class JobQueue(Protocol):
     def close(self) -> None: ...
 
 
+def backoff(base_s: float, attempt: int) -> float:
+    """Seconds before a job that failed its ``attempt``-th delivery is handed out again: base, 2x, 4x, ... 5 min."""
+    return min(300.0, base_s * 2 ** max(0, attempt - 1))
+
+
 class LocalQueue:
     """The in-process queue: a deque and a condition, journalled to ``<spool>/jobs/<job_id>.json``.
 
@@ -188,10 +193,12 @@ class LocalQueue:
 
     kind = "local"
 
-    def __init__(self, spool_dir: Path, *, max_attempts: int = 3) -> None:
+    def __init__(self, spool_dir: Path, *, max_attempts: int = 3, retry_backoff_s: float = 5.0) -> None:
         self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
         self.journal = Path(spool_dir) / "jobs"
         self._jobs: deque[IngestJob] = deque()
+        self._due: dict[str, float] = {}  # job id -> monotonic time before which a retried job is not handed out
         self._running: dict[str, IngestJob] = {}
         self._status: dict[str, JobStatus] = {}
         self._cond = threading.Condition()
@@ -239,15 +246,30 @@ class LocalQueue:
             self._cond.notify()
         return status
 
+    def _next_due(self) -> tuple[IngestJob | None, float]:
+        """The first job that may run now, else how long until one may (called holding the condition)."""
+        now = time.monotonic()
+        wait = float("inf")
+        for job in self._jobs:
+            due = self._due.get(job.job_id, 0.0)
+            if due <= now:
+                self._jobs.remove(job)
+                self._due.pop(job.job_id, None)
+                return job, 0.0
+            wait = min(wait, due - now)
+        return None, wait
+
     def reserve(self, consumer: str, timeout_s: float) -> Delivery | None:
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while not self._jobs:
+            while True:
+                job, wait = self._next_due()
+                if job is not None:
+                    break
                 left = deadline - time.monotonic()
                 if self._closed or left <= 0:
                     return None
-                self._cond.wait(left)
-            job = self._jobs.popleft()
+                self._cond.wait(min(left, wait))
             self._running[job.job_id] = job
         attempt = self._deliveries(job.job_id) + 1
         self._write(job, attempt)  # counted before the work: a crash during it still counts
@@ -280,6 +302,7 @@ class LocalQueue:
         self._set(status)
         with self._cond:
             self._running.pop(job.job_id, None)
+            self._due[job.job_id] = time.monotonic() + backoff(self.retry_backoff_s, delivery.attempt)
             self._jobs.append(job)
             self._cond.notify()
         return status
@@ -321,6 +344,7 @@ class RedisQueue:
         prefix: str = "ragstack:ingest",
         max_attempts: int = 3,
         visibility_timeout_s: float = 300.0,
+        retry_backoff_s: float = 5.0,
         status_ttl_s: int = 7 * 24 * 3600,
     ) -> None:
         import redis
@@ -330,6 +354,8 @@ class RedisQueue:
             url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30
         )
         self.stream = f"{prefix}:jobs"
+        self.delayed = f"{prefix}:delayed"  # retried jobs by due time (a sorted set), moved to the stream when due
+        self.retry_backoff_s = retry_backoff_s
         self.prefix = prefix
         self.max_attempts = max_attempts
         self.visibility_ms = int(visibility_timeout_s * 1000)
@@ -378,8 +404,17 @@ class RedisQueue:
         pending = self.redis.xpending_range(self.stream, self.GROUP, min=token, max=token, count=1)
         return int(pending[0]["times_delivered"]) if pending else 1
 
+    def _promote_due(self) -> None:
+        """Move retried jobs whose backoff has passed onto the stream. ZREM is the claim: of several workers
+        promoting at once, only the one that removed an entry adds it."""
+        for member in self.redis.zrangebyscore(self.delayed, 0, time.time(), start=0, num=20):
+            if self.redis.zrem(self.delayed, member):
+                job_json, _, retries = (member.decode() if isinstance(member, bytes) else member).rpartition("\n")
+                self.redis.xadd(self.stream, {"job": job_json, "retries": retries})
+
     def reserve(self, consumer: str, timeout_s: float) -> Delivery | None:
         self._group()
+        self._promote_due()
         claimed = self.redis.xautoclaim(self.stream, self.GROUP, consumer, self.visibility_ms, "0-0", count=1)
         entries = claimed[1] if len(claimed) > 1 else []
         entries = [e for e in entries if e and e[1]]  # an entry deleted meanwhile comes back empty
@@ -418,8 +453,9 @@ class RedisQueue:
             return status
         status = JobStatus.of(job, "queued", attempts=delivery.attempt, reason=reason)
         self._set(status)
-        pipe = self.redis.pipeline()
-        pipe.xadd(self.stream, {"job": job.to_json(), "retries": str(delivery.attempt)})
+        due = time.time() + backoff(self.retry_backoff_s, delivery.attempt)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(self.delayed, {f"{job.to_json()}\n{delivery.attempt}": due})
         pipe.xack(self.stream, self.GROUP, delivery.token)
         pipe.xdel(self.stream, delivery.token)
         pipe.execute()
@@ -431,7 +467,7 @@ class RedisQueue:
 
     def depth(self) -> int:
         self._group()
-        return int(self.redis.xlen(self.stream))
+        return int(self.redis.xlen(self.stream)) + int(self.redis.zcard(self.delayed))
 
     def ping(self) -> bool:
         try:
@@ -465,6 +501,8 @@ class JobRunner:
         self.consumer = consumer or f"worker-{os.uname().nodename}-{os.getpid()}"
         self.heartbeat_s = heartbeat_s
         self.done = 0
+        self._wrote = False  # chunks were written since the last index upkeep request
+        self._paused = False  # the store did not answer at the last look: no job is taken meanwhile
 
     def _end(self, delivery: Delivery, status: JobStatus) -> JobStatus:
         self.queue.finish(delivery, status)
@@ -491,9 +529,24 @@ class JobRunner:
             stop.set()
             thread.join(5)
 
+    def store_available(self) -> bool:
+        """A store that is down pauses the worker: the jobs stay queued, no attempt is spent on them."""
+        ok = self.pipeline.store.ping()
+        if ok == self._paused:  # log the change only
+            if ok:
+                logger.info("the store answers again: taking ingest jobs")
+            else:
+                logger.warning("the store does not answer: ingest jobs wait in the queue until it does")
+        self._paused = not ok
+        return ok
+
     def run_once(self, timeout_s: float = 1.0) -> JobStatus | None:
+        if not self.store_available():
+            time.sleep(timeout_s)
+            return None
         delivery = self.queue.reserve(self.consumer, timeout_s)
         if delivery is None:
+            self._upkeep()
             return None
         job = delivery.job
         if delivery.attempt > self.queue.max_attempts:
@@ -525,9 +578,15 @@ class JobRunner:
             reason=outcome.reason if outcome else "the pipeline reported nothing",
         )
         self._end(delivery, status)
-        if self.maintainer is not None and outcome is not None and outcome.status in ("added", "updated"):
-            self.maintainer.schedule()
+        self._wrote |= outcome is not None and outcome.status in ("added", "updated")
+        self._upkeep()
         return status
+
+    def _upkeep(self) -> None:
+        """Index upkeep once the queue is drained, not after every job of a batch (one build, not N)."""
+        if self._wrote and self.maintainer is not None and self.queue.depth() == 0:
+            self._wrote = False
+            self.maintainer.schedule()
 
     def run(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
         """Jobs until ``stop`` is set; the job in hand is finished first (a graceful stop loses nothing)."""

@@ -183,6 +183,9 @@ class Settings(BaseSettings):
         "(0 = at once; a request may lower it with ?wait_s=)",
     )
     ingest_max_attempts: int = Field(3, ge=1, le=20, description="deliveries of a job before it is failed")
+    ingest_retry_backoff_s: float = Field(
+        5.0, ge=0, description="a failed job waits this long before its next try, doubling each time (max 5 min)"
+    )
     ingest_visibility_timeout_s: float = Field(
         300.0, gt=0, description="a job a worker holds without a heartbeat this long goes to another worker"
     )

@@ -4,6 +4,7 @@ import asyncio
 import re
 import time
 import unicodedata
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
@@ -13,6 +14,7 @@ from ingest.jobs import DONE, IngestJob, JobStatus
 from services.api.components import Components
 from services.api.deps import ComponentsDep
 from services.api.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
+from services.core.store import StoreUnavailableError
 from services.core.types import DocumentRecord
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -29,6 +31,14 @@ def safe_filename(raw: str | None) -> str:
     name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
     name = re.sub(r"\s+", " ", name).strip().lstrip(".")
     return name[:200]
+
+
+def require_doc_id(doc_id: str) -> None:
+    """Document ids are UUIDs (``doc_id_for``): anything else names no document (the store would reject it)."""
+    try:
+        uuid.UUID(doc_id)
+    except ValueError:
+        raise HTTPException(404, f"no document with id {doc_id!r}") from None
 
 
 def _out(record: DocumentRecord) -> DocumentOut:
@@ -65,6 +75,9 @@ async def upload(
         raise HTTPException(413, f"{len(files)} files in one request; the limit is {MAX_FILES}")
     tag_list = [t.strip() for t in tags.split(",") if t.strip()][:20]
     settings = components.settings
+    if components.jobs()[0].kind == "local" and not await run_in_threadpool(components.store.ping):
+        # This process would run the jobs: refuse now rather than queue work that cannot run (nothing kept).
+        raise StoreUnavailableError("Qdrant unavailable: the store does not answer; nothing was accepted, retry")
     limit = settings.max_upload_bytes
     started = time.perf_counter()
     slots: list[IngestOutcome | IngestJob] = []  # a rejected file's outcome now, or its job
@@ -128,6 +141,7 @@ def outcome_of(job: IngestJob, status: JobStatus) -> IngestOutcome:
     responses={404: {"description": "no job and no document with this id"}},
 )
 async def document_status(doc_id: str, components: ComponentsDep) -> DocumentStatus:
+    require_doc_id(doc_id)
     queue, _ = components.jobs()
     job = await run_in_threadpool(queue.status, doc_id)
     record = await run_in_threadpool(components.store.get_document, doc_id)
@@ -166,6 +180,7 @@ async def list_documents(components: ComponentsDep) -> list[DocumentOut]:
 
 @router.delete("/{doc_id}", summary="Delete a document and all its chunks")
 async def delete_document(doc_id: str, components: ComponentsDep) -> dict[str, object]:
+    require_doc_id(doc_id)
     record = await run_in_threadpool(components.store.get_document, doc_id)
     if record is None:
         raise HTTPException(404, f"no document with id {doc_id!r}")

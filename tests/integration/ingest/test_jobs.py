@@ -20,12 +20,21 @@ from services.core.types import DocumentRecord, doc_id_for, sha256_hex
 pytestmark = pytest.mark.integration
 
 
+class FakePingStore:
+    def __init__(self) -> None:
+        self.up = True
+
+    def ping(self) -> bool:
+        return self.up
+
+
 class FakePipeline:
     """Records what it ingested; a file named ``boom*`` raises (the store failing), ``bad*`` is skipped."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes]] = []
         self.fail_times: dict[str, int] = {}
+        self.store = FakePingStore()
 
     def ingest_bytes(self, data: bytes, filename: str, source: str, tags: list[str] | tuple[str, ...] = ()):
         self.calls.append((source, data))
@@ -46,10 +55,12 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(params=["local", "redis"])
 def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobQueue]:
     if request.param == "local":
-        q: JobQueue = LocalQueue(tmp_path / "spool", max_attempts=3)
+        q: JobQueue = LocalQueue(tmp_path / "spool", max_attempts=3, retry_backoff_s=0)
     else:
         url = request.getfixturevalue("redis_url")
-        q = RedisQueue(url, prefix=f"test:{request.node.name}", max_attempts=3, visibility_timeout_s=0.5)
+        q = RedisQueue(
+            url, prefix=f"test:{request.node.name}", max_attempts=3, visibility_timeout_s=0.5, retry_backoff_s=0
+        )
     yield q
     q.close()
 
@@ -126,6 +137,38 @@ def test_a_newer_upload_of_the_same_document_owns_its_status(queue: JobQueue, tm
     assert statuses[0].state == "complete" and statuses[0].job_id == second.job_id
 
 
+def test_a_retried_job_waits_out_its_backoff_while_others_run(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    pipeline.fail_times["boom.md"] = 1
+    queues: list[JobQueue] = [
+        LocalQueue(tmp_path / "local", retry_backoff_s=1.0),
+        RedisQueue(request.getfixturevalue("redis_url"), prefix="test:backoff", retry_backoff_s=1.0),
+    ]
+    for queue in queues:
+        flaky, other = submit(queue, spool, "boom.md"), submit(queue, spool, "other.md")
+        runner = JobRunner(queue, spool, pipeline)  # type: ignore[arg-type]
+        assert runner.run_once(1).state == "queued"  # type: ignore[union-attr]  # boom.md failed once
+        assert runner.run_once(1).job_id == other.job_id  # type: ignore[union-attr]  # not boom.md again at once
+        assert runner.run_once(0.2) is None and queue.depth() == 1  # still backing off
+        time.sleep(1.0)
+        again = runner.run_once(2)
+        assert again is not None and again.job_id == flaky.job_id and again.state == "complete"
+        pipeline.fail_times["boom.md"] = 1
+        queue.close()
+
+
+def test_a_store_that_is_down_pauses_the_worker_and_spends_no_attempt(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    job = submit(queue, spool, "wait.md")
+    runner = JobRunner(queue, spool, pipeline)  # type: ignore[arg-type]
+    pipeline.store.up = False
+    assert runner.run_once(0.1) is None and runner.run_once(0.1) is None
+    assert queue.status(job.doc_id).state == "queued" and pipeline.calls == []  # type: ignore[union-attr]
+    pipeline.store.up = True
+    status = runner.run_once(5)
+    assert status is not None and status.state == "complete" and status.attempts == 1
+
+
 def test_wait_for_returns_as_soon_as_every_job_ended(queue: JobQueue, tmp_path: Path) -> None:
     spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
     jobs = [submit(queue, spool, f"w{i}.md") for i in range(3)]
@@ -148,7 +191,7 @@ def test_wait_for_returns_as_soon_as_every_job_ended(queue: JobQueue, tmp_path: 
 def test_local_queue_a_restart_queues_unfinished_jobs_again_and_counts_crashes(tmp_path: Path) -> None:
     spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
     queue = LocalQueue(tmp_path / "spool", max_attempts=2)
-    job = submit(queue, spool, "crash.md")
+    job = submit(queue, spool, "crash.md")  # dies during the job twice, without a retry (no backoff involved)
     assert queue.reserve("w", 1) is not None  # the process "dies" during the job: nothing finishes it
     queue.close()
     again = LocalQueue(tmp_path / "spool", max_attempts=2)

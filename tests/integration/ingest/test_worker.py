@@ -154,3 +154,61 @@ def test_the_folder_watcher_queues_files_a_worker_then_ingests(redis_url: str, t
         assert sorted(r.source for r in store.list_documents()) == sorted(sources)
     finally:
         store.close()
+
+
+def test_two_workers_drain_200_uploads_each_job_run_once_and_a_corrupt_file_fails_with_its_reason(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Two worker processes on one queue. Each writes to its own embedded store here (an embedded store is
+    single-process; in production both write to the Qdrant server), which makes "run once" visible: every
+    document is in exactly one of the two stores, none in both, none missing."""
+    queue = RedisQueue(redis_url, prefix="ragstack:ingest")
+    spool = UploadSpool(tmp_path / "uploads")
+    jobs = []
+    for i in range(200):
+        job = IngestJob.new(filename=f"note-{i:03d}.md", source=f"upload://note-{i:03d}.md")
+        spool.put(job.blob, f"# Note {i}\n\nShip {i} docked at berth {i % 17} on day {i % 31}.\n".encode())
+        jobs.append(job)
+    corrupt = IngestJob.new(filename="manifest.pdf", source="upload://manifest.pdf")
+    spool.put(corrupt.blob, b"%PDF-1.7\n1 0 obj << /Type /Catalog >> broken beyond repair\n%%EOF")
+    for job in [*jobs[:100], corrupt, *jobs[100:]]:
+        queue.submit(job)
+    base = os.environ | {
+        "RAG_INGEST_QUEUE": "redis",
+        "RAG_REDIS_URL": redis_url,
+        "RAG_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "RAG_QDRANT_URL": "",
+        "RAG_TRACING_ENDPOINT": "",
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+    }
+    workers = [
+        worker(base | {"RAG_QDRANT_PATH": str(tmp_path / f"store-{n}")}, "--heartbeat", str(tmp_path / f"alive-{n}"))
+        for n in (1, 2)
+    ]
+    try:
+        deadline = time.monotonic() + 600
+        while queue.depth() > 0:
+            for w in workers:
+                assert w.poll() is None, w.stdout.read() if w.stdout else ""
+            assert time.monotonic() < deadline, f"{queue.depth()} jobs left after 600 s"
+            time.sleep(0.5)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        logs = [w.communicate(timeout=120)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), logs
+    statuses = [queue.status(job.doc_id) for job in jobs]
+    assert all(s is not None and s.state == "complete" and s.attempts == 1 for s in statuses), statuses
+    bad = queue.status(corrupt.doc_id)
+    assert bad is not None and bad.state == "failed" and bad.outcome == "skipped" and bad.reason, bad
+    stored: list[set[str]] = []
+    for n in (1, 2):
+        store = EdgeStore(path=str(tmp_path / f"store-{n}"))
+        try:
+            stored.append({r.source for r in store.list_documents() if r.status == "complete"})
+        finally:
+            store.close()
+    assert stored[0] and stored[1], "one worker did all the work"
+    assert not stored[0] & stored[1]  # no document ingested twice
+    assert stored[0] | stored[1] == {job.source for job in jobs}  # none lost
+    assert list((tmp_path / "uploads").glob("*")) == []  # the spool is empty: every job ended
