@@ -176,10 +176,14 @@ DOCKER_OK := $(shell docker info >/dev/null 2>&1 && docker compose version >/dev
 COMPOSE ?= $(if $(DOCKER_OK),docker compose,$(COMPOSE_VENV)/bin/podman-compose)
 ENGINE_SETUP := $(if $(DOCKER_OK),,podman-setup)
 export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+# Podman builds OCI images by default, which drop HEALTHCHECK (podman healthcheck run, and so make up, need it).
+export BUILDAH_FORMAT ?= docker
 LLM_PROFILE ?= llamacpp
 ALL_PROFILES := --profile llamacpp --profile ollama --profile gpu --profile tgi
 # AIRGAP=1: build from the local base images, the local torch wheel and the packaged models (make images).
-COMPOSE_FILES := -f compose.yaml $(if $(AIRGAP),-f deploy/compose.airgap.yaml)
+# NO_QDRANT_SERVER=1: the API on its embedded store, for a host with no Qdrant server image (this kind of machine).
+COMPOSE_FILES := -f compose.yaml $(if $(AIRGAP),-f deploy/compose.airgap.yaml) \
+	$(if $(NO_QDRANT_SERVER),-f deploy/compose.no-qdrant-server.yaml)
 SERVICE ?=
 
 $(COMPOSE_VENV)/.installed:
