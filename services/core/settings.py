@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         "(exact search below it); 0 = never",
     )
     qdrant_hnsw_ef: int = Field(
-        128,
+        512,
         ge=1,
         le=4096,
         description="HNSW search breadth (ef) for dense queries once the graph is built (Edge and server); higher "

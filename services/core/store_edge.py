@@ -146,7 +146,7 @@ class EdgeStore:
         quantization: Quantization = "none",
         hnsw_m: int = 16,
         hnsw_ef_construct: int = 100,
-        hnsw_ef: int | None = 128,
+        hnsw_ef: int | None = 512,
     ) -> None:
         self._tmp: str | None = None
         if path == ":memory:":  # Edge always has a folder: an ephemeral one, removed on close
