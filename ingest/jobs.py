@@ -149,6 +149,7 @@ class JobQueue(Protocol):
 
     kind: str
     max_attempts: int
+    retry_backoff_s: float
 
     def submit(self, job: IngestJob) -> JobStatus: ...
 
@@ -164,8 +165,8 @@ class JobQueue(Protocol):
         """The job's end (complete or failed): it is never delivered again."""
         ...
 
-    def retry(self, delivery: Delivery, reason: str) -> JobStatus:
-        """Queue the job again after a failure, or fail it for good once it has had ``max_attempts``."""
+    def requeue(self, delivery: Delivery, status: JobStatus, delay_s: float) -> None:
+        """Hand the job out again, no sooner than ``delay_s`` from now, recording ``status`` (queued, why)."""
         ...
 
     def status(self, doc_id: str) -> JobStatus | None: ...
@@ -292,20 +293,14 @@ class LocalQueue:
             self._running.pop(delivery.job.job_id, None)
         self._entry(delivery.job.job_id).unlink(missing_ok=True)
 
-    def retry(self, delivery: Delivery, reason: str) -> JobStatus:
+    def requeue(self, delivery: Delivery, status: JobStatus, delay_s: float) -> None:
         job = delivery.job
-        if delivery.attempt >= self.max_attempts:
-            status = JobStatus.of(job, "failed", attempts=delivery.attempt, reason=reason)
-            self.finish(delivery, status)
-            return status
-        status = JobStatus.of(job, "queued", attempts=delivery.attempt, reason=reason)
         self._set(status)
         with self._cond:
             self._running.pop(job.job_id, None)
-            self._due[job.job_id] = time.monotonic() + backoff(self.retry_backoff_s, delivery.attempt)
+            self._due[job.job_id] = time.monotonic() + delay_s
             self._jobs.append(job)
             self._cond.notify()
-        return status
 
     def status(self, doc_id: str) -> JobStatus | None:
         with self._cond:
@@ -445,21 +440,13 @@ class RedisQueue:
         pipe.xdel(self.stream, delivery.token)
         pipe.execute()
 
-    def retry(self, delivery: Delivery, reason: str) -> JobStatus:
-        job = delivery.job
-        if delivery.attempt >= self.max_attempts:
-            status = JobStatus.of(job, "failed", attempts=delivery.attempt, reason=reason)
-            self.finish(delivery, status)
-            return status
-        status = JobStatus.of(job, "queued", attempts=delivery.attempt, reason=reason)
+    def requeue(self, delivery: Delivery, status: JobStatus, delay_s: float) -> None:
         self._set(status)
-        due = time.time() + backoff(self.retry_backoff_s, delivery.attempt)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.zadd(self.delayed, {f"{job.to_json()}\n{delivery.attempt}": due})
+        pipe.zadd(self.delayed, {f"{delivery.job.to_json()}\n{delivery.attempt}": time.time() + delay_s})
         pipe.xack(self.stream, self.GROUP, delivery.token)
         pipe.xdel(self.stream, delivery.token)
         pipe.execute()
-        return status
 
     def status(self, doc_id: str) -> JobStatus | None:
         raw = self.redis.get(self._key(doc_id))
@@ -563,9 +550,11 @@ class JobRunner:
                 report = self.pipeline.ingest_bytes(data, job.filename, job.source, job.tags)
         except Exception as exc:  # the store or the model failed: worth another try
             logger.warning("ingest job %s (%s) failed on attempt %d: %s", job.job_id, job.source, delivery.attempt, exc)
-            status = self.queue.retry(delivery, f"{type(exc).__name__}: {exc}")
-            if status.state == "failed":
-                self.spool.discard(job.blob)
+            reason = f"{type(exc).__name__}: {exc}"
+            if delivery.attempt >= self.queue.max_attempts:
+                return self._end(delivery, JobStatus.of(job, "failed", attempts=delivery.attempt, reason=reason))
+            status = JobStatus.of(job, "queued", attempts=delivery.attempt, reason=reason)
+            self.queue.requeue(delivery, status, backoff(self.queue.retry_backoff_s, delivery.attempt))
             return status
         outcome = report.outcomes[0] if report.outcomes else None
         state: JobState = "failed" if outcome is None or outcome.status in ("skipped", "failed") else "complete"
