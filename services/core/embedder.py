@@ -11,7 +11,6 @@ Usage::
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
-from services.core.model_registry import EMBEDDERS, resolve, spec_for
+from services.core.model_registry import EMBEDDERS, LoadOnce, resolve, spec_for
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -107,38 +106,33 @@ class SentenceTransformerEmbedder:
         self.normalize = spec.normalize if normalize is None else normalize
         self.batch_size = batch_size
         self.device = device
-        self._model: SentenceTransformer | None = None
-        self._loading = threading.Lock()
+        self._model: LoadOnce[SentenceTransformer] = LoadOnce(f"bi-encoder {self.name}", self._load)
 
     @property
     def ready(self) -> bool:
-        return self._model is not None
+        return self._model.ready
 
     def warm_up(self) -> None:
         """Find and load the model (exporting it for a non-torch backend on first use); later calls return at once."""
-        if self._model is not None:
-            return
-        with self._loading:
-            if self._model is not None:  # another thread loaded it while this one waited
-                return
-            target, _ = resolve(self.model_name, EMBEDDERS, "RAG_EMBED_MODEL")  # a missing model fails here, fast
-            from sentence_transformers import SentenceTransformer
+        self._model.warm_up()
 
-            logger.info("loading bi-encoder %s from %s", self.name, target)
-            model = SentenceTransformer(target, device=self.device, local_files_only=True)
-            use_backend(
-                model,
-                self.backend,
-                cache_dir=cache_dir_for(self.model_cache, self.model_name, self.backend),
-                source=Path(target),
-            )
-            self._model = model
+    def _load(self) -> SentenceTransformer:
+        target, _ = resolve(self.model_name, EMBEDDERS, "RAG_EMBED_MODEL")  # a missing model fails here, fast
+        from sentence_transformers import SentenceTransformer
+
+        logger.info("loading bi-encoder %s from %s", self.name, target)
+        model = SentenceTransformer(target, device=self.device, local_files_only=True)
+        use_backend(
+            model,
+            self.backend,
+            cache_dir=cache_dir_for(self.model_cache, self.model_name, self.backend),
+            source=Path(target),
+        )
+        return model
 
     @property
     def model(self) -> SentenceTransformer:
-        if self._model is None:
-            raise RuntimeError(f"bi-encoder {self.name} is not loaded: call warm_up() first")
-        return self._model
+        return self._model.get()
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:

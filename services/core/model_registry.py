@@ -7,9 +7,13 @@ and settings may override each of them.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
@@ -101,3 +105,31 @@ def _in_hf_cache(repo_id: str) -> bool:
     except Exception:  # a malformed id is simply "not cached"
         return False
     return isinstance(hit, str)
+
+
+class LoadOnce(Generic[T]):
+    """A model loaded at most once, by ``warm_up()``, safe to call from many threads at once (the API's
+    lifespan and the first requests may race): the components' constructors stay pure and their readiness
+    is ``ready``, not a peek at a private attribute. ``get()`` before a load is a programming error."""
+
+    def __init__(self, what: str, load: Callable[[], T]) -> None:
+        self.what = what
+        self._load = load
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    def warm_up(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:  # another thread may have loaded it while this one waited
+                    self._value = self._load()
+        return self._value
+
+    def get(self) -> T:
+        if self._value is None:
+            raise RuntimeError(f"{self.what} is not loaded: call warm_up() first")
+        return self._value

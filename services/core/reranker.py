@@ -10,7 +10,6 @@ Usage::
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -19,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
-from services.core.model_registry import RERANKERS, resolve
+from services.core.model_registry import RERANKERS, LoadOnce, resolve
 from services.core.types import RetrievedChunk
 
 if TYPE_CHECKING:
@@ -114,39 +113,34 @@ class CrossEncoderReranker:
         self.max_length = max_length  # caps query+passage tokens: cost is quadratic in length
         self.device = device
         self.fusion_weight = fusion_weight
-        self._model: CrossEncoder | None = None
-        self._loading = threading.Lock()
+        self._model: LoadOnce[CrossEncoder] = LoadOnce(f"cross-encoder {self.name}", self._load)
 
     @property
     def ready(self) -> bool:
-        return self._model is not None
+        return self._model.ready
 
     def warm_up(self) -> None:
         """Find and load the model (exporting it for a non-torch backend on first use); later calls return at once."""
-        if self._model is not None:
-            return
-        with self._loading:
-            if self._model is not None:  # another thread loaded it while this one waited
-                return
-            target, _ = resolve(self.name, RERANKERS, "RAG_RERANKER_MODEL")  # a missing model fails here, fast
-            from sentence_transformers import CrossEncoder
+        self._model.warm_up()
 
-            logger.info("loading cross-encoder %s from %s", self.name, target)
-            model = CrossEncoder(target, device=self.device, max_length=self.max_length, local_files_only=True)
-            use_backend(
-                model,
-                self.backend,
-                cache_dir=cache_dir_for(self.model_cache, self.name, self.backend),
-                source=Path(target),
-                pairs=True,
-            )
-            self._model = model
+    def _load(self) -> CrossEncoder:
+        target, _ = resolve(self.name, RERANKERS, "RAG_RERANKER_MODEL")  # a missing model fails here, fast
+        from sentence_transformers import CrossEncoder
+
+        logger.info("loading cross-encoder %s from %s", self.name, target)
+        model = CrossEncoder(target, device=self.device, max_length=self.max_length, local_files_only=True)
+        use_backend(
+            model,
+            self.backend,
+            cache_dir=cache_dir_for(self.model_cache, self.name, self.backend),
+            source=Path(target),
+            pairs=True,
+        )
+        return model
 
     @property
     def model(self) -> CrossEncoder:
-        if self._model is None:
-            raise RuntimeError(f"cross-encoder {self.name} is not loaded: call warm_up() first")
-        return self._model
+        return self._model.get()
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         model = self.model
