@@ -640,13 +640,17 @@ class FolderProducer:
         return report
 
 
+def ended(job: IngestJob, status: JobStatus) -> bool:
+    """Whether a job is over for its submitter: it ended, or a newer job of the same document replaced it."""
+    return status.state in DONE or status.job_id != job.job_id
+
+
 def wait_for(queue: JobQueue, jobs: list[IngestJob], timeout_s: float, *, poll_s: float = 0.1) -> list[JobStatus]:
     """Each job's status once every one has ended, or as they stand at the deadline. A status that belongs to
     a newer job of the same document (uploaded again meanwhile) stands for that document's latest word."""
     deadline = time.monotonic() + timeout_s
     while True:
         statuses = [queue.status(job.doc_id) or JobStatus.of(job, "queued") for job in jobs]
-        ended = [s.state in DONE or s.job_id != job.job_id for s, job in zip(statuses, jobs, strict=True)]
-        if all(ended) or time.monotonic() >= deadline:
+        if all(map(ended, jobs, statuses)) or time.monotonic() >= deadline:
             return statuses
         time.sleep(poll_s)

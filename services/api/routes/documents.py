@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ingest.jobs import DONE, IngestJob, JobStatus
+from ingest.jobs import IngestJob, JobStatus, ended
 from services.api.components import Components
 from services.api.deps import ComponentsDep
 from services.api.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
@@ -113,9 +113,7 @@ async def wait_for_jobs(components: Components, jobs: list[IngestJob], wait_s: f
     delay = 0.05
     while True:
         current = await run_in_threadpool(lambda: {j.job_id: components.job_status(j) for j in jobs})
-        if all(s.state in DONE or s.job_id != j.job_id for j, s in zip(jobs, current.values(), strict=True)):
-            return current
-        if time.monotonic() >= deadline:
+        if all(map(ended, jobs, current.values())) or time.monotonic() >= deadline:
             return current
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.5)
