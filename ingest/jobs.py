@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -577,14 +577,22 @@ class JobRunner:
             self._wrote = False
             self.maintainer.schedule()
 
-    def run(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
-        """Jobs until ``stop`` is set; the job in hand is finished first (a graceful stop loses nothing)."""
+    def run(
+        self, stop: threading.Event, *, poll_s: float = 1.0, on_health: Callable[[bool], None] | None = None
+    ) -> None:
+        """Jobs until ``stop`` is set; the job in hand is finished first (a graceful stop loses nothing).
+        ``on_health`` hears whether the queue answered (a worker's heartbeat stops while it does not)."""
         while not stop.is_set():
             try:
                 self.run_once(poll_s)
             except Exception as exc:  # the queue itself is unreachable: wait and try again
+                if on_health is not None:
+                    on_health(False)
                 logger.warning("ingest queue unavailable (%s); retrying in 5 s", exc)
                 stop.wait(5)
+            else:
+                if on_health is not None:
+                    on_health(True)
 
 
 class FolderProducer:

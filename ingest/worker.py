@@ -64,14 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             while runner.run_once(1.0) is not None:
                 pass
         else:
-            while not stop.is_set():
-                heartbeat.healthy = queue.ping()
-                try:
-                    runner.run_once(1.0)
-                except Exception as exc:  # the queue is unreachable: unhealthy until it answers again
-                    heartbeat.healthy = False
-                    logger.warning("ingest queue unavailable (%s); retrying in 5 s", exc)
-                    stop.wait(5)
+            runner.run(stop, on_health=lambda ok: setattr(heartbeat, "healthy", ok))
     finally:
         heartbeat.stop()
         queue.close()

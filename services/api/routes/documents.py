@@ -5,6 +5,7 @@ import re
 import time
 import unicodedata
 import uuid
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
@@ -145,18 +146,7 @@ async def document_status(doc_id: str, components: ComponentsDep) -> DocumentSta
     record = await run_in_threadpool(components.store.get_document, doc_id)
     document = _out(record) if record is not None else None
     if job is not None:
-        return DocumentStatus(
-            doc_id=doc_id,
-            source=job.source,
-            state=job.state,
-            outcome=job.outcome,
-            reason=job.reason,
-            attempts=job.attempts,
-            chunks=job.chunks,
-            job_id=job.job_id,
-            updated_at=job.updated_at,
-            document=document,
-        )
+        return DocumentStatus(**asdict(job), document=document)
     if record is None:
         raise HTTPException(404, f"no document with id {doc_id!r}")
     complete = record.status == "complete"

@@ -284,3 +284,28 @@ def test_the_spool_refuses_a_blob_name_that_is_not_a_job_id(tmp_path: Path) -> N
     with pytest.raises(ValueError):
         spool.put("../escape", b"x")
     assert not (tmp_path / "escape").exists()
+
+
+def test_the_runner_tells_its_health_listener_whether_the_queue_answers(tmp_path: Path) -> None:
+    queue = LocalQueue(tmp_path / "spool", retry_backoff_s=0)
+    runner = JobRunner(queue, UploadSpool(tmp_path / "spool"), FakePipeline())  # type: ignore[arg-type]
+    heard: list[bool] = []
+    stop = threading.Event()
+
+    def listen(ok: bool) -> None:
+        heard.append(ok)
+        if len(heard) == 2:
+            stop.set()
+
+    answers = iter([RuntimeError("queue down"), None])
+
+    def reserve(consumer: str, timeout_s: float) -> None:
+        outcome = next(answers)
+        if outcome is not None:
+            raise outcome
+
+    queue.reserve = reserve  # type: ignore[method-assign]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stop, "wait", lambda timeout=None: False)  # no 5 s back-off in a test
+        runner.run(stop, poll_s=0.01, on_health=listen)
+    assert heard == [False, True]

@@ -29,9 +29,23 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
-def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def queue_env(redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker or watcher process in queue mode, on this test's folders."""
+    return os.environ | {
+        "RAG_INGEST_QUEUE": "redis",
+        "RAG_REDIS_URL": redis_url,
+        "RAG_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "RAG_QDRANT_PATH": str(tmp_path / "qdrant"),
+        "RAG_QDRANT_URL": "",
+        "RAG_TRACING_ENDPOINT": "",
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        **extra,
+    }
+
+
+def worker(env: dict[str, str], *args: str, module: str = "ingest.worker") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ingest.worker", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -50,16 +64,7 @@ def big_markdown(sections: int) -> bytes:
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_document_lands_once(redis_url: str, tmp_path: Path) -> None:
     store_path, spool_dir = tmp_path / "qdrant", tmp_path / "uploads"
-    env = os.environ | {
-        "RAG_INGEST_QUEUE": "redis",
-        "RAG_REDIS_URL": redis_url,
-        "RAG_UPLOAD_DIR": str(spool_dir),
-        "RAG_QDRANT_PATH": str(store_path),
-        "RAG_QDRANT_URL": "",
-        "RAG_INGEST_VISIBILITY_TIMEOUT_S": "2",
-        "RAG_TRACING_ENDPOINT": "",
-        "RAG_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = queue_env(redis_url, tmp_path, RAG_INGEST_VISIBILITY_TIMEOUT_S="2")
     queue = RedisQueue(redis_url, prefix="ragstack:ingest", visibility_timeout_s=2)
     spool = UploadSpool(spool_dir)
     job = IngestJob.new(filename="harbour.md", source="upload://harbour.md", tags=["log"])
@@ -113,24 +118,9 @@ def test_the_folder_watcher_queues_files_a_worker_then_ingests(redis_url: str, t
     folder.mkdir()
     (folder / "tides.md").write_text("# Tides\n\nThe moon raises two tidal bulges a day.\n")
     (folder / "winds.md").write_text("# Winds\n\nSea breezes blow landward in the afternoon.\n")
-    env = os.environ | {
-        "RAG_INGEST_QUEUE": "redis",
-        "RAG_REDIS_URL": redis_url,
-        "RAG_UPLOAD_DIR": str(tmp_path / "uploads"),
-        "RAG_QDRANT_PATH": str(tmp_path / "qdrant"),
-        "RAG_QDRANT_URL": "",
-        "RAG_TRACING_ENDPOINT": "",
-        "RAG_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = queue_env(redis_url, tmp_path)
     queue = RedisQueue(redis_url, prefix="ragstack:ingest")
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "watch", str(folder), "--heartbeat", str(tmp_path / "watch.alive")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    watcher = worker(env, "watch", str(folder), "--heartbeat", str(tmp_path / "watch.alive"), module="ingest.cli")
     try:
         deadline = time.monotonic() + 120
         sources = [str((folder / n).resolve()) for n in ("tides.md", "winds.md")]
@@ -173,14 +163,7 @@ def test_two_workers_drain_200_uploads_each_job_run_once_and_a_corrupt_file_fail
     spool.put(corrupt.blob, b"%PDF-1.7\n1 0 obj << /Type /Catalog >> broken beyond repair\n%%EOF")
     for job in [*jobs[:100], corrupt, *jobs[100:]]:
         queue.submit(job)
-    base = os.environ | {
-        "RAG_INGEST_QUEUE": "redis",
-        "RAG_REDIS_URL": redis_url,
-        "RAG_UPLOAD_DIR": str(tmp_path / "uploads"),
-        "RAG_QDRANT_URL": "",
-        "RAG_TRACING_ENDPOINT": "",
-        "RAG_DATA_DIR": str(tmp_path / "data"),
-    }
+    base = queue_env(redis_url, tmp_path)
     workers = [
         worker(base | {"RAG_QDRANT_PATH": str(tmp_path / f"store-{n}")}, "--heartbeat", str(tmp_path / f"alive-{n}"))
         for n in (1, 2)
