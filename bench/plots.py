@@ -60,3 +60,22 @@ def lines(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def bars_ci(path: Path, values: Mapping[str, tuple[float, float, float]], *, title: str, xlabel: str) -> Path:
+    """Horizontal bars of (value, low, high), one per label, with the interval as a whisker and the value written."""
+    plt = _plt()
+    names = list(values)[::-1]
+    means = [values[n][0] for n in names]
+    errs = [[values[n][0] - values[n][1] for n in names], [values[n][2] - values[n][0] for n in names]]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 1.6))
+    ax.barh(names, means, xerr=errs, color="#4C72B0", ecolor="#333333", capsize=3)
+    for i, n in enumerate(names):
+        ax.text(values[n][2], i, f" {values[n][0]:.3f}", va="center", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

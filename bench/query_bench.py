@@ -142,7 +142,7 @@ async def _bare_stream(
         "stream_options": {"include_usage": True},
     }
     out: dict[str, float | None] = {"ttft_ms": None, "prompt_tokens": None, "cached_tokens": None}
-    t0 = time.perf_counter()
+    t0, completion = time.perf_counter(), 0
     async with client.stream("POST", f"{llm_url}/chat/completions", json=body) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
@@ -161,8 +161,12 @@ async def _bare_stream(
                 cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
             if isinstance(cached, int):
                 out["cached_tokens"] = float(cached)
+            if isinstance(usage.get("completion_tokens"), int):
+                completion = usage["completion_tokens"]
     if out["ttft_ms"] is None:
         raise RuntimeError("the LLM streamed no token")
+    decode_s = time.perf_counter() - t0 - out["ttft_ms"] / 1000
+    out["decode_tps"] = (completion - 1) / decode_s if completion > 1 and decode_s > 0 else None
     return out
 
 
@@ -425,39 +429,45 @@ def _fitz_gov_prompts(n: int, source_chars: int = 900) -> list[list[dict[str, st
     return prompts
 
 
-def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, Any]:
-    """Bare-LLM time to first token, llama-server vs llama-cpp-python's server, same GGUF and threads.
+def _interleaved(
+    targets: dict[str, tuple[str, dict[str, str]]], rounds: int, threads: int, max_tokens: int
+) -> dict[str, Any]:
+    """Bare-LLM time to first token of several LLM servers, loaded at once, in interleaved rounds.
 
-    Both servers are loaded at once (an idle one costs no CPU) and their rounds interleave (A B, B A, ...) so
-    whatever else runs on the machine weighs on both alike. Each round and server takes a new prefix: one
-    cold request, then two warm ones (same prefix, other question and sources).
+    ``targets`` maps a name to (GGUF alias, environment for services.llm.server). All servers are loaded at
+    once (an idle one costs no CPU) and their rounds interleave (A B, B A, ...) so whatever else runs on the
+    machine weighs on all alike. Each round and server takes a new prefix: one cold request, then two warm ones
+    (same prefix, other question and sources).
     """
     sys.path.insert(0, str(REPO_ROOT / "tests"))
     from llm_server import start_llm_server
     from llm_server import stop as stop_llm
 
-    per_round, max_tokens = 3, 4
-    prompts = _fitz_gov_prompts(2 * rounds * per_round + 1)
+    per_round, names = 3, list(targets)
+    prompts = _fitz_gov_prompts(len(names) * rounds * per_round + 1)
     procs, urls = [], {}
-    previous = os.environ.get("RAG_LLM_SERVER")
+    saved = {k: os.environ.get(k) for _, env in targets.values() for k in env}
     try:
-        for server in SERVERS:
-            os.environ["RAG_LLM_SERVER"] = server  # start_llm_server passes its environment on
-            proc, urls[server] = start_llm_server(llm, threads=threads, ctx=4096, timeout_s=300)
+        for name, (alias, env) in targets.items():
+            os.environ.update(env)  # start_llm_server passes its environment on
+            proc, urls[name] = start_llm_server(alias, threads=threads, ctx=4096, timeout_s=300)
             procs.append(proc)
 
         async def run() -> dict[str, dict[str, list[dict]]]:
-            rows: dict[str, dict[str, list[dict]]] = {s: {"cold": [], "warm": []} for s in SERVERS}
+            rows: dict[str, dict[str, list[dict]]] = {n: {"cold": [], "warm": []} for n in names}
             async with httpx.AsyncClient(timeout=600) as client:
-                for server in SERVERS:  # first-call costs (graph allocation) out of the way
-                    await _bare_stream(client, urls[server], llm, marked(prompts[-1], "[warm-up]"), max_tokens)
+                for name in names:  # first-call costs (graph allocation) out of the way
+                    alias = targets[name][0]
+                    await _bare_stream(client, urls[name], alias, marked(prompts[-1], "[warm-up]"), max_tokens)
                 k = 0
                 for r in range(rounds):
-                    for server in SERVERS if r % 2 == 0 else SERVERS[::-1]:
+                    for name in names if r % 2 == 0 else names[::-1]:
                         marker = f"[{uuid.uuid4().hex[:8]}]"
                         for j in range(per_round):
-                            row = await _bare_stream(client, urls[server], llm, marked(prompts[k], marker), max_tokens)
-                            rows[server]["cold" if j == 0 else "warm"].append(row)
+                            row = await _bare_stream(
+                                client, urls[name], targets[name][0], marked(prompts[k], marker), max_tokens
+                            )
+                            rows[name]["cold" if j == 0 else "warm"].append(row)
                             k += 1
             return rows
 
@@ -465,43 +475,74 @@ def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, Any]:
     finally:
         for proc in procs:
             stop_llm(proc)
-        if previous is None:
-            os.environ.pop("RAG_LLM_SERVER", None)
-        else:
-            os.environ["RAG_LLM_SERVER"] = previous
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     out: dict[str, Any] = {}
-    for server, sides in rows.items():
-        out[server] = {
+    for name, sides in rows.items():
+        out[name] = {
             side: {
                 "ttft_ms": summarize([float(r["ttft_ms"]) for r in rs]),
                 "prompt_tokens": [r["prompt_tokens"] for r in rs],
                 "cached_tokens": [r["cached_tokens"] for r in rs],
+                "decode_tokens_per_s": summarize(tps)
+                if (tps := [float(r["decode_tps"]) for r in rs if r.get("decode_tps")])
+                else {},
             }
             for side, rs in sides.items()
         }
     return out
 
 
+def compare_servers(llm: str, rounds: int, threads: int) -> dict[str, Any]:
+    """llama-server vs llama-cpp-python's server, same GGUF and threads (docs/llm-serving.md)."""
+    return _interleaved({s: (llm, {"RAG_LLM_SERVER": s}) for s in SERVERS}, rounds, threads, max_tokens=4)
+
+
+def compare_models(models: list[str], rounds: int, threads: int) -> dict[str, Any]:
+    """The packaged GGUFs on the default server, same prompts and threads (docs/llm-serving.md, "Model choice")."""
+    return _interleaved({m: (m, {"RAG_LLM_SERVER": "llama-server"}) for m in models}, rounds, threads, max_tokens=32)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.query_bench --compare-servers``: docs/llm-serving.md's figures."""
+    """``python -m bench.query_bench --compare-servers`` / ``--compare-models A B``: docs/llm-serving.md's figures."""
     import argparse
 
     from bench.machine import machine_info, now_iso
     from bench.schema import validate
+    from services.llm.gguf import MODELS
 
     parser = argparse.ArgumentParser(prog="python -m bench.query_bench", description=main.__doc__)
-    parser.add_argument("--compare-servers", action="store_true", required=True)
-    parser.add_argument("--llm", default="qwen2.5-coder-0.5b", choices=["qwen2.5-coder-0.5b", "smollm2-135m"])
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--compare-servers", action="store_true", help="llama-server vs llama-cpp-python, --llm")
+    what.add_argument("--compare-models", nargs="+", metavar="ALIAS", help="GGUF aliases on llama-server")
+    parser.add_argument("--llm", default="qwen2.5-coder-0.5b", choices=sorted(MODELS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / ".data" / "bench" / "llm_servers.json")
+    parser.add_argument("--out", type=Path, default=None, help="default .data/bench/llm_{servers,models}.json")
     args = parser.parse_args(argv)
     t0, machine = time.perf_counter(), machine_info()
-    results = compare_servers(args.llm, args.rounds, args.threads)
+    benchmark = "llm_models" if args.compare_models else "llm_servers"
+    out = args.out or REPO_ROOT / ".data" / "bench" / f"{benchmark}.json"
+    if args.compare_models:
+        unknown = sorted(set(args.compare_models) - set(MODELS))
+        if unknown:
+            parser.error(f"unknown GGUF alias(es) {unknown}; choose from {sorted(MODELS)}")
+        results = compare_models(args.compare_models, args.rounds, args.threads)
+    else:
+        results = compare_servers(args.llm, args.rounds, args.threads)
     machine["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    settings = {"llm": args.llm, "rounds": args.rounds, "threads": args.threads, "prompt": "fitz-gov dev, ~450 tokens"}
+    settings = {
+        "llm": args.compare_models or args.llm,
+        "server": "llama-server" if args.compare_models else list(SERVERS),
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "prompt": "fitz-gov dev, ~450 tokens",
+    }
     doc = {
-        "benchmark": "llm_servers",
+        "benchmark": benchmark,
         "date": now_iso(),
         "quick": False,
         "machine": machine,
@@ -511,13 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if problems := validate(doc):
         raise ValueError(f"invalid result document: {problems}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    for server in SERVERS:
-        side = results[server]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    for name, side in results.items():
         cold, warm = side["cold"]["ttft_ms"]["p50"], side["warm"]["ttft_ms"]["p50"]
-        print(f"{server:>16}: TTFT p50 cold {cold:.0f} ms, warm {warm:.0f} ms")
-    print(f"load average {machine['load_avg_start']} -> {machine['load_avg_end']}; {args.out}")
+        decode = side["warm"]["decode_tokens_per_s"].get("p50")
+        speed = f", decode {decode:.1f} tokens/s" if decode else ""
+        print(f"{name:>20}: TTFT p50 cold {cold:.0f} ms, warm {warm:.0f} ms{speed}")
+    print(f"load average {machine['load_avg_start']} -> {machine['load_avg_end']}; {out}")
     return 0
 
 

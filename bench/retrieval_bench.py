@@ -20,6 +20,7 @@ from bench.corpus import Slice
 from bench.select import fastest_keeping_quality, smallest_depth_keeping_quality
 from bench.stats import ratio, summarize
 from services.core.measure import mean, ndcg_at_k
+from services.core.types import InferenceBackend
 
 RERANK_SIZES = (10, 25, 50, 100)
 DEPTHS = (5, 10, 20, 30, 50)
@@ -48,13 +49,13 @@ class IngestOutcome:
     index_paths: dict[str, Path] = field(default_factory=dict)
 
 
-def _settings(data_dir: Path, qdrant_path: Path, backend: str):
+def _settings(data_dir: Path, qdrant_path: Path, backend: InferenceBackend):
     from services.core.settings import Settings
 
     return Settings(_env_file=None, data_dir=data_dir, qdrant_path=str(qdrant_path), embed_backend=backend)
 
 
-def bench_ingest(sl: Slice, backends: list[str], data_dir: Path, work: Path) -> IngestOutcome:
+def bench_ingest(sl: Slice, backends: list[InferenceBackend], data_dir: Path, work: Path) -> IngestOutcome:
     from ingest.factory import build_pipeline
     from services.core.factory import build_embedder, build_store
     from services.core.reranker import NoReranker
@@ -115,7 +116,7 @@ def choose_embed_backend(rows: dict[str, dict[str, Any]]) -> str:
 def bench_rerank(
     sl: Slice,
     candidates: dict[str, list],
-    backends: list[str],
+    backends: list[InferenceBackend],
     data_dir: Path,
     *,
     repeats: int,

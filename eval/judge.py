@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.core.settings import Settings
+from services.core.settings import EmbedderSettings, EvalSettings
 
 
-def stack_embeddings(settings: Settings) -> Any:
+def stack_embeddings(settings: EmbedderSettings) -> Any:
     """Ragas' embedding interface over the stack's bi-encoder (only answer relevancy needs it)."""
     from ragas.embeddings.base import BaseRagasEmbedding
 
@@ -34,11 +34,11 @@ def stack_embeddings(settings: Settings) -> Any:
     return StackEmbeddings()
 
 
-def judge_model(settings: Settings) -> str:
+def judge_model(settings: EvalSettings) -> str:
     return settings.eval_judge_model or settings.llm_model
 
 
-def build_judge(settings: Settings) -> dict[str, Any] | None:
+def build_judge(settings: EvalSettings) -> dict[str, Any] | None:
     """The four judged metrics keyed by report name, or None when ``RAG_EVAL_JUDGE_BASE_URL`` is empty."""
     if not settings.eval_judge_base_url:
         return None

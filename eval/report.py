@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.stats import Interval, bootstrap_ci, common_ids, paired_drop
+from services.core.measure import fmt_interval
 
 SCHEMA_VERSION = 2  # 2: metrics_ci, every per-case metric in per_case[].scores, gate with paired intervals
 REPORT_FILES = ("report.json", "report.md", "metrics.png", "history.png")
@@ -156,7 +157,7 @@ def _fmt_ci(value: Any, ci: dict[str, Any] | None) -> str:
         return _fmt(value)
     if ci.get("low") is None or ci.get("high") is None:
         return f"{_fmt(value)} (n={ci['n']})"
-    return f"{_fmt(value)} [{ci['low']:.3f}, {ci['high']:.3f}] (n={ci['n']})"
+    return f"{fmt_interval(value, ci['low'], ci['high'])} (n={ci['n']})"
 
 
 def _metric_rows(metrics: dict[str, Any], cis: dict[str, Any]) -> list[str]:
@@ -358,9 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--reports-dir", default=None, help="default RAG_EVAL_REPORTS_DIR")
     args = parser.parse_args(argv)
     if args.reports_dir is None:
-        from services.core.settings import Settings
+        from services.core.settings import EvalSettings
 
-        args.reports_dir = str(Settings().eval_reports_dir)
+        args.reports_dir = str(EvalSettings().eval_reports_dir)
     reports = []
     for ref in (args.first, args.second):
         path = Path(ref) if ref.endswith(".json") else Path(args.reports_dir) / "runs" / ref / "report.json"

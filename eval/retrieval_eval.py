@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from services.core import measure
 from services.core.measure import cpu_name, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from services.datasets.fitz_gov import load_corpus, load_queries
 
@@ -202,16 +203,18 @@ def plot(report: dict[str, object], path: Path) -> None:
 
 def markdown_table(report: dict[str, object]) -> str:
     results: dict[str, dict[str, float]] = report["results"]  # type: ignore[assignment]
-    lines = [
-        "| configuration | nDCG@10 | MRR@10 | recall@10 | recall@50 | p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['ndcg@10']:.3f} | {r['mrr@10']:.3f} | {r['recall@10']:.3f} | {r['recall@50']:.3f} "
-            f"| {r['latency_ms_p50']:.0f} | {r['latency_ms_p95']:.0f} |"
-        )
-    return "\n".join(lines)
+    return measure.markdown_table(
+        ["configuration", "nDCG@10", "MRR@10", "recall@10", "recall@50", "p50 ms", "p95 ms"],
+        [
+            [
+                name,
+                *(f"{r[m]:.3f}" for m in ("ndcg@10", "mrr@10", "recall@10", "recall@50")),
+                f"{r['latency_ms_p50']:.0f}",
+                f"{r['latency_ms_p95']:.0f}",
+            ]
+            for name, r in results.items()
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

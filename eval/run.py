@@ -48,7 +48,7 @@ from eval.evalset import EvalSet, fitz_gov_set, read_jsonl
 from eval.gate import compare, comparison_key, previous_comparable, previous_items, read_history
 from eval.report import SCHEMA_VERSION, metrics_ci, per_item_values, write_run
 from services.core import tracing
-from services.core.settings import Settings
+from services.core.settings import EvalSettings
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 logger = logging.getLogger("eval.run")
@@ -69,7 +69,7 @@ def run_id(now: datetime, reports_dir: Path) -> str:
 def evaluate(
     api: ApiClient,
     evalset: EvalSet,
-    settings: Settings,
+    settings: EvalSettings,
     *,
     reports_dir: Path,
     threshold: float,
@@ -199,7 +199,7 @@ def hardware() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()}"
 
 
-def load_set(args: argparse.Namespace, settings: Settings) -> EvalSet:
+def load_set(args: argparse.Namespace, settings: EvalSettings) -> EvalSet:
     """The items of this run: ``--full``; else N retrieval queries and M RAG cases (0 = all of them).
 
     N is ``--sample`` or ``RAG_EVAL_SAMPLE_SIZE``; M is ``--rag-sample``, else ``--sample`` when given (a quick
@@ -225,7 +225,7 @@ def chat_options(args: argparse.Namespace) -> ChatOptions:
     return ChatOptions(answerability_gate=False if args.gate_off else None, verify=False if args.verify_off else None)
 
 
-def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, settings: EvalSettings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", default=settings.eval_api_url)
     parser.add_argument(
@@ -264,7 +264,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
+    settings = EvalSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "absl"):  # a line per request / per ROUGE call would drown the progress bars
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from eval.schedule import Schedule
-from services.core.settings import Settings
+from services.core.settings import EvalSettings
 
 logger = logging.getLogger("eval.scheduler")
 
 
-def eval_command(settings: Settings, extra: list[str] | None = None) -> list[str]:
+def eval_command(settings: EvalSettings, extra: list[str] | None = None) -> list[str]:
     return [
         sys.executable, "-m", "eval.run",
         "--api-url", settings.eval_api_url,
@@ -83,7 +83,7 @@ class Scheduler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
+    settings = EvalSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--now", action="store_true", help="run one evaluation at start, then follow the schedule")

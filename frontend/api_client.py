@@ -21,14 +21,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
 from services.core.tracing import SESSION_HEADER, inject_headers
-
-Mode = Literal["dense", "sparse", "hybrid"]
-
+from services.core.types import RetrievalMode
 
 # --- failures ------------------------------------------------------------------------------------
 
@@ -103,7 +101,7 @@ class Source:
 class ChatOptions:
     """The retrieval settings a power user changes per question."""
 
-    mode: Mode = "hybrid"
+    mode: RetrievalMode = "hybrid"
     rerank: bool = True
     top_k: int = 5
     sources: Sequence[str] = ()

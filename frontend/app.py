@@ -4,7 +4,7 @@ and a Documents tab (multi-file upload with per-file status, the indexed documen
 Only wiring lives here: what a turn does is frontend/chat.py, every string shown is frontend/render.py,
 every request is frontend/api_client.py. Usage::
 
-    demo = build_app(Settings())
+    demo = build_app(FrontendSettings())
     demo.queue().launch(**launch_options())
 """
 
@@ -18,9 +18,10 @@ from typing import Any
 import gradio as gr
 
 from frontend import render
-from frontend.api_client import ApiClient, ApiClientError, ChatOptions, Document, Mode, Readiness
+from frontend.api_client import ApiClient, ApiClientError, ChatOptions, Document, Readiness
 from frontend.chat import ChatState, new_session_id, run_turn
-from services.core.settings import Settings
+from services.core.settings import FrontendSettings
+from services.core.types import RetrievalMode
 
 UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"]
 MAX_TOP_K = 20
@@ -69,7 +70,7 @@ document.addEventListener("click", (event) => {
 """
 
 
-def launch_options(settings: Settings) -> dict[str, Any]:
+def launch_options(settings: FrontendSettings) -> dict[str, Any]:
     """Arguments for ``Blocks.launch``: Gradio 6 takes css/head there, not in ``Blocks()``."""
     return {
         "server_name": settings.frontend_host,
@@ -84,7 +85,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def client_for(settings: Settings) -> ApiClient:
+def client_for(settings: FrontendSettings) -> ApiClient:
     key = settings.api_key.get_secret_value() if settings.api_key else None
     return ApiClient(settings.frontend_api_url, api_key=key, timeout_s=settings.frontend_timeout_s)
 
@@ -161,7 +162,7 @@ def document_updates(documents: list[Document] | None, current_filter: list[str]
     )
 
 
-def chat_tab(settings: Settings) -> ChatTab:
+def chat_tab(settings: FrontendSettings) -> ChatTab:
     """Lay out the Chat tab (inside an open ``gr.Tabs``): conversation and controls left, sources right.
 
     The retrieval settings start from the server's defaults so an untouched UI asks what the API would."""
@@ -270,7 +271,12 @@ def wire_chat_tab(api: ApiClient, chat: ChatTab, state: gr.State, status: gr.HTM
     cancel a running turn. Must run inside the ``gr.Blocks`` context that holds ``chat``."""
 
     async def respond(
-        chat_state: ChatState | None, text: str, mode_value: Mode, rerank_value: bool, k: float, only: list[str]
+        chat_state: ChatState | None,
+        text: str,
+        mode_value: RetrievalMode,
+        rerank_value: bool,
+        k: float,
+        only: list[str],
     ) -> AsyncIterator[tuple[Any, ...]]:
         chat_state = chat_state or ChatState()
         options = ChatOptions(mode=mode_value, rerank=bool(rerank_value), top_k=int(k), sources=tuple(only or ()))
@@ -349,7 +355,7 @@ def wire_documents_tab(
     docs.refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])
 
 
-def build_app(settings: Settings, client: ApiClient | None = None) -> gr.Blocks:
+def build_app(settings: FrontendSettings, client: ApiClient | None = None) -> gr.Blocks:
     """The whole UI: banner, shared state and the two tabs. ``client`` can be given (tests); by default it is
     built from the settings.
 

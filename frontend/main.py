@@ -13,7 +13,7 @@ import signal
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from services.core import tracing
-from services.core.settings import Settings
+from services.core.settings import FrontendSettings
 
 logger = logging.getLogger("frontend")
 
@@ -24,7 +24,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
-    settings = Settings()
+    settings = FrontendSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tracing.setup_tracing(settings, "frontend")
     from frontend.app import build_app, launch_options

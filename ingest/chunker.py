@@ -85,12 +85,16 @@ class Chunker:
         chunk_size: int,
         chunk_overlap: int,
         max_tokens: int | None = None,
+        merge_sections: bool = True,
     ) -> None:
         if chunk_overlap >= chunk_size:
             raise ValueError("chunk_overlap must be smaller than chunk_size")
         self.count_tokens = count_tokens
         self.limit = min(chunk_size, max_tokens) if max_tokens else chunk_size
         self.overlap = min(chunk_overlap, self.limit - 1)
+        # False cuts as version 1 did: every section on its own, a heading-only section a chunk by itself.
+        # Only for measuring what merging buys (python -m bench.chunking); the pipeline always merges.
+        self.merge_sections = merge_sections
 
     def split(self, doc: LoadedDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -118,7 +122,7 @@ class Chunker:
     def _chunk_page(self, blocks: list[Block]) -> Iterator[list[_Unit]]:
         current: list[_Unit] = []
         for part in self._parts(blocks):
-            if current and self._count([*current, *part]) <= self.limit:
+            if current and self.merge_sections and self._count([*current, *part]) <= self.limit:
                 current = [*current, *part]
                 continue
             if current:
@@ -140,7 +144,7 @@ class Chunker:
             units = [u for index, block in run for u in self._units(block, index)]
             if not units:
                 continue
-            if all(u.heading for u in units):
+            if self.merge_sections and all(u.heading for u in units):
                 waiting.extend(units)
                 continue
             parts.append([*waiting, *units])

@@ -26,7 +26,7 @@ from ingest.pipeline import IngestPipeline, IngestReport
 from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
 from services.core import tracing
 from services.core.factory import build_store
-from services.core.settings import Settings
+from services.core.settings import IngestSettings
 from services.core.store import QdrantStore, VectorStore
 from services.core.store_edge import EdgeStore, copy_client_to_edge, copy_edge_to_client, folder_kind
 from services.core.types import doc_id_for
@@ -36,8 +36,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
 
 
-def _settings() -> Settings:
-    settings = Settings()
+def _settings() -> IngestSettings:
+    settings = IngestSettings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     if settings.tracing_endpoint and not tracing.enabled():
         tracing.setup_tracing(settings, "ingest")
@@ -45,7 +45,7 @@ def _settings() -> Settings:
     return settings
 
 
-def _pipeline(settings: Settings | None = None, *, warm: bool = True) -> IngestPipeline:
+def _pipeline(settings: IngestSettings | None = None, *, warm: bool = True) -> IngestPipeline:
     """The ingest wiring (``ingest.factory``), warmed up for the commands that ingest; ``delete`` takes it cold,
     so no embedding model is loaded to delete a document."""
     pipeline = build_pipeline(settings or _settings())

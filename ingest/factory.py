@@ -18,11 +18,11 @@ from ingest.loaders import LoadLimits
 from ingest.pipeline import IngestPipeline
 from services.core import factory as core
 from services.core.embedder import Embedder
-from services.core.settings import Settings
+from services.core.settings import IngestionSettings, IngestSettings
 from services.core.store import VectorStore
 
 
-def build_limits(settings: Settings) -> LoadLimits:
+def build_limits(settings: IngestionSettings) -> LoadLimits:
     return LoadLimits(
         max_file_bytes=settings.max_file_bytes,
         max_uncompressed_bytes=settings.max_uncompressed_bytes,
@@ -31,7 +31,7 @@ def build_limits(settings: Settings) -> LoadLimits:
 
 
 def build_pipeline(
-    settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None
+    settings: IngestSettings, embedder: Embedder | None = None, store: VectorStore | None = None
 ) -> IngestPipeline:
     """The ingest pipeline the settings describe, not warmed up; pass an embedder or a store to share one.
 
@@ -48,11 +48,11 @@ def build_pipeline(
     )
 
 
-def build_spool(settings: Settings) -> UploadSpool:
+def build_spool(settings: IngestionSettings) -> UploadSpool:
     return UploadSpool(settings.resolved_upload_dir)
 
 
-def build_queue(settings: Settings) -> JobQueue:
+def build_queue(settings: IngestionSettings) -> JobQueue:
     """The job queue RAG_INGEST_QUEUE names: the API's in-process one, or the Redis stream workers read."""
     if settings.ingest_queue == "redis":
         if not settings.redis_url:

@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.pipeline import FileOutcome, IngestReport, iter_files
-from services.core.types import doc_id_for, sha256_hex
+from services.core.types import IngestQueueKind, JobState, doc_id_for, sha256_hex
 
 if TYPE_CHECKING:
     from ingest.maintenance import IndexMaintainer
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BLOB_NAME = re.compile(r"[0-9a-f]{32}")
-JobState = Literal["queued", "processing", "complete", "failed"]
 DONE: tuple[JobState, ...] = ("complete", "failed")
 
 
@@ -147,7 +146,7 @@ class Delivery:
 class JobQueue(Protocol):
     """The seam between the API (producer), the folder watcher (producer) and the workers (consumers)."""
 
-    kind: str
+    kind: IngestQueueKind
     max_attempts: int
     retry_backoff_s: float
 
@@ -192,7 +191,7 @@ class LocalQueue:
     every unfinished job again and a job that killed the process ``max_attempts`` times is failed, not rerun.
     Statuses of finished jobs are kept in memory (the manifest in the store is the durable record)."""
 
-    kind = "local"
+    kind: IngestQueueKind = "local"
 
     def __init__(self, spool_dir: Path, *, max_attempts: int = 3, retry_backoff_s: float = 5.0) -> None:
         self.max_attempts = max_attempts
@@ -329,7 +328,7 @@ class RedisQueue:
       its attempts carried in the entry, so a retried job goes to the back of the queue.
     """
 
-    kind = "redis"
+    kind: IngestQueueKind = "redis"
     GROUP = "workers"
 
     def __init__(

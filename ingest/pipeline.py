@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from opentelemetry.trace import use_span
 
@@ -34,18 +33,15 @@ from services.core.embedder import Embedder, TokenEmbedder
 from services.core.sparse import BM25SparseEncoder
 from services.core.store import VectorStore
 from services.core.tracing import tracer
-from services.core.types import Chunk, DocumentRecord, LoadedDocument, doc_id_for
+from services.core.types import Chunk, DocumentRecord, IngestStatus, LoadedDocument, doc_id_for
 
 logger = logging.getLogger(__name__)
-
-# "queued": handed to an ingest worker (ingest/jobs.py), the outcome comes later
-Status = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued"]
 
 
 @dataclass(slots=True)
 class FileOutcome:
     source: str
-    status: Status
+    status: IngestStatus
     doc_id: str = ""
     chunks: int = 0
     reason: str = ""
@@ -62,7 +58,7 @@ class IngestReport:
         default_factory=lambda: {"parse": 0.0, "chunk": 0.0, "embed": 0.0, "upsert": 0.0}
     )
 
-    def count(self, *statuses: Status) -> int:
+    def count(self, *statuses: IngestStatus) -> int:
         return sum(1 for o in self.outcomes if o.status in statuses)
 
     @property
@@ -100,6 +96,16 @@ class _Pending:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def context_header(title: str, section: str | None) -> str:
+    """The "title — section path" line (the label citations print) that ``IngestPipeline`` embeds a chunk under
+    when ``embed_context_header`` is on; the title is not repeated when the path starts with it (a Markdown H1
+    is both), and it is "" when a chunk has neither."""
+    section = section or ""
+    if title and (section == title or section.startswith(f"{title} > ")):
+        section = section[len(title) :].removeprefix(" > ")
+    return " — ".join(part for part in (title, section) if part)
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -357,7 +363,7 @@ class IngestPipeline:
             size_bytes=size,
             index_signature=self.signature,
         )
-        status: Status = "updated" if existing else "added"
+        status: IngestStatus = "updated" if existing else "added"
         return FileOutcome(source, status, doc.doc_id, len(chunks), title=doc.title), _Pending(record, chunks)
 
     def _embedding_text(self, chunk: Chunk) -> str:
@@ -373,10 +379,7 @@ class IngestPipeline:
         """
         if not self.embed_context_header:
             return chunk.text
-        section = chunk.section or ""
-        if chunk.title and (section == chunk.title or section.startswith(f"{chunk.title} > ")):
-            section = section[len(chunk.title) :].removeprefix(" > ")
-        header = " — ".join(part for part in (chunk.title, section) if part)
+        header = context_header(chunk.title, chunk.section)
         if not header:
             return chunk.text
         text = f"{header}\n{chunk.text}"

@@ -54,10 +54,10 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
     from ingest.factory import build_pipeline
     from ingest.maintenance import IndexMaintainer, describe
     from services.core.factory import build_store
-    from services.core.settings import Settings
+    from services.core.settings import IngestSettings
     from services.datasets.fitz_gov import load_corpus
 
-    settings = Settings(data_dir=data_dir)
+    settings = IngestSettings(data_dir=data_dir)
     corpus = load_corpus()
     n_files = len({doc.id for doc in corpus})  # 19 ids occur twice in fitz-gov 4.1.0: one file each
     marker = data_dir / "corpus-ingested.json"  # a few fitz-gov documents are empty: the store holds fewer

@@ -23,7 +23,7 @@ from ingest.factory import build_pipeline, build_queue, build_spool
 from ingest.jobs import JobRunner
 from ingest.maintenance import IndexMaintainer
 from services.core import tracing
-from services.core.settings import Settings
+from services.core.settings import IngestSettings
 from services.healthcheck import Heartbeat
 
 logger = logging.getLogger("ingest.worker")
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="run the jobs waiting now, then exit (tests, cron)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    settings = IngestSettings()
     if settings.ingest_queue != "redis":
         print(
             "ingest.worker needs RAG_INGEST_QUEUE=redis and RAG_REDIS_URL: the local queue runs inside the API process",

@@ -20,7 +20,7 @@ from services.api.deps import require_api_key
 from services.api.middleware import LimitsMiddleware
 from services.api.routes import chat, documents, health, openai_compat, search
 from services.core import tracing
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ retrieval in Qdrant, cross-encoder reranking, grounded answers with `[n]` citati
 OpenAI-compatible LLM. Send `Authorization: Bearer <RAG_API_KEY>` when a key is configured."""
 
 
-def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
-    settings = components.settings if components else (settings or Settings())
+def create_app(settings: ApiSettings | None = None, components: Components | None = None) -> FastAPI:
+    settings = components.settings if components else (settings or ApiSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

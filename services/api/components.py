@@ -32,7 +32,7 @@ from services.core.grounding import AnswerabilityGate, AnswerVerifier
 from services.core.llm import LLMClient
 from services.core.reranker import Reranker
 from services.core.retrieval import Retriever
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 from services.core.store import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Components:
-    settings: Settings
+    settings: ApiSettings
     embedder: Embedder
     store: VectorStore
     reranker: Reranker
@@ -136,7 +136,7 @@ class Components:
 
 
 def build_components(
-    settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
+    settings: ApiSettings, *, embedder: Embedder | None = None, store: VectorStore | None = None
 ) -> Components:
     """The API's wiring: every component from the settings, none loaded yet (``Components.warm_up`` loads them).
 

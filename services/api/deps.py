@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.components import Components
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 
 # auto_error=False: a missing header reaches require_api_key, which answers the API's own 401 body. The app
 # declares this scheme (and routes require it) only when a key is configured; see create_app.
@@ -20,12 +20,12 @@ def get_components(request: Request) -> Components:
     return request.app.state.components
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: Request) -> ApiSettings:
     return request.app.state.components.settings
 
 
 ComponentsDep = Annotated[Components, Depends(get_components)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
 def require_api_key(

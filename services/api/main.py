@@ -7,11 +7,11 @@ import logging
 import uvicorn
 
 from services.api.app import create_app
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 
 
 def run() -> None:
-    settings = Settings()
+    settings = ApiSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),

@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.core.types import RetrievedChunk
-
-Mode = Literal["dense", "sparse", "hybrid"]
+from services.core.grounding import Band, DeclineReason
+from services.core.types import JobState, RetrievalMode, RetrievedChunk, UploadStatus
 
 
 class Filters(BaseModel):
@@ -23,7 +22,7 @@ class Filters(BaseModel):
 
 class RetrievalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: Mode | None = Field(None, description="first stage; default from RAG_RETRIEVAL_MODE")
+    mode: RetrievalMode | None = Field(None, description="first stage; default from RAG_RETRIEVAL_MODE")
     top_n: int | None = Field(None, ge=1, le=500, description="first-stage candidates")
     top_k: int | None = Field(None, ge=1, le=100, description="chunks returned after reranking")
     rerank: bool = Field(True, description="cross-encoder stage (when a reranker is configured)")
@@ -79,7 +78,7 @@ class ChunkOut(BaseModel):
 
 class SearchResponse(BaseModel):
     query: str
-    mode: Mode
+    mode: RetrievalMode
     reranker: str
     reranked: bool
     rerank_skipped_reason: str | None = None
@@ -161,11 +160,8 @@ class SentenceOut(BaseModel):
 
 class AnswerabilityOut(BaseModel):
     score: float = Field(description="calibrated probability that the sources hold the answer")
-    band: Literal["answer", "verify", "decline"]
+    band: Band
     model: str
-
-
-DeclineReason = Literal["no_relevant_sources", "unsupported_answer", "model_declined"]
 
 
 class ChatResponse(BaseModel):
@@ -233,7 +229,7 @@ class IngestOutcome(BaseModel):
 
     filename: str
     source: str
-    status: Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued", "processing"]
+    status: UploadStatus
     doc_id: str = ""
     chunks: int = 0
     reason: str = ""
@@ -246,7 +242,7 @@ class DocumentStatus(BaseModel):
 
     doc_id: str
     source: str
-    state: Literal["queued", "processing", "complete", "failed"]
+    state: JobState
     outcome: str = Field("", description="the pipeline's word once the job ran: added, updated, unchanged, skipped")
     reason: str = ""
     attempts: int = 0

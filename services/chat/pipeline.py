@@ -66,10 +66,10 @@ from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, decli
 from services.core.reranker import titled_passage
 from services.core.retrieval import SearchResult, retrieval_query
 from services.core.store import SearchFilters
-from services.core.types import RetrievedChunk
+from services.core.types import RetrievalMode, RetrievedChunk
 
 if TYPE_CHECKING:
-    from services.core.settings import Settings
+    from services.core.settings import ChatPipelineSettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,7 +82,7 @@ class ChunkSearcher(Protocol):
         self,
         query: str,
         *,
-        mode: str,
+        mode: RetrievalMode,
         top_n: int,
         top_k: int,
         rerank: bool = True,
@@ -99,7 +99,7 @@ class ChunkSearcher(Protocol):
 class ChatConfig:
     """The pipeline's defaults (from settings); a request may override the retrieval ones and the toggles."""
 
-    retrieval_mode: str = "hybrid"
+    retrieval_mode: RetrievalMode = "hybrid"
     top_n: int = 10
     top_k: int = 5
     rerank_min_score: float | None = None
@@ -113,7 +113,7 @@ class ChatConfig:
     extractive_fallback: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ChatConfig:
+    def from_settings(cls, settings: ChatPipelineSettings) -> ChatConfig:
         return cls(
             retrieval_mode=settings.retrieval_mode,
             top_n=settings.top_n,
@@ -134,7 +134,7 @@ class ChatConfig:
 class SearchOptions:
     """Per-request retrieval options; ``None`` means the configured default."""
 
-    mode: str | None = None
+    mode: RetrievalMode | None = None
     top_n: int | None = None
     top_k: int | None = None
     rerank: bool = True

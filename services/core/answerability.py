@@ -40,7 +40,7 @@ from services.core.text import content_words, coverage, specific_words
 from services.core.types import RetrievedChunk
 
 if TYPE_CHECKING:
-    from services.core.settings import Settings
+    from services.core.settings import ChatSettings
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class CalibratedGate:
         return GateDecision(round(p, 4), self.model.band(p), self.name, {k: round(v, 4) for k, v in feats.items()})
 
 
-def gate_from_settings(settings: Settings, reranker: object) -> CalibratedGate | None:
+def gate_from_settings(settings: ChatSettings, reranker: object) -> CalibratedGate | None:
     """The shipped gate, or None (with a warning) when its file is missing or was fitted for another reranker."""
     path = Path(settings.answerability_model) if settings.answerability_model else DEFAULT_GATE
     if not path.exists():

@@ -36,14 +36,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import numpy as np
 
+from services.core.types import InferenceBackend
+
 logger = logging.getLogger(__name__)
 
-Backend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
+BACKENDS: tuple[InferenceBackend, ...] = get_args(InferenceBackend)
 FORMAT_VERSION = 1  # bump to invalidate every cached export when the export recipe changes
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -190,12 +191,12 @@ def _to_openvino(src_onnx: Path, dest_xml: Path, calibration: list[dict[str, np.
     ov.save_model(model, str(dest_xml), compress_to_fp16=False)
 
 
-def _file_for(backend: str) -> str:
+def _file_for(backend: InferenceBackend) -> str:
     return {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx"}.get(backend, "openvino_model.xml")
 
 
 def ensure_export(
-    backend: str,
+    backend: InferenceBackend,
     hf_model: Any,
     tokenizer: Any,
     *,
@@ -311,7 +312,7 @@ def _make_module(runner: Any, config: Any, output_name: str) -> Any:
 
 def use_backend(
     st_model: Any,
-    backend: str,
+    backend: InferenceBackend,
     *,
     cache_dir: Path,
     source: Path,

@@ -19,6 +19,7 @@ import numpy as np
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
 from services.core.model_registry import EMBEDDERS, LoadOnce, resolve, spec_for
+from services.core.types import InferenceBackend
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -91,7 +92,7 @@ class SentenceTransformerEmbedder:
         normalize: bool | None = None,
         batch_size: int = 32,
         device: str = "cpu",
-        backend: str = "torch",
+        backend: InferenceBackend = "torch",
         model_cache: Path | str = Path(".data/models"),
     ) -> None:
         if backend not in BACKENDS:

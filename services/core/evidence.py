@@ -32,7 +32,7 @@ from services.core.types import RetrievedChunk
 from services.core.verify import PairScorer, sentence_spans
 
 if TYPE_CHECKING:
-    from services.core.settings import Settings
+    from services.core.settings import ChatSettings
 
 GAP = " … "
 
@@ -186,7 +186,7 @@ def _cut(text: str, max_chars: int) -> str:
     return head + " …"
 
 
-def evidence_from_settings(settings: Settings, scorer: PairScorer | None) -> EvidenceSelector | None:
+def evidence_from_settings(settings: ChatSettings, scorer: PairScorer | None) -> EvidenceSelector | None:
     """The selector the chat pipeline uses; None (whole chunks in the prompt) when the budget is 0."""
     if settings.evidence_max_tokens <= 0:
         return None

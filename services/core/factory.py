@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.reranker import CrossEncoderReranker, NoReranker, Reranker
-from services.core.settings import Settings
+from services.core.settings import (
+    ChatSettings,
+    EmbedderSettings,
+    LlmSettings,
+    ModelRuntimeSettings,
+    RerankerSettings,
+    StoreSettings,
+)
 from services.core.store import QdrantStore, VectorStore
 from services.core.store_edge import MIGRATE_COMMAND, EdgeStore, folder_kind
 
@@ -24,7 +31,7 @@ if TYPE_CHECKING:  # the chat-side builders import their modules when called: th
     from services.core.verify import Verifier
 
 
-def apply_offline_env(settings: Settings) -> None:
+def apply_offline_env(settings: ModelRuntimeSettings) -> None:
     """Make the hub libraries refuse network access unless the operator explicitly allowed it."""
     if settings.hf_hub_offline:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +40,7 @@ def apply_offline_env(settings: Settings) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def build_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+def build_embedder(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
     """The bi-encoder the settings name, not loaded yet (``warm_up()`` loads it)."""
     apply_offline_env(settings)
     return SentenceTransformerEmbedder(
@@ -48,7 +55,7 @@ def build_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     )
 
 
-def build_reranker(settings: Settings) -> Reranker:
+def build_reranker(settings: RerankerSettings) -> Reranker:
     """The second stage the settings pick (``RAG_RERANKER``), not loaded yet (``warm_up()`` loads it)."""
     if settings.reranker == "none":
         return NoReranker()
@@ -69,28 +76,28 @@ def pair_scorer(reranker: Reranker) -> CrossEncoderReranker | None:
     return reranker if isinstance(reranker, CrossEncoderReranker) else None
 
 
-def build_gate(settings: Settings, reranker: Reranker) -> CalibratedGate | None:
+def build_gate(settings: ChatSettings, reranker: Reranker) -> CalibratedGate | None:
     """The answerability gate (it scores with the reranker); None when it cannot run with this setup."""
     from services.core.answerability import gate_from_settings
 
     return gate_from_settings(settings, reranker)
 
 
-def build_verifier(settings: Settings, reranker: Reranker) -> Verifier:
+def build_verifier(settings: ChatSettings, reranker: Reranker) -> Verifier:
     """The answer verifier; it scores sentences with the cross-encoder when there is one."""
     from services.core.verify import verifier_from_settings
 
     return verifier_from_settings(settings, pair_scorer(reranker))
 
 
-def build_evidence(settings: Settings, reranker: Reranker) -> EvidenceSelector | None:
+def build_evidence(settings: ChatSettings, reranker: Reranker) -> EvidenceSelector | None:
     """The evidence selector (None: whole chunks go into the prompt)."""
     from services.core.evidence import evidence_from_settings
 
     return evidence_from_settings(settings, pair_scorer(reranker))
 
 
-def build_llm(settings: Settings) -> OpenAICompatibleLLM:
+def build_llm(settings: LlmSettings) -> OpenAICompatibleLLM:
     """The client of the OpenAI-compatible server at ``RAG_LLM_BASE_URL`` (it connects on first use)."""
     from services.core.llm import OpenAICompatibleLLM
 
@@ -106,7 +113,7 @@ def build_llm(settings: Settings) -> OpenAICompatibleLLM:
     )
 
 
-def build_store(settings: Settings) -> VectorStore:
+def build_store(settings: StoreSettings) -> VectorStore:
     """A Qdrant server when RAG_QDRANT_URL is set; else the embedded engine RAG_QDRANT_EMBEDDED_ENGINE picks."""
     if not settings.qdrant_url and settings.qdrant_embedded_engine == "edge":
         return EdgeStore(

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from services.core.model_registry import EMBEDDERS, RERANKERS, ModelSpec, ModelUnavailableError, _in_hf_cache
-from services.core.settings import Settings
+from services.core.settings import ChatPipelineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ def download(repo_id: str) -> None:
     logger.info("downloaded %s to %s", repo_id, path)
 
 
-def verify(embedders: list[str], rerankers: list[str], settings: Settings | None = None) -> None:
+def verify(embedders: list[str], rerankers: list[str], settings: ChatPipelineSettings | None = None) -> None:
     """Load each model exactly as the services do (offline loading, same names, same backends and cache)."""
     from services.core.factory import build_embedder, build_reranker
     from services.core.reranker import CrossEncoderReranker
 
-    settings = settings or Settings()
+    settings = settings or ChatPipelineSettings()  # the bi-encoder's and the cross-encoder's groups
     for name in embedders:
         embedder = build_embedder(settings.model_copy(update={"embed_model": name}))
         embedder.warm_up()

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
 from services.core.model_registry import RERANKERS, LoadOnce, resolve
-from services.core.types import RetrievedChunk
+from services.core.types import InferenceBackend, RetrievedChunk
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -101,7 +101,7 @@ class CrossEncoderReranker:
         max_length: int = 256,
         device: str = "cpu",
         fusion_weight: float = 0.0,
-        backend: str = "torch",
+        backend: InferenceBackend = "torch",
         model_cache: Path | str = Path(".data/models"),
     ) -> None:
         if backend not in BACKENDS:

@@ -17,7 +17,7 @@ from services.core.reranker import NoReranker, Reranker
 from services.core.sparse import BM25SparseEncoder
 from services.core.store import SearchFilters, VectorStore
 from services.core.tracing import tracer
-from services.core.types import RetrievedChunk
+from services.core.types import RetrievalMode, RetrievedChunk
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class LateInteractionUnavailableError(ValueError):
 @dataclass(slots=True)
 class SearchResult:
     query: str
-    mode: str
+    mode: RetrievalMode
     chunks: list[RetrievedChunk]
     candidates: int
     reranker: str
@@ -56,7 +56,7 @@ class Retriever:
         self,
         query: str,
         *,
-        mode: str,
+        mode: RetrievalMode,
         top_n: int,
         top_k: int,
         rerank: bool = True,

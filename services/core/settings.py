@@ -1,24 +1,56 @@
 """The one place configuration lives: every knob is an env var (prefix ``RAG_``) or a line in ``.env``.
 
-Each field is documented in ``.env.example``; validators reject combinations that cannot work so a
-misconfiguration fails at start-up, not in the middle of a request.
+Settings come in groups, one small class per concern (the store, the embedder, tracing, ...), and each app
+builds the class made of the groups it reads, so a process is validated against, and in compose handed, only
+what it uses:
+
+    app (entry point)                              class              groups
+    API (services.api.main)                        ApiSettings        IngestSettings + ChatPipelineSettings
+                                                                      + API key + API server
+    ingest CLI, folder watcher, worker             IngestSettings     common, tracing, embedder, chunking,
+      (ingest.cli, ingest.worker)                                     store, ingestion
+    chat UI (frontend.main)                        FrontendSettings   common, tracing, API key, retrieval
+                                                                      defaults, request limits, frontend
+    evaluation (eval.run, eval.scheduler)          EvalSettings       common, tracing, API key, embedder,
+                                                                      LLM model, evaluation
+    local Phoenix (services.phoenix.server)        PhoenixSettings    common, Phoenix server
+    local LLM server (services.llm.server)         LlmServerSettings  common, LLM model, LLM server
+    launcher (make run), bench, train, tests       Settings           all of the above
+
+A function takes the narrowest group it reads (``build_store(settings: StoreSettings)``), so every app class
+holding that group can be passed to it. A variable's name is its field's (``RAG_TOP_K``) whatever the class:
+one ``.env`` serves every app, and each ignores what it does not declare. Each field is documented in
+``.env.example``; validators reject combinations that cannot work so a misconfiguration fails at start-up,
+not in the middle of a request. The closed sets of words (retrieval mode, backend, ...) are
+``services.core.types``'s.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, computed_field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-RetrievalMode = Literal["dense", "sparse", "hybrid"]
-RerankerKind = Literal["cross-encoder", "none"]
-InferenceBackend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
+from services.core.types import (
+    EmbeddedEngine,
+    InferenceBackend,
+    IngestQueueKind,
+    LlmServerKind,
+    Quantization,
+    RerankerKind,
+    RetrievalMode,
+)
+
+Environment = Literal["local", "production"]
+GgufAlias = Literal["qwen2.5-coder-0.5b", "smollm2-135m"]  # services/llm/gguf.py's MODELS
 
 
-class Settings(BaseSettings):
+class CommonSettings(BaseSettings):
+    """What every app reads, and how every group is read: ``RAG_<FIELD>`` from the environment, else ``.env``;
+    empty means unset. Every group below extends it."""
+
     model_config = SettingsConfigDict(
         env_prefix="RAG_",
         env_file=".env",
@@ -26,11 +58,53 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    environment: Literal["local", "production"] = "local"
     data_dir: Path = Path(".data")
     log_level: str = "INFO"
 
-    # --- bi-encoder -------------------------------------------------------------------------
+
+class TracingSettings(CommonSettings):
+    """OpenTelemetry / OpenInference -> Phoenix (services/core/tracing.py)."""
+
+    tracing_endpoint: str | None = Field(None, description="OTLP/HTTP traces URL; empty = tracing off")
+    tracing_project: str = "ragstack"
+    tracing_sample_ratio: float = Field(1.0, ge=0, le=1)
+    tracing_queue_size: int = Field(2048, ge=16, description="spans buffered; beyond it they are dropped")
+    tracing_export_timeout_s: float = Field(2.0, gt=0)
+
+
+class ApiKeySettings(CommonSettings):
+    """The API's bearer key: the API checks it, its clients (chat UI, evaluation) send it."""
+
+    environment: Environment = "local"
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_a_key(self) -> ApiKeySettings:
+        if self.environment == "production" and self.api_key is None:
+            raise ValueError("RAG_ENVIRONMENT=production requires RAG_API_KEY")
+        return self
+
+
+# --- models --------------------------------------------------------------------------------------------------
+
+
+class ModelRuntimeSettings(CommonSettings):
+    """Where and how the bi-encoder and the cross-encoder run."""
+
+    model_cache_dir: Path | None = Field(
+        None, description="exports of the onnx/openvino backends; default <data_dir>/models"
+    )
+    device: str = "cpu"
+    hf_hub_offline: bool = True
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
+
+class EmbedderSettings(ModelRuntimeSettings):
+    """The bi-encoder (services/core/embedder.py)."""
+
     embed_model: str = "all-MiniLM-L6-v2"
     embed_query_prefix: str | None = None
     embed_passage_prefix: str | None = None
@@ -39,13 +113,12 @@ class Settings(BaseSettings):
     embed_backend: InferenceBackend = Field(
         "openvino-int8", description="what runs the bi-encoder; exports cached in model_cache_dir (make bench)"
     )
-    model_cache_dir: Path | None = Field(
-        None, description="exports of the onnx/openvino backends; default <data_dir>/models"
-    )
-    device: str = "cpu"
-    hf_hub_offline: bool = True
 
-    # --- chunking ---------------------------------------------------------------------------
+
+# --- the index: chunking, store, ingestion -----------------------------------------------------------------
+
+
+class ChunkingSettings(CommonSettings):
     chunk_size: int = Field(200, ge=16, description="target tokens per chunk (embedder's tokenizer)")
     chunk_overlap: int = Field(40, ge=0)
     embed_context_header: bool = Field(
@@ -56,7 +129,16 @@ class Settings(BaseSettings):
         ),
     )
 
-    # --- vector store -------------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _overlap_below_chunk_size(self) -> ChunkingSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be < RAG_CHUNK_SIZE ({self.chunk_size})")
+        return self
+
+
+class StoreSettings(CommonSettings):
+    """The vector store: a Qdrant server, or an embedded engine in a folder (services/core/factory.py)."""
+
     qdrant_url: str | None = None
     qdrant_path: str | None = None  # ":memory:" for an ephemeral store; default <data_dir>/qdrant
     qdrant_api_key: SecretStr | None = None
@@ -66,7 +148,7 @@ class Settings(BaseSettings):
         False, description="store per-token vectors at ingest (enables the late-interaction rerank stage)"
     )
     upsert_batch_size: int = Field(128, ge=1)
-    qdrant_embedded_engine: Literal["edge", "local"] = Field(
+    qdrant_embedded_engine: EmbeddedEngine = Field(
         "edge",
         description="the embedded store (no RAG_QDRANT_URL): qdrant-edge, Qdrant's engine in-process, or "
         "qdrant-client's local mode (docs/embedded-store.md; `ingest migrate-store` moves a local folder to Edge)",
@@ -93,15 +175,65 @@ class Settings(BaseSettings):
     qdrant_write_consistency_factor: int | None = Field(
         None, ge=1, description="server: replicas that must acknowledge a write to a new collection"
     )
-    qdrant_quantization: Literal["none", "int8"] = Field(
+    qdrant_quantization: Quantization = Field(
         "none", description="Edge: int8 scalar quantisation of the dense vectors, built with the HNSW index"
     )
 
-    # --- retrieval & reranking -------------------------------------------------------------------
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_qdrant_path(self) -> str:
+        return self.qdrant_path or str(self.data_dir / "qdrant")
+
+
+class IngestionSettings(CommonSettings):
+    """Limits checked before parsing, and the queue upload jobs wait in (ingest/jobs.py)."""
+
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
+    max_pdf_pages: int = Field(2000, ge=1)
+    ingest_queue: IngestQueueKind = Field(
+        "local",
+        description="where upload jobs wait (ingest/jobs.py): in the API process, or a Redis stream read by "
+        "`python -m ingest.worker` processes (docs/scaling.md)",
+    )
+    redis_url: str | None = Field(None, description="redis://host:6379/0 when RAG_INGEST_QUEUE=redis")
+    upload_dir: Path | None = Field(
+        None, description="the spool of uploads waiting for a worker; default <data_dir>/uploads (shared in compose)"
+    )
+    ingest_max_attempts: int = Field(3, ge=1, le=20, description="deliveries of a job before it is failed")
+    ingest_retry_backoff_s: float = Field(
+        5.0, ge=0, description="a failed job waits this long before its next try, doubling each time (max 5 min)"
+    )
+    ingest_visibility_timeout_s: float = Field(
+        300.0, gt=0, description="a job a worker holds without a heartbeat this long goes to another worker"
+    )
+
+    @property
+    def resolved_upload_dir(self) -> Path:
+        return self.upload_dir or self.data_dir / "uploads"
+
+
+# --- the query path: retrieval, reranking, LLM, grounding --------------------------------------------------
+
+
+class RetrievalSettings(CommonSettings):
+    """The retrieval defaults of a request (a request may override them; the chat UI starts from them)."""
+
     retrieval_mode: RetrievalMode = "hybrid"
     top_n: int = Field(10, ge=1, le=500, description="candidates from the first stage (rerank depth; make bench)")
     top_k: int = Field(5, ge=1, le=100, description="chunks kept after reranking")
     reranker: RerankerKind = "cross-encoder"
+
+    @model_validator(mode="after")
+    def _top_k_within_top_n(self) -> RetrievalSettings:
+        if self.top_k > self.top_n:
+            raise ValueError(f"RAG_TOP_K ({self.top_k}) must be <= RAG_TOP_N ({self.top_n})")
+        return self
+
+
+class RerankerSettings(RetrievalSettings, ModelRuntimeSettings):
+    """The cross-encoder ``RAG_RERANKER`` picks (services/core/reranker.py)."""
+
     reranker_model: str = "fitzgov-minilm-l6"
     reranker_batch_size: int = Field(32, ge=1)
     reranker_backend: InferenceBackend = Field("openvino-int8", description="what runs the cross-encoder (make bench)")
@@ -111,15 +243,31 @@ class Settings(BaseSettings):
         1.0, ge=0, le=1, description="blend of first-stage score into the order (1 = first-stage order; see README)"
     )
 
-    # --- LLM (any OpenAI-compatible server) ----------------------------------------------------
-    llm_base_url: str = "http://127.0.0.1:8080/v1"
+
+class LlmModelSettings(CommonSettings):
+    """The model name the LLM client asks for, the local server answers to, and the eval judge defaults to."""
+
     llm_model: str = "qwen2.5-coder-0.5b-instruct"
+
+
+class LlmSettings(LlmModelSettings):
+    """The client of any OpenAI-compatible server (services/core/llm.py)."""
+
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_timeout_s: float = Field(120.0, gt=0)
     llm_connect_timeout_s: float = Field(3.0, gt=0)
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_max_tokens: int = Field(384, ge=1)
     llm_temperature: float = Field(0.1, ge=0, le=2)
+
+
+class ChatSettings(CommonSettings):
+    """What a chat turn may hold and how its answer is grounded: the prompt's evidence, the answerability gate
+    (services/core/answerability.py) and the answer verifier (services/core/verify.py)."""
+
+    max_query_chars: int = Field(2000, ge=10)
+    max_history_messages: int = Field(12, ge=1)
     context_max_chars: int = Field(6000, ge=500, description="budget of chunk text put into the prompt")
     evidence_max_tokens: int = Field(
         350,
@@ -133,16 +281,12 @@ class Settings(BaseSettings):
         description="when the gate finds the question clearly answerable and the model still says it does not know, "
         "answer with the best evidence sentence, quoted and cited (extractive: true)",
     )
-
-    # --- grounding: the answerability gate (services/core/answerability.py) ----------------------
     answerability_model: str = Field(
         "", description="gate file (make answerability); empty = the shipped models/answerability/gate.json"
     )
     answerability_gate: bool = Field(
         True, description="decline without calling the LLM when the gate says the sources cannot answer"
     )
-
-    # --- grounding: the answer verifier (services/core/verify.py) -------------------------------
     verify_answers: bool = Field(True, description="check each answer sentence against the sources")
     verify_min_supported: float = Field(
         0.5, ge=0, le=1, description="share of supported sentences an uncertain (gate band verify) answer needs"
@@ -152,64 +296,62 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="blend of word overlap into the cross-encoder's support score"
     )
 
-    # --- API ----------------------------------------------------------------------------------
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_key: SecretStr | None = None
-    cors_origins: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    max_query_chars: int = Field(2000, ge=10)
-    max_history_messages: int = Field(12, ge=1)
+
+class ChatPipelineSettings(EmbedderSettings, RerankerSettings, StoreSettings, LlmSettings, ChatSettings):
+    """Everything the query path is built from (services.chat: retriever, reranker, gate, LLM, verifier)."""
+
+
+# --- serving -------------------------------------------------------------------------------------------------
+
+
+class RequestLimitsSettings(CommonSettings):
+    """Limits the API enforces; the chat UI applies the same ones to itself."""
+
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     max_concurrent_requests: int = Field(16, ge=1)
 
-    # --- ingestion ------------------------------------------------------------------------------
-    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
-    max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
-    max_pdf_pages: int = Field(2000, ge=1)
-    ingest_queue: Literal["local", "redis"] = Field(
-        "local",
-        description="where upload jobs wait (ingest/jobs.py): in the API process, or a Redis stream read by "
-        "`python -m ingest.worker` processes (docs/scaling.md)",
-    )
-    redis_url: str | None = Field(None, description="redis://host:6379/0 when RAG_INGEST_QUEUE=redis")
-    upload_dir: Path | None = Field(
-        None, description="the spool of uploads waiting for a worker; default <data_dir>/uploads (shared in compose)"
-    )
+
+class ApiServerSettings(RequestLimitsSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
     upload_wait_s: float = Field(
         120.0,
         ge=0,
         description="how long POST /documents waits for its jobs before answering with status queued "
         "(0 = at once; a request may lower it with ?wait_s=)",
     )
-    ingest_max_attempts: int = Field(3, ge=1, le=20, description="deliveries of a job before it is failed")
-    ingest_retry_backoff_s: float = Field(
-        5.0, ge=0, description="a failed job waits this long before its next try, doubling each time (max 5 min)"
-    )
-    ingest_visibility_timeout_s: float = Field(
-        300.0, gt=0, description="a job a worker holds without a heartbeat this long goes to another worker"
-    )
 
-    # --- tracing (OpenTelemetry / OpenInference -> Phoenix) ---------------------------------------
-    tracing_endpoint: str | None = Field(None, description="OTLP/HTTP traces URL; empty = tracing off")
-    tracing_project: str = "ragstack"
-    tracing_sample_ratio: float = Field(1.0, ge=0, le=1)
-    tracing_queue_size: int = Field(2048, ge=16, description="spans buffered; beyond it they are dropped")
-    tracing_export_timeout_s: float = Field(2.0, gt=0)
 
-    # --- local Phoenix server (make run): its own venv, see services/phoenix/server.py ---------------
-    phoenix_host: str = "127.0.0.1"
-    phoenix_port: int = 6006
-    phoenix_grpc_port: int = 4317
-    phoenix_venv: Path = Path(".venv-phoenix")
+# --- one class per app ---------------------------------------------------------------------------------------
+# The groups share bases, so Python needs one order of them that every class agrees with; bases listed in another
+# order fail at import ("Cannot create a consistent method resolution order"): follow the order used below.
 
-    # --- chat frontend (Gradio) -------------------------------------------------------------------
+
+class IngestSettings(TracingSettings, EmbedderSettings, ChunkingSettings, StoreSettings, IngestionSettings):
+    """The ingest pipeline and its processes: ``python -m ingest.cli`` (sync, watch, ...), ``ingest.worker``."""
+
+
+# The pydantic mypy plugin gives each class a `model_construct` listing its own fields, and mypy then finds the two
+# composites' versions incompatible (they list different fields); at run time pydantic merges them as it should.
+class ApiSettings(IngestSettings, ChatPipelineSettings, ApiKeySettings, ApiServerSettings):  # type: ignore[misc]
+    """``python -m services.api.main``: the API ingests (uploads, in-process queue) and answers."""
+
+
+class FrontendSettings(TracingSettings, RetrievalSettings, ApiKeySettings, RequestLimitsSettings):
+    """``python -m frontend.main``: the chat UI, a client of the API over HTTP."""
+
     frontend_host: str = "127.0.0.1"
     frontend_port: int = Field(7860, ge=1, le=65535)
     frontend_api_url: str = Field("http://127.0.0.1:8000", description="base URL of the API the chat UI calls")
     frontend_timeout_s: float = Field(300.0, gt=0, description="longest wait for one API answer (streamed chat)")
 
-    # --- evaluation (python -m eval.run / eval.scheduler, make eval) ------------------------------
+
+class EvalSettings(TracingSettings, EmbedderSettings, LlmModelSettings, ApiKeySettings):
+    """``python -m eval.run`` / ``eval.scheduler`` (make eval): measures a running API; the judge's embeddings
+    are the stack's bi-encoder, and its model defaults to ``RAG_LLM_MODEL``."""
+
     eval_api_url: str = Field("http://127.0.0.1:8000", description="the running API the evaluation measures")
     eval_schedule: str = Field("02:00", description="daily 'HH:MM' (UTC), comma list, or 5-field cron in UTC")
     eval_sample_size: int = Field(200, ge=1, description="retrieval queries per scheduled/default run")
@@ -224,13 +366,27 @@ class Settings(BaseSettings):
     eval_judge_api_key: SecretStr = SecretStr("not-needed")
     eval_judge_timeout_s: float = Field(900.0, gt=0, description="per judge call; a CPU model is slow")
 
-    # --- local LLM server (make run) -------------------------------------------------------------
+
+class PhoenixSettings(CommonSettings):
+    """``python -m services.phoenix.server`` (make run): the Phoenix server from its own venv. In compose the
+    phoenix image runs Phoenix itself and reads none of these."""
+
+    phoenix_host: str = "127.0.0.1"
+    phoenix_port: int = 6006
+    phoenix_grpc_port: int = 4317
+    phoenix_venv: Path = Path(".venv-phoenix")
+
+
+class LlmServerSettings(LlmModelSettings):
+    """``python -m services.llm.server`` (make run): the local LLM server and its packaged GGUF. In compose the
+    llamacpp image runs llama-server with its own flags and reads none of these."""
+
     llm_host: str = "127.0.0.1"
     llm_port: int = 8080
-    llm_gguf: Literal["qwen2.5-coder-0.5b", "smollm2-135m"] = "qwen2.5-coder-0.5b"
+    llm_gguf: GgufAlias = "qwen2.5-coder-0.5b"
     llm_ctx: int = Field(4096, ge=512, description="context per request (llama-server: per slot)")
     llm_threads: int = Field(2, ge=1)
-    llm_server: Literal["auto", "llama-server", "llama-cpp-python"] = Field(
+    llm_server: Literal["auto", LlmServerKind] = Field(
         "auto",
         description="the local server: llama.cpp's llama-server (parallel slots, prefix reuse) or llama-cpp-python's "
         "(one request at a time); auto = llama-server when make llm-setup built it (docs/llm-serving.md)",
@@ -251,30 +407,17 @@ class Settings(BaseSettings):
         "with the same prefix returns (llama.cpp's default is 8192); 0 = off",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> Settings:
-        if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be < RAG_CHUNK_SIZE ({self.chunk_size})")
-        if self.top_k > self.top_n:
-            raise ValueError(f"RAG_TOP_K ({self.top_k}) must be <= RAG_TOP_N ({self.top_n})")
-        if self.environment == "production" and self.api_key is None:
-            raise ValueError("RAG_ENVIRONMENT=production requires RAG_API_KEY")
-        return self
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def resolved_qdrant_path(self) -> str:
-        return self.qdrant_path or str(self.data_dir / "qdrant")
-
-    @property
-    def resolved_model_cache_dir(self) -> Path:
-        return self.model_cache_dir or self.data_dir / "models"
-
-    @property
-    def resolved_upload_dir(self) -> Path:
-        return self.upload_dir or self.data_dir / "uploads"
+class Settings(ApiSettings, FrontendSettings, EvalSettings, PhoenixSettings, LlmServerSettings):
+    """Every setting: what the launcher (``make run``) starts is all of the apps above, and the tools (bench,
+    train, the offline retrieval eval) and the tests build whichever parts they need from it."""
 
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+APP_SETTINGS: tuple[type[CommonSettings], ...] = (
+    ApiSettings,
+    IngestSettings,
+    FrontendSettings,
+    EvalSettings,
+    PhoenixSettings,
+    LlmServerSettings,
+)

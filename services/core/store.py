@@ -27,7 +27,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from services.core.sparse import SparseVector
-from services.core.types import Chunk, DocumentRecord, RetrievedChunk
+from services.core.types import Chunk, DocumentRecord, RetrievalMode, RetrievedChunk
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class VectorStore(Protocol):
         *,
         dense: np.ndarray | None,
         sparse: SparseVector | None,
-        mode: str,
+        mode: RetrievalMode,
         limit: int,
         filters: SearchFilters | None = None,
         late: np.ndarray | None = None,
@@ -328,7 +328,7 @@ class QdrantStore:
         *,
         dense: np.ndarray | None,
         sparse: SparseVector | None,
-        mode: str,
+        mode: RetrievalMode,
         limit: int,
         filters: SearchFilters | None = None,
         late: np.ndarray | None = None,

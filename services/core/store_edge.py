@@ -61,7 +61,7 @@ from services.core.store import (
     SearchFilters,
     StoreUnavailableError,
 )
-from services.core.types import Chunk, DocumentRecord, RetrievedChunk
+from services.core.types import Chunk, DocumentRecord, Quantization, RetrievalMode, RetrievedChunk
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,7 +75,6 @@ MIGRATE_COMMAND = "ingest migrate-store"
 BUILD_DIR = "index-build"  # <path>/index-build/: the copy a concurrent index build works on
 REPLACED = ".replaced"  # shards/<collection>.replaced: the old chunk shard during a swap
 REBUILD_GROWTH = 0.1  # a concurrent maintain() builds again once the store grew by a tenth since the last build
-Quantization = Literal["none", "int8"]
 FolderKind = Literal["missing", "empty", "edge", "local", "other"]
 
 
@@ -386,7 +385,7 @@ class EdgeStore:
         *,
         dense: np.ndarray | None,
         sparse: SparseVector | None,
-        mode: str,
+        mode: RetrievalMode,
         limit: int,
         filters: SearchFilters | None = None,
         late: np.ndarray | None = None,

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from services.core.settings import Settings
+from services.core.settings import TracingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _tracers: dict[str, Any] = {}
 
 
 def build_provider(
-    settings: Settings, service_name: str, processors: Sequence[SpanProcessor] = ()
+    settings: TracingSettings, service_name: str, processors: Sequence[SpanProcessor] = ()
 ) -> TracerProvider | None:
     """A provider exporting to ``RAG_TRACING_ENDPOINT`` (OTLP/HTTP), plus any extra processors (tests)."""
     if not settings.tracing_endpoint and not processors:
@@ -77,7 +77,7 @@ def build_provider(
 
 
 def setup_tracing(
-    settings: Settings, service_name: str, processors: Sequence[SpanProcessor] = ()
+    settings: TracingSettings, service_name: str, processors: Sequence[SpanProcessor] = ()
 ) -> TracerProvider | None:
     """Install this process's provider (or none when tracing is off). Returns it so callers can flush it."""
     provider = build_provider(settings, service_name, processors)

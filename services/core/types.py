@@ -9,7 +9,22 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# The closed sets of words that cross seams (settings, requests, job records), each defined once here and
+# used as the type wherever such a word is passed.
+RetrievalMode = Literal["dense", "sparse", "hybrid"]  # the first stage: BM25, vectors, or both fused by RRF
+RerankerKind = Literal["cross-encoder", "none"]  # the second stage
+InferenceBackend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]  # what runs a transformer
+EmbeddedEngine = Literal["edge", "local"]  # the in-process store: qdrant-edge, or qdrant-client's local mode
+Quantization = Literal["none", "int8"]  # of the dense vectors, with the HNSW index (Edge)
+IngestQueueKind = Literal["local", "redis"]  # where upload jobs wait (ingest/jobs.py)
+# What ingesting one file came to ("queued": handed to an ingest worker, the outcome comes later) ...
+IngestStatus = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued"]
+# ... and where an ingest job stands; an upload answers with the first, or "processing" while its job runs.
+JobState = Literal["queued", "processing", "complete", "failed"]
+UploadStatus = Literal[IngestStatus, "processing"]
+LlmServerKind = Literal["llama-server", "llama-cpp-python"]  # the local LLM servers services/llm/server.py runs
 
 # A fixed namespace makes point and document ids deterministic across machines and runs,
 # which is what lets re-ingestion overwrite instead of duplicate.

@@ -37,7 +37,7 @@ __all__ = [
 if TYPE_CHECKING:
     import numpy as np
 
-    from services.core.settings import Settings
+    from services.core.settings import ChatSettings
 
 # --- sentences ---------------------------------------------------------------------------------------
 
@@ -324,6 +324,6 @@ def _rebuild(answer: str, spans: Sequence[tuple[int, int]], sentences: Sequence[
     return "".join(parts).strip()
 
 
-def verifier_from_settings(settings: Settings, scorer: PairScorer | None) -> Verifier:
+def verifier_from_settings(settings: ChatSettings, scorer: PairScorer | None) -> Verifier:
     """The verifier the settings ask for; ``settings.verify_answers`` says whether the caller runs it."""
     return Verifier(scorer, threshold=settings.verify_threshold, lexical_weight=settings.verify_lexical_weight)

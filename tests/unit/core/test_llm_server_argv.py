@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.settings import Settings
+from services.core.settings import LlmServerSettings
 from services.llm import server
 
 pytestmark = pytest.mark.unit
@@ -29,7 +29,7 @@ def flag(argv: list[str], name: str) -> str:
 
 
 def test_llama_server_gets_slots_a_context_per_slot_and_the_prefix_cache() -> None:
-    settings = Settings(
+    settings = LlmServerSettings(
         _env_file=None, llm_ctx=4096, llm_parallel=4, llm_cache_reuse=128, llm_cache_ram_mib=512, llm_threads=2
     )
     argv = server.llama_server_argv(settings, MODEL, BINARY)
@@ -47,18 +47,18 @@ def test_llama_server_gets_slots_a_context_per_slot_and_the_prefix_cache() -> No
 
 
 def test_llama_server_answers_under_the_configured_alias_host_and_port() -> None:
-    settings = Settings(_env_file=None, llm_model="my-model", llm_host="0.0.0.0", llm_port=9090)
+    settings = LlmServerSettings(_env_file=None, llm_model="my-model", llm_host="0.0.0.0", llm_port=9090)
     argv = server.llama_server_argv(settings, MODEL, BINARY)
     assert (flag(argv, "--alias"), flag(argv, "--host"), flag(argv, "--port")) == ("my-model", "0.0.0.0", "9090")
 
 
 def test_llama_server_settings_default_to_four_slots_and_256_token_reuse() -> None:
-    argv = server.llama_server_argv(Settings(_env_file=None), MODEL, BINARY)
+    argv = server.llama_server_argv(LlmServerSettings(_env_file=None), MODEL, BINARY)
     assert (flag(argv, "--parallel"), flag(argv, "--ctx-size"), flag(argv, "--cache-reuse")) == ("4", "16384", "256")
 
 
 def test_llama_cpp_python_argv_is_unchanged() -> None:
-    settings = Settings(_env_file=None, llm_ctx=2048, llm_threads=1, llm_model="smollm2-135m", llm_port=8123)
+    settings = LlmServerSettings(_env_file=None, llm_ctx=2048, llm_threads=1, llm_model="smollm2-135m", llm_port=8123)
     argv = server.llama_cpp_python_argv(settings, MODEL)
     assert argv[:3] == [sys.executable, "-m", "llama_cpp.server"]
     assert flag(argv, "--model") == str(MODEL)
@@ -80,14 +80,14 @@ def test_llama_cpp_python_argv_is_unchanged() -> None:
     ],
 )
 def test_auto_prefers_llama_server_when_it_was_built(choice: str, binary: Path | None, expected: str) -> None:
-    assert server.resolve_server(Settings(_env_file=None, llm_server=choice), binary) == expected
+    assert server.resolve_server(LlmServerSettings(_env_file=None, llm_server=choice), binary) == expected
 
 
 def test_server_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_LLM_SERVER", "llama-cpp-python")
     monkeypatch.setenv("RAG_LLM_PARALLEL", "2")
     monkeypatch.setenv("RAG_LLM_CACHE_REUSE", "0")
-    settings = Settings(_env_file=None)
+    settings = LlmServerSettings(_env_file=None)
     assert (settings.llm_server, settings.llm_parallel, settings.llm_cache_reuse) == ("llama-cpp-python", 2, 0)
 
 
@@ -99,8 +99,8 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("fake_model")
 def test_server_argv_picks_the_built_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "find_llama_server", lambda: BINARY)
-    assert server.server_argv(Settings(_env_file=None))[0] == str(BINARY)
-    argv = server.server_argv(Settings(_env_file=None, llm_server="llama-cpp-python"))
+    assert server.server_argv(LlmServerSettings(_env_file=None))[0] == str(BINARY)
+    argv = server.server_argv(LlmServerSettings(_env_file=None, llm_server="llama-cpp-python"))
     assert argv[:3] == [sys.executable, "-m", "llama_cpp.server"]
 
 
@@ -108,8 +108,8 @@ def test_server_argv_picks_the_built_binary(monkeypatch: pytest.MonkeyPatch) -> 
 def test_asking_for_llama_server_without_the_binary_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "find_llama_server", lambda: None)
     with pytest.raises(server.LLMServerNotFoundError, match="make llm-setup"):
-        server.server_argv(Settings(_env_file=None, llm_server="llama-server"))
-    assert server.server_argv(Settings(_env_file=None))[:3] == [sys.executable, "-m", "llama_cpp.server"]
+        server.server_argv(LlmServerSettings(_env_file=None, llm_server="llama-server"))
+    assert server.server_argv(LlmServerSettings(_env_file=None))[:3] == [sys.executable, "-m", "llama_cpp.server"]
 
 
 def test_find_llama_server_looks_next_to_the_venv_python_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -8,7 +8,17 @@ import statistics
 import numpy as np
 import pytest
 
-from services.core.measure import cpu_name, latency_summary, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from services.core.measure import (
+    cpu_name,
+    fmt_interval,
+    latency_summary,
+    markdown_table,
+    mean,
+    mrr_at_k,
+    ndcg_at_k,
+    percentile,
+    recall_at_k,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +91,13 @@ def test_latency_summary_names_p50_p95_p99_and_is_zero_for_no_samples() -> None:
 
 def test_cpu_name_is_never_empty() -> None:
     assert cpu_name().strip()
+
+
+def test_markdown_table_writes_header_rule_and_rows() -> None:
+    assert markdown_table(["a", "b"], [[1, "x"], [2.5, ""]]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
+
+
+def test_fmt_interval_shows_the_bounds_or_the_bare_value() -> None:
+    assert fmt_interval(0.7431, 0.701, 0.7851) == "0.743 [0.701, 0.785]"
+    assert fmt_interval(0.5, None, None) == "0.500"
+    assert fmt_interval(0.5, 0.25, 0.75, digits=2) == "0.50 [0.25, 0.75]"

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.core.settings import Settings
+from services.core.settings import (
+    ApiSettings,
+    ChatPipelineSettings,
+    EvalSettings,
+    FrontendSettings,
+    IngestSettings,
+    Settings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +70,27 @@ def test_invalid_env_combination_is_rejected(monkeypatch: pytest.MonkeyPatch) ->
 def test_qdrant_path_defaults_under_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
     assert Settings(_env_file=None).resolved_qdrant_path == str(tmp_path / "qdrant")
+
+
+def test_each_app_reads_and_validates_only_its_own_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_ENVIRONMENT", "production")  # no RAG_API_KEY
+    monkeypatch.setenv("RAG_QDRANT_API_KEY", "qdrant-secret")
+    for app in (FrontendSettings, EvalSettings, ApiSettings):  # they send or check the API key
+        with pytest.raises(ValidationError, match="RAG_API_KEY"):
+            app(_env_file=None)
+    ingest = IngestSettings(_env_file=None)  # the ingest processes never see the API key
+    assert ingest.qdrant_api_key is not None and not hasattr(ingest, "api_key")
+    frontend = FrontendSettings(_env_file=None, api_key="k")
+    assert not hasattr(frontend, "qdrant_api_key") and "qdrant_api_key" not in FrontendSettings.model_fields
+
+
+def test_a_group_validates_wherever_it_is_used() -> None:
+    with pytest.raises(ValidationError, match="RAG_TOP_K"):
+        FrontendSettings(_env_file=None, top_k=10, top_n=5)  # the UI starts from the retrieval defaults
+    with pytest.raises(ValidationError, match="RAG_CHUNK_OVERLAP"):
+        IngestSettings(_env_file=None, chunk_size=100, chunk_overlap=100)
+
+
+def test_the_api_settings_hold_every_group_the_ingest_and_chat_pipelines_are_built_from() -> None:
+    assert issubclass(ApiSettings, IngestSettings) and issubclass(ApiSettings, ChatPipelineSettings)
+    assert issubclass(Settings, ApiSettings) and issubclass(Settings, FrontendSettings)

@@ -273,12 +273,12 @@ def json_instruction(steps: list[tuple[str, str]], op: str) -> list[str]:
 
 
 def test_the_llamacpp_image_runs_the_server_make_run_runs_with_the_same_flags() -> None:
-    from services.core.settings import Settings
+    from services.core.settings import LlmServerSettings
     from services.llm.server import llama_server_argv
 
     steps = instructions(BUILT["llamacpp"])
     image_argv = json_instruction(steps, "ENTRYPOINT") + json_instruction(steps, "CMD")
-    settings = Settings(llm_host="0.0.0.0", llm_port=8080)
+    settings = LlmServerSettings(llm_host="0.0.0.0", llm_port=8080)
     local_argv = llama_server_argv(settings, Path("/models/model.gguf"), Path("llama-server"))
     assert image_argv == local_argv
     # compose appends the same flags, only the alias and thread count interpolated from .env.

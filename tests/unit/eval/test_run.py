@@ -18,7 +18,7 @@ from eval.evalset import EvalItem, EvalSet
 from eval.report import REPORT_FILES, REQUIRED_KEYS, SCHEMA_VERSION, side_by_side
 from eval.run import EXIT_OK, EXIT_REGRESSION, evaluate, exit_code, parse_args, sample_set
 from services.core import tracing
-from services.core.settings import Settings
+from services.core.settings import EvalSettings
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +59,7 @@ def fake(rankings: dict[str, list[str]], declines_abstain: bool = True) -> FakeR
 
 def run(api: FakeRagApi, reports: Path, evalset: EvalSet = EVALSET, options: ChatOptions | None = None) -> dict:
     report, _ = evaluate(
-        ApiClient(api.client()), evalset, Settings(_env_file=None), reports_dir=reports, threshold=0.05,
+        ApiClient(api.client()), evalset, EvalSettings(_env_file=None), reports_dir=reports, threshold=0.05,
         chat_options=options,
     )  # fmt: skip
     return report
@@ -73,7 +73,7 @@ def big_fake(rankings: dict[str, list[str]], declines: bool = True) -> FakeRagAp
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     memory = InMemorySpanExporter()
-    tracing.setup_tracing(Settings(_env_file=None), "eval", processors=[SimpleSpanProcessor(memory)])
+    tracing.setup_tracing(EvalSettings(_env_file=None), "eval", processors=[SimpleSpanProcessor(memory)])
     try:
         yield memory
     finally:
@@ -218,7 +218,7 @@ def test_gate_off_runs_are_recorded_and_compared_only_with_gate_off_runs(tmp_pat
 
 
 def test_default_sizes_are_200_queries_and_every_rag_case_and_sample_shrinks_both() -> None:
-    settings = Settings(_env_file=None)
+    settings = EvalSettings(_env_file=None)
     assert (settings.eval_sample_size, settings.eval_rag_sample_size) == (200, 0)
     args = parse_args([], settings)
     assert (args.sample, args.rag_sample, args.gate_off) == (None, None, False)

@@ -9,7 +9,7 @@ import pytest
 
 from eval.schedule import Schedule, seconds_until
 from eval.scheduler import Scheduler, eval_command
-from services.core.settings import Settings
+from services.core.settings import EvalSettings
 
 pytestmark = pytest.mark.unit
 
@@ -117,7 +117,7 @@ def test_a_stopped_scheduler_does_not_run() -> None:
 
 
 def test_scheduled_command_uses_the_settings() -> None:
-    settings = Settings(
+    settings = EvalSettings(
         _env_file=None,
         eval_api_url="http://api:8000",
         eval_sample_size=7,

@@ -11,14 +11,14 @@ import pytest
 
 from frontend.api_client import ApiClient, Document
 from frontend.app import build_app, document_updates
-from services.core.settings import Settings
+from services.core.settings import FrontendSettings
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def demo() -> gr.Blocks:
-    return build_app(Settings(), ApiClient("http://127.0.0.1:9"))
+    return build_app(FrontendSettings(), ApiClient("http://127.0.0.1:9"))
 
 
 def by_id(demo: gr.Blocks) -> dict[int, dict[str, Any]]:

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from frontend.api_client import ApiClient, ChatOptions
 from frontend.chat import ChatState, run_turn
 from services.core import tracing
-from services.core.settings import Settings
+from services.core.settings import FrontendSettings
 
 pytestmark = pytest.mark.unit
 
@@ -244,7 +244,7 @@ def test_blank_question_sends_nothing() -> None:
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    tracing.setup_tracing(Settings(), "frontend", processors=[SimpleSpanProcessor(exporter)])
+    tracing.setup_tracing(FrontendSettings(), "frontend", processors=[SimpleSpanProcessor(exporter)])
     try:
         yield exporter
     finally:

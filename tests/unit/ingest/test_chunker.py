@@ -418,3 +418,17 @@ def test_a_markdown_file_of_many_short_sections_gives_few_full_chunks() -> None:
     for n in range(40):  # each heading stays a line of its own, in front of its body
         assert any(f"🔹 {n}. How ColBERT Works (Step by Step)\n" in c.text for c in chunks)
     assert all(c.section and c.section.startswith("ColBERT notes > ") for c in chunks)
+
+
+def test_without_merging_every_section_is_its_own_chunk_and_headings_may_stand_alone() -> None:
+    # merge_sections=False is chunker version 1's cut, kept to measure what merging buys (bench.chunking).
+    from ingest.loaders import load_bytes
+
+    doc = load_bytes(("# ColBERT notes\n\n" + ISSUE_MARKDOWN).encode(), "notes.md", "mem://notes.md")
+    merged = Chunker(count_tokens, chunk_size=200, chunk_overlap=40, max_tokens=254).split(doc)
+    single = Chunker(count_tokens, chunk_size=200, chunk_overlap=40, max_tokens=254, merge_sections=False).split(doc)
+    sections = [s for s, _ in groupby(b.section for b in doc.blocks)]
+    assert len(single) == len(sections) > len(merged)
+    assert [c.section for c in single] == sections
+    assert [c for c in single if heading_only(c, doc.blocks)]  # the "### Details" parents: a heading alone
+    assert "\n".join(c.text for c in single) == "\n".join(b.text for b in doc.blocks)

@@ -11,7 +11,7 @@ import pytest
 from fake_embedder import FakeEmbedder
 
 from ingest.factory import build_pipeline
-from services.core.settings import Settings
+from services.core.settings import IngestSettings
 from services.core.store import QdrantStore
 
 pytestmark = pytest.mark.unit
@@ -48,8 +48,8 @@ class SlowFakeEmbedder(FakeEmbedder):
         super().warm_up()
 
 
-def settings() -> Settings:
-    return Settings(_env_file=None, chunk_size=64, chunk_overlap=8)
+def settings() -> IngestSettings:
+    return IngestSettings(_env_file=None, chunk_size=64, chunk_overlap=8)
 
 
 def test_building_a_pipeline_loads_no_model_and_touches_no_store() -> None:
