@@ -1,7 +1,9 @@
-"""``make bench`` / ``python -m bench [--quick] [--only ingest,rerank,query,scale]``.
+"""``make bench`` / ``python -m bench [--quick] [--only ingest,rerank,query,scale,chunking]``.
 
-Runs the stages in order (ingest -> rerank -> query -> scale; query uses the index and the choices the
-first two made), writes ``bench/results/<stage>.json`` and PNG charts, and prints a table.
+Runs the stages in order (ingest -> rerank -> query -> scale -> chunking; query uses the index and the choices
+the first two made), writes ``bench/results/<stage>.json`` and PNG charts, and prints a table. ``chunking``
+(merging and the contextual header, on generated handbooks and fitz-gov) is ``bench.chunking``; its sizes
+are that module's ``Profile`` and ``QUICK``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bench.machine import machine_info, now_iso
 from bench.schema import validate
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STAGES = ("ingest", "rerank", "query", "scale")
+STAGES = ("ingest", "rerank", "query", "scale", "chunking")
 PCTS = ("p50", "p95", "p99")
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -279,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{res['points_at_search_budget']} points; the embedded default, qdrant-edge, is measured by "
             "`python -m bench.embedded_store` (see docs/benchmarks.md)\n"
         )
+    if "chunking" in stages:
+        from bench.chunking import QUICK, Profile
+        from bench.chunking import run as bench_chunking
+
+        summary += bench_chunking(QUICK if args.quick else Profile(), data_dir=data_dir, out=out, quick=args.quick)
     print("\n" + "\n".join(summary))
     print(f"results in {out}/ (load average now {[round(x, 2) for x in os.getloadavg()]})")
     return 0

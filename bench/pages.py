@@ -451,6 +451,17 @@ RETRIEVAL = Source(
     "eval/reports/retrieval.json", 'make eval-retrieval EVAL_ARGS="--limit 120 --dev-limit 80 --depth 20"'
 )
 
+CHUNKING = Source("bench/results/chunking.json", "python -m bench.chunking")
+LLM_PROBE = Source(
+    "models/answerability/llm-probe-qwen2.5-coder-1.5b.json",
+    "python -m train.answerability_probe --llm-url http://127.0.0.1:8092/v1 --model qwen2.5-coder-1.5b",
+)
+LLM_MODELS = Source(
+    "bench/results/llm_models.json",
+    "python -m bench.query_bench --compare-models qwen2.5-coder-0.5b qwen2.5-coder-1.5b "
+    "--out bench/results/llm_models.json",
+)
+
 GOAL_ABSTENTION = 0.80
 GOAL_ANSWER_RATE = 0.90
 METRIC_NAMES = {
@@ -559,6 +570,65 @@ def render_gate(r: Results) -> str:
             markdown_table(header, [row("gate on (default)", on), row("gate off (`--gate-off`)", off)]),
             "",
             _goal_line(on),
+        ]
+    )
+
+
+def render_chunking(r: Results) -> str:
+    from bench.chunking import gains_table, results_table
+
+    doc = r[0]
+    return "\n".join([f"{measured(doc)}.", "", results_table(doc["results"]), "", gains_table(doc["results"])])
+
+
+def render_llm_probe(r: Results) -> str:
+    doc = r[0]
+
+    def label(name: str) -> str:
+        if name == "gate":
+            return "the gate alone (default)"
+        if name == "probe":
+            return f"the LLM alone ({doc['model']})"
+        weight = name.removeprefix("gate+").removesuffix("*probe")
+        return f"gate logit + {weight} × LLM logit"
+
+    rows = [
+        [label(name), f"{d['roc_auc']:.3f}", pct(d["unanswerable_declined_at_answer_rate_0.9"]),
+         pct(d["unanswerable_declined_at_answer_rate_0.93"])]
+        for name, d in doc["scores"].items()
+    ]  # fmt: skip
+    header = ["score (dev)", "ROC-AUC", "unanswerable declined at answer rate 0.90", "at 0.93"]
+    return "\n".join(
+        [
+            f"fitz-gov **{doc['split']}** ({doc['answerable']} answerable / {doc['unanswerable']} unanswerable), "
+            f"gate `{doc['gate']}`; the LLM reads the top {doc['prompt']['chunks']} chunks "
+            f"({doc['prompt']['chars_per_chunk']} characters each) and answers one token, yes or no. The shares "
+            "are of the gate's decline band alone, before any LLM answer or verification:",
+            "",
+            markdown_table(header, rows),
+        ]
+    )
+
+
+def render_llm_models(r: Results) -> str:
+    doc = r[0]
+    rows = []
+    for model, side in doc["results"].items():
+        decode = side["warm"]["decode_tokens_per_s"]
+        rows.append(
+            [f"`{model}`", secs(side["cold"]["ttft_ms"]["p50"]), secs(side["warm"]["ttft_ms"]["p50"]),
+             secs(side["warm"]["ttft_ms"]["p95"]), num(decode["p50"]) if decode else "–",
+             num(float(sum(side["warm"]["prompt_tokens"]) / len(side["warm"]["prompt_tokens"])))]
+        )  # fmt: skip
+    header = ["GGUF (Q4_K_M)", "TTFT p50, cold prefix", "TTFT p50, warm prefix", "warm p95", "decode tokens/s",
+              "prompt tokens (mean)"]  # fmt: skip
+    s = doc["settings"]
+    return "\n".join(
+        [
+            f"{measured(doc)}: {s['server']}, {s['threads']} threads, {s['rounds']} interleaved rounds of one cold "
+            f"and two warm requests per model, {s['prompt']}.",
+            "",
+            markdown_table(header, rows),
         ]
     )
 
@@ -775,6 +845,9 @@ BLOCKS: dict[str, Block] = {
         Block("eval-history", (EVAL_HISTORY,), render_eval_history),
         Block("eval-gate", (GATE_ON, GATE_OFF), render_gate),
         Block("eval-answerability", (ANSWERABILITY,), render_answerability),
+        Block("llm-probe", (LLM_PROBE,), render_llm_probe),
+        Block("bench-chunking", (CHUNKING,), render_chunking),
+        Block("llm-models", (LLM_MODELS,), render_llm_models),
         Block("eval-judged", (JUDGED,), render_judged),
         Block("eval-retrieval", (RETRIEVAL,), render_retrieval),
         Block("scaling-measured", (INGEST, INGEST_LOAD, QUERY, HNSW, SCALE), render_scaling),
@@ -793,6 +866,9 @@ PAGES: dict[str, tuple[str, ...]] = {
     "docs/retrieval-quality.md": ("eval-retrieval",),
     "docs/scaling.md": ("scaling-measured",),
     "docs/deployment.md": ("compose",),
+    "docs/grounding.md": ("eval-gate", "llm-probe"),
+    "docs/ingestion.md": ("bench-chunking",),
+    "docs/llm-serving.md": ("llm-models",),
 }  # fmt: skip
 
 MARKER = re.compile(r"<!-- generated:([a-z0-9-]+):(start|end) -->")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,50 +30,30 @@ from typing import Any
 import httpx
 
 from bench.stats import ratio, summarize
+from services.core.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Source text in the prefix-cache prompts: about the evidence budget the API puts into its prompt (~350 tokens).
 PREFIX_SOURCE_CHARS = 1400
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_api(env_overrides: dict[str, str], timeout_s: float = 300.0) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RAG_API_PORT=str(port), RAG_API_HOST="127.0.0.1", **env_overrides)
-    log = Path(tempfile.mkstemp(prefix="bench-api-", suffix=".log")[1])
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.api.main"], cwd=REPO_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT
-        )
+def start_api(env_overrides: dict[str, str], timeout_s: float = 300.0) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    env = {"HF_HUB_OFFLINE": "1", "RAG_API_PORT": str(port), "RAG_API_HOST": "127.0.0.1", **env_overrides}
+    fd, name = tempfile.mkstemp(prefix="bench-api-", suffix=".log")
+    os.close(fd)
+    api = ManagedProcess.module("API", "services.api.main", env=env, cwd=REPO_ROOT, log=Path(name)).start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"API exited with {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.terminate()
-    raise RuntimeError(f"API not ready in {timeout_s}s: {log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        api.wait_ready(f"{base}/readyz", timeout_s, interval_s=1.0)
+    except BaseException:
+        stop(api)
+        raise
+    return api, base
+
+
+def stop(api: ManagedProcess) -> None:
+    api.stop(grace_s=20)
 
 
 async def _search(client: httpx.AsyncClient, base: str, query: str, top_n: int) -> tuple[float, dict]:

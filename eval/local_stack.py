@@ -9,28 +9,16 @@ processes it started.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
+from services.core.processes import ManagedProcess, free_port, stop_all
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def say(message: str) -> None:
     print(f"[eval] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalStack:
@@ -42,7 +30,7 @@ class LocalStack:
         self.api_port = parsed.port or 8000
         self.data_dir = data_dir
         self.ready_timeout_s = ready_timeout_s
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.procs: list[ManagedProcess] = []
 
     def start(self) -> None:
         say(f"nothing answers at {self.api_url}: starting a local stack (store {self.data_dir})")
@@ -67,45 +55,19 @@ class LocalStack:
             raise
 
     def _spawn(self, name: str, env: dict[str, str], module: str) -> None:
-        logs = self.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with (logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module],
-                cwd=REPO,
-                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: stop() ends it and its children only
-            )
-        self.procs.append((name, proc))
-        say(f"started {name} (pid {proc.pid}, log {logs / f'{name}.log'})")
+        log = self.data_dir / "logs" / f"{name}.log"
+        proc = ManagedProcess.module(name, module, env=env, cwd=REPO, log=log).start()
+        self.procs.append(proc)
+        say(f"started {name} (pid {proc.pid}, log {log})")
 
     def _wait(self, name: str, url: str) -> None:
-        proc = dict(self.procs)[name]
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / name}.log")
-            try:
-                if httpx.get(url, timeout=3.0).status_code == 200:
-                    say(f"{name} ready ({url})")
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1.0)
-        raise RuntimeError(f"{name} not ready after {self.ready_timeout_s:.0f} s ({url})")
+        proc = next(p for p in self.procs if p.name == name)
+        proc.wait_ready(url, self.ready_timeout_s, interval_s=1.0, request_timeout_s=3.0)
+        say(f"{name} ready ({url})")
 
     def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            say(f"stopped {name}")
+        procs = list(reversed(self.procs))
+        stop_all(procs, grace_s=15)
+        for proc in procs:
+            say(f"stopped {proc.name}")
         self.procs.clear()

@@ -12,18 +12,15 @@ readiness in that order.
 from __future__ import annotations
 
 import argparse
-import collections
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from services.core.processes import ManagedProcess, NotReadyError, ProcessExitedError
+from services.core.processes import stop_all as stop_processes
 from services.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +35,7 @@ class Service:
     ready_url: str
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 180.0
-    proc: subprocess.Popen[str] | None = None
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=30))
+    proc: ManagedProcess | None = None
 
 
 def say(message: str) -> None:
@@ -96,65 +92,38 @@ def first_run_ingest(settings: Settings, max_docs: int) -> None:
         store.close()
 
 
-def pump(service: Service, color: str) -> None:
-    assert service.proc is not None and service.proc.stdout is not None
-    for line in service.proc.stdout:
-        line = line.rstrip("\n")
-        service.tail.append(line)
+def start(service: Service, color: str) -> None:
+    """Start the service in its own process group (Ctrl-C reaches the launcher only; it stops children in
+    order), its output printed line by line behind its name."""
+
+    def show(line: str) -> None:
         print(f"{color}{service.name:>8} |{RESET} {line}", flush=True)
 
-
-def start(service: Service, color: str) -> None:
-    env = {**os.environ, **service.env, "PYTHONUNBUFFERED": "1"}
-    service.proc = subprocess.Popen(
-        service.argv,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
-    )
+    service.proc = ManagedProcess(service.name, service.argv, env=service.env, cwd=REPO, on_line=show).start()
     say(f"started {service.name} pid {service.proc.pid}")
-    threading.Thread(target=pump, args=(service, color), daemon=True).start()
 
 
 def wait_ready(service: Service) -> None:
-    deadline = time.monotonic() + service.ready_timeout_s
-    while time.monotonic() < deadline:
-        assert service.proc is not None
-        if service.proc.poll() is not None:
-            raise RuntimeError(died(service))
-        try:
-            if httpx.get(service.ready_url, timeout=2.0).status_code == 200:
-                say(f"{service.name} ready ({service.ready_url})")
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{service.name} not ready after {service.ready_timeout_s:.0f} s ({service.ready_url})")
+    assert service.proc is not None
+    try:
+        service.proc.wait_ready(service.ready_url, service.ready_timeout_s)
+    except ProcessExitedError:
+        raise RuntimeError(died(service)) from None
+    except NotReadyError:
+        raise RuntimeError(
+            f"{service.name} not ready after {service.ready_timeout_s:.0f} s ({service.ready_url})"
+        ) from None
+    say(f"{service.name} ready ({service.ready_url})")
 
 
 def died(service: Service) -> str:
     assert service.proc is not None
-    code = service.proc.returncode
-    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    last = "\n    ".join(list(service.tail)[-10:]) or "(no output)"
-    return f"service {service.name!r} died ({how}); last lines:\n    {last}"
+    last = "\n    ".join(service.proc.last_output(lines=10).splitlines())
+    return f"service {service.name!r} died ({service.proc.exit_description()}); last lines:\n    {last}"
 
 
 def stop_all(services: list[Service]) -> None:
-    for service in reversed(services):
-        if service.proc and service.proc.poll() is None:
-            os.killpg(service.proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for service in reversed(services):
-        if service.proc and service.proc.poll() is None:
-            try:
-                service.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(service.proc.pid, signal.SIGKILL)
-                service.proc.wait()
+    stop_processes([s.proc for s in reversed(services) if s.proc is not None], grace_s=10)
     say("all services stopped")
 
 

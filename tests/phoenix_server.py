@@ -11,44 +11,35 @@ Usage::
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from llm_server import REPO_ROOT, free_port, stop
+from llm_server import REPO_ROOT, stop
+
+from services.core.processes import ManagedProcess, free_port
 
 __all__ = ["start_phoenix", "stop", "read_spans"]
 
 
-def start_phoenix(data_dir: Path, *, timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
+def start_phoenix(data_dir: Path, *, timeout_s: float = 120.0) -> tuple[ManagedProcess, str]:
     port = free_port()
-    env = os.environ | {
+    env = {
         "RAG_DATA_DIR": str(data_dir),
         "RAG_PHOENIX_PORT": str(port),
         "RAG_PHOENIX_GRPC_PORT": str(free_port()),
     }
-    log = data_dir / "phoenix.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.phoenix.server"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = ManagedProcess.module(
+        "phoenix", "services.phoenix.server", env=env, cwd=REPO_ROOT, log=data_dir / "phoenix.log"
+    )
+    proc.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"phoenix exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    stop(proc)
-    raise RuntimeError(f"phoenix not ready after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+    try:
+        proc.wait_ready(f"{url}/healthz", timeout_s, interval_s=1.0)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
 
 
 def read_spans(

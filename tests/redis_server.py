@@ -4,14 +4,13 @@ on disk but its own temporary folder; skipped with the way to install it when th
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from llm_server import free_port
+
+from services.core.processes import ManagedProcess, free_port
 
 
 @contextmanager
@@ -19,30 +18,25 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("needs redis-server (make test installs Debian's redis-server package)")
+    import redis
+
     port = free_port()
     folder = tempfile.mkdtemp(prefix="redis-test-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "", "--appendonly", "no"]
     url = f"redis://127.0.0.1:{port}/0"
-    try:
-        import redis
+    client = redis.Redis.from_url(url)
 
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {port}") from None
-                time.sleep(0.05)
-        client.close()
-        yield url
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        with ManagedProcess("redis-server", argv) as proc:
+            proc.wait_ready(answers, timeout_s=20, interval_s=0.05)
+            client.close()
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        client.close()
         shutil.rmtree(folder, ignore_errors=True)

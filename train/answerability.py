@@ -21,8 +21,10 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -30,12 +32,17 @@ from tqdm import tqdm
 from services.core.answerability import DEFAULT_GATE, FEATURES, GateModel, features
 from services.datasets.fitz_gov import rag_cases
 
+if TYPE_CHECKING:
+    from services.core.retrieval import Retriever
+    from services.core.settings import Settings
+
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
 
 
-def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Per split: each case's id, label (1 answerable) and features from the real retrieval path."""
+@contextmanager
+def open_retriever(data_dir: Path) -> Iterator[tuple[Retriever, Settings]]:
+    """The API's retrieval path over the fitz-gov index in ``data_dir`` (ingested once, shared with make eval)."""
     from ingest.sample import ensure_corpus_index
     from services.core.factory import build_embedder, build_reranker, build_store
     from services.core.retrieval import Retriever
@@ -48,9 +55,16 @@ def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     store = build_store(settings)
     reranker = build_reranker(settings)
     reranker.warm_up()
-    retriever = Retriever(embedder, store, reranker)
-    out: dict[str, list[dict[str, Any]]] = {}
     try:
+        yield Retriever(embedder, store, reranker), settings
+    finally:
+        store.close()
+
+
+def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per split: each case's id, label (1 answerable) and features from the real retrieval path."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    with open_retriever(data_dir) as (retriever, settings):
         for split in SPLITS:
             rows = []
             for case in tqdm(rag_cases(split), desc=f"retrieve {split}", dynamic_ncols=True):
@@ -61,9 +75,8 @@ def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
                 if feats is not None:
                     rows.append({"id": case.id, "label": int(case.expect == "answer"), "features": feats})
             out[split] = rows
-    finally:
-        store.close()
-    out["_meta"] = [{"reranker": reranker.name, "settings": _retrieval_settings(settings)}]
+        reranker_name = retriever.reranker.name
+    out["_meta"] = [{"reranker": reranker_name, "settings": _retrieval_settings(settings)}]
     return out
 
 
@@ -80,7 +93,10 @@ def scorer_key() -> str:
 
 
 def _retrieval_settings(settings: Any) -> dict[str, Any]:
-    keys = ("retrieval_mode", "top_n", "top_k", "reranker_model", "reranker_backend", "rerank_fusion_weight")
+    keys = (
+        "retrieval_mode", "top_n", "top_k", "reranker_model", "reranker_backend", "rerank_fusion_weight",
+        "embed_context_header",
+    )  # fmt: skip
     return {k: getattr(settings, k) for k in keys}
 
 

@@ -44,7 +44,7 @@ from services.core.types import (
 )
 
 Environment = Literal["local", "production"]
-GgufAlias = Literal["qwen2.5-coder-0.5b", "smollm2-135m"]  # services/llm/gguf.py's MODELS
+GgufAlias = Literal["qwen2.5-coder-0.5b", "smollm2-135m", "qwen2.5-coder-1.5b"]  # = services/llm/gguf.py MODELS
 
 
 class CommonSettings(BaseSettings):
@@ -122,10 +122,11 @@ class ChunkingSettings(CommonSettings):
     chunk_size: int = Field(200, ge=16, description="target tokens per chunk (embedder's tokenizer)")
     chunk_overlap: int = Field(40, ge=0)
     embed_context_header: bool = Field(
-        False,
+        True,
         description=(
-            "embed each chunk as 'title — section' + newline + text (the stored text is unchanged). Off by"
-            " default: it changes every stored vector and its effect on nDCG (fitz-gov) is not measured yet"
+            "embed each chunk as 'title — section' + newline + text (the stored text is unchanged). On by"
+            " default: in hybrid retrieval it lifts chunk nDCG@10 by 0.04 on many-section handbooks and doc"
+            " nDCG@10 by 0.02 on fitz-gov, both CI-separated (docs/ingestion.md). Switching it re-embeds every file"
         ),
     )
 

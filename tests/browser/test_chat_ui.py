@@ -13,9 +13,6 @@ model never writes one with this prompt (checked by hand on the questions below)
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,8 @@ import pytest
 from fixtures_docs import API_CORPUS
 from llm_server import REPO_ROOT, free_port, start_llm_server, stop
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from services.core.processes import ManagedProcess, stop_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -48,9 +47,9 @@ ANSWER_TIMEOUT_MS = 180_000
 
 @dataclass
 class Stack:
-    llm: subprocess.Popen
-    api: subprocess.Popen
-    frontend: subprocess.Popen
+    llm: ManagedProcess
+    api: ManagedProcess
+    frontend: ManagedProcess
     api_url: str
     ui_url: str
     logs: Path
@@ -59,32 +58,8 @@ class Stack:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in self.logs.glob("*.log"))
 
 
-def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-
-def _wait(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{url} died:\n{log.read_text(errors='replace')[-3000:]}"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} not ready after {timeout_s} s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _terminate(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+def _spawn(name: str, module: str, env: dict[str, str], log: Path) -> ManagedProcess:
+    return ManagedProcess.module(name, module, env=env, cwd=REPO_ROOT, log=log).start()
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +70,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     llm, llm_url = start_llm_server("qwen2.5-coder-0.5b", threads=1, ctx=4096, timeout_s=240)
     api_port, ui_port = free_port(), free_port()
     api_url, ui_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
-    base_env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "RAG_TOP_K": "3"}
+    base_env = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "RAG_TOP_K": "3"}
     api = _spawn(
-        [sys.executable, "-m", "services.api.main"],
+        "API",
+        "services.api.main",
         base_env
         | {
             "RAG_DATA_DIR": str(tmp / "data"),
@@ -112,7 +88,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tmp / "api.log",
     )
     frontend = _spawn(
-        [sys.executable, "-m", "frontend.main"],
+        "frontend",
+        "frontend.main",
         base_env
         | {
             "RAG_FRONTEND_PORT": str(ui_port),
@@ -123,12 +100,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     procs = [frontend, api, llm]
     try:
-        _wait(f"{api_url}/readyz", api, tmp / "api.log")
-        _wait(f"{ui_url}/", frontend, tmp / "frontend.log")
+        api.wait_ready(f"{api_url}/readyz", timeout_s=180)
+        frontend.wait_ready(f"{ui_url}/", timeout_s=180)
         yield Stack(llm, api, frontend, api_url, ui_url, tmp)
     finally:
-        for proc in procs[:2]:
-            _terminate(proc)
+        stop_all(procs[:2], grace_s=20)
         stop(llm)
         assert [p.poll() for p in procs].count(None) == 0, "a process of the stack is still running"
 
@@ -280,7 +256,7 @@ def test_llm_down_still_shows_the_sources(page: Page, stack: Stack) -> None:
 
 
 def test_api_down_is_said_plainly(page: Page, stack: Stack) -> None:
-    _terminate(stack.api)
+    stack.api.stop(grace_s=20)
     ask(page, QUESTION)
     assert "cannot reach the API" in last_bot_text(page)
     page.locator("#status .banner-error").filter(has_text="is not reachable").wait_for()

@@ -6,10 +6,7 @@ qdrant-edge (the default) and qdrant-client's local mode.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +17,7 @@ from store_engines import open_store
 
 from ingest.factory import build_pipeline
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.processes import ManagedProcess
 from services.core.settings import Settings
 from services.core.store import QdrantStore
 from services.core.store_edge import EdgeStore
@@ -47,8 +45,8 @@ def write_corpus(folder: Path) -> None:
         (folder / f"note-{i:02d}.md").write_text(f"# {topic.title()} note {i}\n\n" + "\n\n".join(paragraphs))
 
 
-def cli(data_dir: Path, engine: str, *args: str) -> subprocess.Popen:
-    env = os.environ | {
+def cli(data_dir: Path, engine: str, log: Path, *args: str) -> ManagedProcess:
+    env = {
         "RAG_DATA_DIR": str(data_dir),
         "RAG_QDRANT_PATH": str(data_dir / "qdrant"),
         "RAG_EMBED_BATCH_SIZE": "8",  # flushes of 16 chunks: many upserts to be killed between or inside
@@ -56,14 +54,7 @@ def cli(data_dir: Path, engine: str, *args: str) -> subprocess.Popen:
         "RAG_LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return ManagedProcess.module("ingest", "ingest.cli", *args, env=env, cwd=REPO_ROOT, log=log).start()
 
 
 def chunk_points(store: QdrantStore | EdgeStore) -> list[tuple[str, str, int]]:
@@ -121,20 +112,23 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(
 
     # 1. Kill the ingester once its first chunks are on disk, i.e. in the middle of the batch.
     crashed = tmp_path / "crashed"
-    proc = cli(crashed, engine, "add", str(corpus))
-    deadline = time.monotonic() + 240
-    baseline: int | None = None  # what the empty store holds (Edge: its WAL's first blocks)
-    while True:
-        written = chunk_bytes_on_disk(crashed, engine)
-        if written and baseline is None:
-            baseline = written
-        if baseline is not None and written - baseline > 64 * 1024:
-            break
-        assert proc.poll() is None, f"the CLI ended before it could be killed:\n{proc.stdout.read()}"  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "no chunk was written in time"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc = cli(crashed, engine, tmp_path / "killed.log", "add", str(corpus))
+    try:
+        deadline = time.monotonic() + 240
+        baseline: int | None = None  # what the empty store holds (Edge: its WAL's first blocks)
+        while True:
+            written = chunk_bytes_on_disk(crashed, engine)
+            if written and baseline is None:
+                baseline = written
+            if baseline is not None and written - baseline > 64 * 1024:
+                break
+            assert proc.poll() is None, f"the CLI ended before it could be killed:\n{proc.log_text()}"
+            assert time.monotonic() < deadline, "no chunk was written in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)  # the CLI alone, then whatever it left in its group
+        proc.wait(timeout=30)
+    finally:
+        proc.stop()
     assert proc.returncode == -signal.SIGKILL
 
     manifest, per_doc, points = snapshot(crashed / "qdrant", engine)
@@ -146,8 +140,12 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_ingest(
     print(f"\nkilled with {len(complete)}/{N_FILES} documents complete, {len(points)} chunks on disk")
 
     # 2. Run it again: it finishes what was pending and leaves the complete documents alone.
-    rerun = cli(crashed, engine, "add", "--json", str(corpus))
-    out, _ = rerun.communicate(timeout=600)
+    rerun = cli(crashed, engine, tmp_path / "rerun.log", "add", "--json", str(corpus))
+    try:
+        rerun.wait(timeout=600)
+    finally:
+        rerun.stop()
+    out = rerun.log_text()
     assert rerun.returncode == 0, out
 
     # 3. A clean ingest of the same folder into a fresh store: the pipeline the CLI builds, same settings.

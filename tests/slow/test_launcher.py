@@ -7,8 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +14,8 @@ import httpx
 import pytest
 from llm_server import REPO_ROOT, free_port
 from phoenix_server import read_spans
+
+from services.core.processes import ManagedProcess
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def alive(pid: int) -> bool:
 
 def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
     api_port, llm_port, ui_port, phoenix_port = free_port(), free_port(), free_port(), free_port()
-    env = os.environ | {
+    env = {
         "RAG_DATA_DIR": str(tmp_path),
         "RAG_API_PORT": str(api_port),
         "RAG_LLM_PORT": str(llm_port),
@@ -45,11 +45,10 @@ def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> 
         "HF_HUB_OFFLINE": "1",
     }
     log = tmp_path / "launcher.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.launcher", "--sample-docs", "30"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+    proc = ManagedProcess.module(
+        "launcher", "services.launcher", "--sample-docs", "30", env=env, cwd=REPO_ROOT, log=log
+    )
+    proc.start()
     try:
         deadline = time.monotonic() + 420
         while "stack ready" not in log.read_text():
@@ -92,8 +91,11 @@ def test_launcher_starts_the_stack_answers_and_stops_cleanly(tmp_path: Path) -> 
         )
         assert {s["name"] for s in spans} == wanted  # OpenInference spans only: no untyped HTTP noise
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, to the launcher alone: it stops its services itself
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            proc.stop()
     assert code == 0, log.read_text()[-3000:]
     assert "all services stopped" in log.read_text()
     assert not [p for p in pids if alive(p)]

@@ -6,13 +6,9 @@ citations that resolve to real sources, the OpenAI SDK working, and a 503 (not a
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import openai
@@ -22,12 +18,13 @@ from llm_server import REPO_ROOT, free_port, start_llm_server, stop
 from sse import sse_events
 
 from services.core.citations import strip_citations
+from services.core.processes import ManagedProcess
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[tuple[subprocess.Popen, str]]:
+def llm() -> Iterator[tuple[ManagedProcess, str]]:
     proc, base_url = start_llm_server("qwen2.5-coder-0.5b", threads=2, ctx=4096, timeout_s=180)
     try:
         yield proc, base_url
@@ -36,10 +33,10 @@ def llm() -> Iterator[tuple[subprocess.Popen, str]]:
 
 
 @pytest.fixture(scope="module")
-def api(llm: tuple[subprocess.Popen, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api(llm: tuple[ManagedProcess, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data = tmp_path_factory.mktemp("stack")
-    env = os.environ | {
+    env = {
         "RAG_DATA_DIR": str(data),
         "RAG_API_PORT": str(port),
         "RAG_LLM_BASE_URL": llm[1],
@@ -50,29 +47,14 @@ def api(llm: tuple[subprocess.Popen, str], tmp_path_factory: pytest.TempPathFact
         "RAG_TOP_K": "3",
         "HF_HUB_OFFLINE": "1",
     }
-    with Path(data / "api.log").open("wb") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.api.main"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240  # a cold model cache exports the backends first (minutes on 2 cores)
-        while True:
-            assert proc.poll() is None, (data / "api.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "API not ready in 240 s:\n" + (data / "api.log").read_text()[-3000:]
-            time.sleep(0.5)
+    with ManagedProcess.module("API", "services.api.main", env=env, cwd=REPO_ROOT, log=data / "api.log") as proc:
+        # a cold model cache exports the backends first (minutes on 2 cores)
+        proc.wait_ready(f"{base}/readyz", timeout_s=240)
         files = [("files", (name, text.encode(), "text/markdown")) for name, text in API_CORPUS.items()]
         r = httpx.post(f"{base}/documents", files=files, timeout=120)
         assert r.status_code == 200 and {f["status"] for f in r.json()["files"]} == {"added"}, r.text
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def without_markers(text: str) -> str:
@@ -139,9 +121,7 @@ def test_concurrent_chats_each_get_their_whole_answer(api: str) -> None:
         assert done["answer"].strip() and done["usage"].get("completion_tokens", 0) > 0
 
 
-def test_killing_the_llm_gives_503_on_chat_and_search_keeps_working(
-    api: str, llm: tuple[subprocess.Popen, str]
-) -> None:
+def test_killing_the_llm_gives_503_on_chat_and_search_keeps_working(api: str, llm: tuple[ManagedProcess, str]) -> None:
     stop(llm[0])
     started = time.monotonic()
     r = httpx.post(f"{api}/chat", json={"messages": [{"role": "user", "content": "How do I restart my router?"}]},

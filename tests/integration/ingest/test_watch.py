@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ from store_engines import open_store
 from ingest.factory import build_pipeline
 from ingest.watch import Debouncer, FolderWatcher
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.processes import ManagedProcess
 from services.core.settings import Settings
 from services.core.store import VectorStore
 from services.healthcheck import check_file
@@ -91,11 +89,6 @@ def test_watcher_mirrors_adds_changes_and_deletes_into_the_store(
     assert store.count_chunks() == sum(r.chunk_count for r in store.list_documents())
 
 
-def read_lines(stream: object, out: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        out.put(line)
-
-
 def wait_for(lines: queue.Queue[str], needle: str, seen: list[str], timeout_s: float = 120) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -106,7 +99,7 @@ def wait_for(lines: queue.Queue[str], needle: str, seen: list[str], timeout_s: f
         seen.append(line)
         if needle in line:
             return line
-    raise AssertionError(f"no line with {needle!r} in:\n{''.join(seen)}")
+    raise AssertionError(f"no line with {needle!r} in:\n" + "\n".join(seen))
 
 
 @pytest.mark.slow
@@ -121,17 +114,17 @@ def test_ingest_watch_command_is_the_container_entry_point(tmp_path: Path) -> No
     env["RAG_MODEL_CACHE_DIR"] = os.environ["RAG_MODEL_CACHE_DIR"]  # the session's exports (tests/conftest.py)
     if "RAG_QDRANT_EMBEDDED_ENGINE" in os.environ:  # the engine this run tests (open_store reads it too)
         env["RAG_QDRANT_EMBEDDED_ENGINE"] = os.environ["RAG_QDRANT_EMBEDDED_ENGINE"]
-    argv = [sys.executable, "-m", "ingest.cli", "watch", str(folder), "--interval", "0.2", "--quiet", "0.5"]
-    proc = subprocess.Popen(
-        [*argv, "--heartbeat", str(heartbeat)],
-        cwd=tmp_path,  # no stray .env; the module is found through the installed project
-        env=env | {"PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    args = ["watch", str(folder), "--interval", "0.2", "--quiet", "0.5", "--heartbeat", str(heartbeat)]
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True).start()
+    proc = ManagedProcess.module(
+        "watcher",
+        "ingest.cli",
+        *args,
+        env=env | {"PYTHONPATH": str(ROOT)},
+        inherit_env=False,  # no RAG_* setting of this shell
+        cwd=tmp_path,  # no stray .env; the module is found through the installed project
+        on_line=lines.put,
+    ).start()
     seen: list[str] = []
     try:
         assert "1 added" in wait_for(lines, "files 1:", seen)
@@ -140,12 +133,10 @@ def test_ingest_watch_command_is_the_container_entry_point(tmp_path: Path) -> No
         assert "1 added" in wait_for(lines, "files 2:", seen)
         (folder / "robots.md").unlink()
         assert "1 unchanged, 1 deleted" in wait_for(lines, " 1 deleted", seen)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, "".join(seen)
+        proc.send_signal(signal.SIGTERM)  # to the watcher alone, as `docker stop` sends it
+        assert proc.wait(timeout=60) == 0, "\n".join(seen)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.stop()
     assert not heartbeat.exists()  # a stopped watcher is not reported healthy
     store = open_store(data / "qdrant")
     try:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from redis_server import redis_server
 
 from ingest.jobs import IngestJob, RedisQueue, UploadSpool
+from services.core.processes import ManagedProcess
 from services.core.store_edge import EdgeStore
 from services.core.types import doc_id_for
 
@@ -43,15 +42,27 @@ def queue_env(redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def worker(env: dict[str, str], *args: str, module: str = "ingest.worker") -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def worker(env: dict[str, str], log: Path, *args: str, module: str = "ingest.worker") -> ManagedProcess:
+    """A worker (or, with ``module="ingest.cli"``, a watcher) process, its output in ``log``."""
+    return ManagedProcess.module(log.stem, module, *args, env=env, cwd=ROOT, log=log).start()
+
+
+def finish(proc: ManagedProcess, timeout_s: float) -> str:
+    """SIGTERM to the process alone (as ``docker stop`` does), its exit awaited; then its output."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    finally:
+        proc.stop()
+    return proc.log_text()
+
+
+def run_to_end(proc: ManagedProcess, timeout_s: float) -> str:
+    try:
+        proc.wait(timeout=timeout_s)
+    finally:
+        proc.stop()
+    return proc.log_text()
 
 
 def big_markdown(sections: int) -> bytes:
@@ -74,24 +85,23 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_document_lands_once(redis_u
     queue.submit(job)
     queue.submit(small)
 
-    first = worker(env, "--heartbeat", str(tmp_path / "alive-1"))
+    first = worker(env, tmp_path / "worker-1.log", "--heartbeat", str(tmp_path / "alive-1"))
     try:
         deadline = time.monotonic() + 180
         while (status := queue.status(job.doc_id)) is None or status.state != "processing":
-            assert first.poll() is None, first.stdout.read() if first.stdout else ""
+            assert first.poll() is None, first.log_text()
             assert time.monotonic() < deadline, f"the job never started: {status}"
             time.sleep(0.05)
         time.sleep(0.5)  # well inside the job: 400 sections take far longer to embed
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
-        if first.poll() is None:
-            first.kill()
+        first.stop()
     assert queue.status(job.doc_id).state == "processing"  # type: ignore[union-attr]  # nobody ended it
 
     time.sleep(2.5)  # past the visibility timeout: the dead worker's job is up for grabs
-    second = worker(env, "--once", "--heartbeat", str(tmp_path / "alive-2"))
-    out, _ = second.communicate(timeout=600)
+    second = worker(env, tmp_path / "worker-2.log", "--once", "--heartbeat", str(tmp_path / "alive-2"))
+    out = run_to_end(second, 600)
     assert second.returncode == 0, out
     assert "took over ingest job" in out, out
     done = queue.status(job.doc_id)
@@ -120,21 +130,21 @@ def test_the_folder_watcher_queues_files_a_worker_then_ingests(redis_url: str, t
     (folder / "winds.md").write_text("# Winds\n\nSea breezes blow landward in the afternoon.\n")
     env = queue_env(redis_url, tmp_path)
     queue = RedisQueue(redis_url, prefix="ragstack:ingest")
-    watcher = worker(env, "watch", str(folder), "--heartbeat", str(tmp_path / "watch.alive"), module="ingest.cli")
+    watch = ["watch", str(folder), "--heartbeat", str(tmp_path / "watch.alive")]
+    watcher = worker(env, tmp_path / "watcher.log", *watch, module="ingest.cli")
     try:
         deadline = time.monotonic() + 120
         sources = [str((folder / n).resolve()) for n in ("tides.md", "winds.md")]
         while not all(queue.status(doc_id_for(s)) for s in sources):
-            assert watcher.poll() is None, watcher.stdout.read() if watcher.stdout else ""
+            assert watcher.poll() is None, watcher.log_text()
             assert time.monotonic() < deadline, "the watcher queued nothing"
             time.sleep(0.1)
     finally:
-        watcher.send_signal(signal.SIGTERM)
-        out, _ = watcher.communicate(timeout=60)
+        out = finish(watcher, 60)
     assert "2 queued for the workers" in out, out
     assert "sentence_transformers" not in out  # no model loaded by the producer
-    first = worker(env, "--once", "--heartbeat", str(tmp_path / "alive"))
-    log, _ = first.communicate(timeout=600)
+    first = worker(env, tmp_path / "worker.log", "--once", "--heartbeat", str(tmp_path / "alive"))
+    log = run_to_end(first, 600)
     assert first.returncode == 0, log
     for source in sources:
         status = queue.status(doc_id_for(source))
@@ -165,20 +175,23 @@ def test_two_workers_drain_200_uploads_each_job_run_once_and_a_corrupt_file_fail
         queue.submit(job)
     base = queue_env(redis_url, tmp_path)
     workers = [
-        worker(base | {"RAG_QDRANT_PATH": str(tmp_path / f"store-{n}")}, "--heartbeat", str(tmp_path / f"alive-{n}"))
+        worker(
+            base | {"RAG_QDRANT_PATH": str(tmp_path / f"store-{n}")},
+            tmp_path / f"worker-{n}.log",
+            "--heartbeat",
+            str(tmp_path / f"alive-{n}"),
+        )
         for n in (1, 2)
     ]
     try:
         deadline = time.monotonic() + 600
         while queue.depth() > 0:
             for w in workers:
-                assert w.poll() is None, w.stdout.read() if w.stdout else ""
+                assert w.poll() is None, w.log_text()
             assert time.monotonic() < deadline, f"{queue.depth()} jobs left after 600 s"
             time.sleep(0.5)
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        logs = [w.communicate(timeout=120)[0] for w in workers]
+        logs = [finish(w, 120) for w in workers]
     assert all(w.returncode == 0 for w in workers), logs
     statuses = [queue.status(job.doc_id) for job in jobs]
     assert all(s is not None and s.state == "complete" and s.attempts == 1 for s in statuses), statuses

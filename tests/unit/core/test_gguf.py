@@ -69,3 +69,11 @@ def test_a_part_with_other_bytes_is_never_served(tmp_path: Path, monkeypatch: py
     with pytest.raises(ModelFileError, match="expected"):
         ensure_model("fake", tmp_path / "models")
     assert not (tmp_path / "models" / "fake.gguf").exists()
+
+
+def test_the_settings_accept_exactly_the_packaged_aliases() -> None:
+    from typing import get_args
+
+    from services.core.settings import GgufAlias
+
+    assert set(get_args(GgufAlias)) == set(MODELS)

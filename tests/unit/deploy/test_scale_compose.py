@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 import yaml
-from llm_server import free_port
 from test_compose import check_jsonschema, module_file, python_modules_in, strings
 from test_dockerfiles import global_args, instructions
 from test_dockerfiles import test_dockerfiles_pass_hadolint as assert_hadolint_passes
 
+from services.core.processes import ManagedProcess, free_port
 from services.core.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -434,7 +434,7 @@ def test_redis_persists_every_write_in_its_volume_and_never_evicts_a_job() -> No
 
 
 @pytest.fixture
-def redis_from_the_image_files(tmp_path: Path) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
+def redis_from_the_image_files(tmp_path: Path) -> Iterator[tuple[int, str, ManagedProcess]]:
     """Debian's redis-server started by deploy/redis/start.sh with deploy/redis/redis.conf (only its `dir`
     pointed at a temporary folder), on a free loopback port."""
     if shutil.which("redis-server") is None:
@@ -443,19 +443,13 @@ def redis_from_the_image_files(tmp_path: Path) -> Iterator[tuple[int, str, subpr
     conf.write_text(re.sub(r"(?m)^dir /data$", f"dir {tmp_path}", REDIS_CONF.read_text()))
     port, password = free_port(), "s3cret-from-env"
     env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": password, "REDIS_CONFIG": str(conf)}
-    proc = subprocess.Popen(
-        ["sh", str(REDIS_START), "--port", str(port), "--bind", "127.0.0.1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    yield port, password, proc
-    proc.terminate()
-    proc.wait(10)
+    argv = ["sh", str(REDIS_START), "--port", str(port), "--bind", "127.0.0.1"]
+    with ManagedProcess("redis-server", argv, env=env, inherit_env=False) as proc:
+        yield port, password, proc
 
 
 def test_redis_starts_from_the_baked_config_and_asks_for_the_password(
-    redis_from_the_image_files: tuple[int, str, subprocess.Popen[bytes]], tmp_path: Path
+    redis_from_the_image_files: tuple[int, str, ManagedProcess], tmp_path: Path
 ) -> None:
     import redis
 
