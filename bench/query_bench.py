@@ -94,19 +94,6 @@ async def _chat(client: httpx.AsyncClient, base: str, question: str, max_tokens:
     return {"ttft_ms": ttft, "total_ms": (time.perf_counter() - t0) * 1000, "sources": sources, "done": done}
 
 
-async def _bare_ttft(client: httpx.AsyncClient, llm_url: str, model: str, messages: list, max_tokens: int) -> float:
-    body = {"model": model, "messages": messages, "stream": True, "max_tokens": max_tokens, "temperature": 0.1}
-    t0 = time.perf_counter()
-    async with client.stream("POST", f"{llm_url}/chat/completions", json=body) as r:
-        r.raise_for_status()
-        async for line in r.aiter_lines():
-            if line.startswith("data:") and '"content"' in line:
-                chunk = json.loads(line[5:])
-                if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                    return (time.perf_counter() - t0) * 1000
-    raise RuntimeError("the LLM streamed no token")
-
-
 async def _bare_stream(
     client: httpx.AsyncClient, llm_url: str, model: str, messages: list, max_tokens: int
 ) -> dict[str, float | None]:
@@ -293,10 +280,15 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
         answered = [(q, s) for q, s in zip(chat_questions, stack, strict=True) if not _declined_unasked(s)]
         if not answered:
             raise RuntimeError("every /chat was declined before the LLM was called: no time to first token")
-        bare = []
+        bare, whole_chunk_tokens = [], []
         for q, s in tqdm(answered, desc="bare LLM", dynamic_ncols=True):
+            # The sources carry their whole chunk text, so this is the prompt as it was before evidence selection
+            # (whole chunks up to context_max_chars): its prompt tokens are the "before" of prompt_tokens_p50.
             msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])
-            bare.append(await _bare_ttft(client, llm_url, llm_model, msgs, cfg["max_tokens"]))
+            row = await _bare_stream(client, llm_url, llm_model, msgs, cfg["max_tokens"])
+            bare.append(float(row["ttft_ms"] or 0.0))
+            if row["prompt_tokens"] is not None:
+                whole_chunk_tokens.append(row["prompt_tokens"])
         stack_ttft = [float(s["ttft_ms"]) for _, s in answered if s["ttft_ms"] is not None]
         timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]
         out["chat_1_client"] = {
@@ -306,6 +298,7 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
             "declined_without_llm": len(stack) - len(answered),
         }
         out["bare_llm_ttft_ms"] = summarize(bare)
+        out["whole_chunk_prompt_tokens_p50"] = summarize(whole_chunk_tokens)["p50"] if whole_chunk_tokens else None
         out["ttft_overhead"] = round(ratio(summarize(stack_ttft)["p50"], summarize(bare)["p50"]) - 1, 3)
         out["ttft_overhead_ms_p50"] = round(summarize(stack_ttft)["p50"] - summarize(bare)["p50"], 1)
         out["prefix_cache"] = await _prefix_cache(client, base, llm_url, llm_model, questions, cfg)
