@@ -448,6 +448,10 @@ def render_goals(r: Results) -> str:
 EVAL_LATEST = Source("eval/reports/latest/report.json", "make eval")
 EVAL_HISTORY = Source("eval/reports/history.jsonl", "make eval")
 GATE_ON = Source("eval/reports/test-2026-12-03/gate-on/report.json", 'make eval EVAL_ARGS="--rag-sample 0"')
+DEFAULTS_RUN = Source(
+    "eval/reports/test-2026-12-03/defaults/report.json",
+    'make eval EVAL_ARGS="--rag-sample 0 --local-data-dir .data/eval-header"',
+)
 GATE_OFF = Source(
     "eval/reports/test-2026-12-03/gate-off/report.json", 'make eval EVAL_ARGS="--rag-sample 0 --gate-off --sample 20"'
 )
@@ -562,7 +566,7 @@ def _goal_line(gate_on: Mapping[str, Any]) -> str:
 
 
 def render_gate(r: Results) -> str:
-    on, off = r[0], r[1]
+    on, off, now = r[0], r[1], r[2]
 
     def row(label: str, report: Mapping[str, Any]) -> list[str]:
         return [
@@ -576,9 +580,19 @@ def render_gate(r: Results) -> str:
     header = ["test split", "abstention accuracy", "answer rate", "answered sentences supported", "declined"]
     return "\n".join(
         [
-            markdown_table(header, [row("gate on (default)", on), row("gate off (`--gate-off`)", off)]),
+            markdown_table(
+                header,
+                [
+                    row("gate on, llama-cpp-python server, header off", on),
+                    row("gate off (`--gate-off`), same settings", off),
+                    row("gate on, today's defaults (llama-server, contextual header)", now),
+                ],
+            ),
             "",
-            _goal_line(on),
+            "The first two rows are one comparison (same server and index); the third is the same command on "
+            f"today's defaults ({r.link(2)}; paired against the first in `compare-with-gate-on.md` beside it).",
+            "",
+            _goal_line(now),
         ]
     )
 
@@ -852,7 +866,7 @@ BLOCKS: dict[str, Block] = {
         Block("bench-goals", (INGEST, RERANK, QUERY), render_goals),
         Block("eval-latest", (EVAL_LATEST,), render_eval_latest),
         Block("eval-history", (EVAL_HISTORY,), render_eval_history),
-        Block("eval-gate", (GATE_ON, GATE_OFF), render_gate),
+        Block("eval-gate", (GATE_ON, GATE_OFF, DEFAULTS_RUN), render_gate),
         Block("eval-answerability", (ANSWERABILITY,), render_answerability),
         Block("llm-probe", (LLM_PROBE,), render_llm_probe),
         Block("bench-chunking", (CHUNKING,), render_chunking),

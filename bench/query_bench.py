@@ -3,8 +3,13 @@
 The API runs as its own process (``python -m services.api.main``, as make run starts it) over the index
 the ingest stage built, with the chosen backends and depth; the LLM is the real llama.cpp server. The
 stack's overhead on time to first token is measured against the bare LLM given the very same prompt
-messages (rebuilt from the ``sources`` event with services/core/prompt.py, exactly as the API builds them),
-each sequence run in the same order so llama.cpp's prefix reuse helps both equally.
+messages (rebuilt from the ``sources`` event with services/core/prompt.py, exactly as the API builds them:
+each source's ``excerpt``, the evidence the prompt held), each sequence run in the same order so llama.cpp's
+prefix reuse helps both equally. The server still holds the stack's copy of that very prompt, so the bare
+request opens its last message with a new marker and turns off llama-server's chunk reuse: it reuses the
+shared system prompt and demonstration, as the stack's request did, and prefills the rest.
+The prompt tokens of the same questions' whole-chunk prompt (what the prompt held before evidence
+selection) are counted by the server on one more bare request that generates a single token.
 
 Chats are sent with ``answerability_gate: false``: a declined question never reaches the LLM, so its "first
 token" (the refusal) says nothing about generation. Any that are still declined without an LLM call (nothing
@@ -95,10 +100,11 @@ async def _chat(client: httpx.AsyncClient, base: str, question: str, max_tokens:
 
 
 async def _bare_stream(
-    client: httpx.AsyncClient, llm_url: str, model: str, messages: list, max_tokens: int
+    client: httpx.AsyncClient, llm_url: str, model: str, messages: list, max_tokens: int, **extra: Any
 ) -> dict[str, float | None]:
     """A whole streamed answer: time to first token, and the prompt tokens the server counted and reused
-    (``usage`` and llama-server's ``timings.cache_n``; None where the server does not say)."""
+    (``usage`` and llama-server's ``timings.cache_n``; None where the server does not say). ``extra`` goes into
+    the request body as it is (e.g. llama-server's ``n_cache_reuse``; other servers ignore unknown fields)."""
     body = {
         "model": model,
         "messages": messages,
@@ -106,6 +112,7 @@ async def _bare_stream(
         "max_tokens": max_tokens,
         "temperature": 0.1,
         "stream_options": {"include_usage": True},
+        **extra,
     }
     out: dict[str, float | None] = {"ttft_ms": None, "prompt_tokens": None, "cached_tokens": None}
     t0, completion = time.perf_counter(), 0
@@ -134,6 +141,24 @@ async def _bare_stream(
     decode_s = time.perf_counter() - t0 - out["ttft_ms"] / 1000
     out["decode_tps"] = (completion - 1) / decode_s if completion > 1 and decode_s > 0 else None
     return out
+
+
+async def _prompt_tokens(client: httpx.AsyncClient, llm_url: str, model: str, messages: list) -> float | None:
+    """The prompt tokens the server counts for ``messages`` (chat template included, as ``usage.prompt_tokens``
+    of an answer counts them), from a request that generates one token; None when the server does not say."""
+    body = {"model": model, "messages": messages, "max_tokens": 1, "temperature": 0.0}
+    r = await client.post(f"{llm_url}/chat/completions", json=body)
+    r.raise_for_status()
+    tokens = (r.json().get("usage") or {}).get("prompt_tokens")
+    return float(tokens) if isinstance(tokens, int) else None
+
+
+def unshared(messages: list[dict[str, str]], marker: str) -> list[dict[str, str]]:
+    """The same prompt with ``marker`` opening its last message: a cached copy of this very prompt then matches
+    only up to there (the system prompt, demonstration and history every chat shares). Send it with
+    ``n_cache_reuse: 0``, or llama-server's --cache-reuse shifts the cached rest back in."""
+    *head, last = messages
+    return [*head, {"role": last["role"], "content": f"{marker} {last['content']}"}]
 
 
 def marked(messages: list[dict[str, str]], marker: str) -> list[dict[str, str]]:
@@ -223,8 +248,14 @@ def _prompt_tokens_p50(timings: list[dict]) -> float | None:
     return summarize(tokens)["p50"] if tokens else None
 
 
-def messages_from_sources(question: str, sources: list[dict], max_chars: int) -> list[dict[str, str]]:
-    """The prompt the API built, rebuilt from the numbered sources it streamed (same function, same inputs)."""
+def messages_from_sources(
+    question: str, sources: list[dict], max_chars: int, *, whole_chunks: bool = False
+) -> list[dict[str, str]]:
+    """The prompt the API built, rebuilt from the numbered sources it streamed (same function, same inputs): each
+    source's ``excerpt`` (the evidence the prompt held of it) where the API sent one, else its whole ``text``.
+
+    ``whole_chunks``: the prompt as it was before evidence selection, the sources' whole text up to ``max_chars``.
+    """
     from services.core.prompt import build_messages
     from services.core.types import RetrievedChunk
 
@@ -244,7 +275,11 @@ def messages_from_sources(question: str, sources: list[dict], max_chars: int) ->
         )
         for s in sources
     ]
-    messages, _ = build_messages(question, [], chunks, max_chars=max_chars)
+    excerpts = [s.get("excerpt") for s in sources]
+    texts = None
+    if not whole_chunks and any(e is not None for e in excerpts):
+        texts = [s["text"] if e is None else e for s, e in zip(sources, excerpts, strict=True)]
+    messages, _ = build_messages(question, [], chunks, max_chars=max_chars, texts=texts)
     return messages
 
 
@@ -280,15 +315,22 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
         answered = [(q, s) for q, s in zip(chat_questions, stack, strict=True) if not _declined_unasked(s)]
         if not answered:
             raise RuntimeError("every /chat was declined before the LLM was called: no time to first token")
-        bare, whole_chunk_tokens = [], []
+        bare, bare_tokens, whole_chunk_tokens = [], [], []
         for q, s in tqdm(answered, desc="bare LLM", dynamic_ncols=True):
-            # The sources carry their whole chunk text, so this is the prompt as it was before evidence selection
-            # (whole chunks up to context_max_chars): its prompt tokens are the "before" of prompt_tokens_p50.
-            msgs = messages_from_sources(q, s["sources"], cfg["context_max_chars"])
-            row = await _bare_stream(client, llm_url, llm_model, msgs, cfg["max_tokens"])
+            # The prompt the stack sent (the sources' excerpts), under a new marker so the server's copy of it is
+            # reused only as far as the stack's own request could reuse an earlier one (see the module docstring).
+            msgs = unshared(
+                messages_from_sources(q, s["sources"], cfg["context_max_chars"]), f"[{uuid.uuid4().hex[:8]}]"
+            )
+            row = await _bare_stream(client, llm_url, llm_model, msgs, cfg["max_tokens"], n_cache_reuse=0)
             bare.append(float(row["ttft_ms"] or 0.0))
             if row["prompt_tokens"] is not None:
-                whole_chunk_tokens.append(row["prompt_tokens"])
+                bare_tokens.append(row["prompt_tokens"])
+            # The "before" of prompt_tokens_p50: this question's prompt with whole chunks up to context_max_chars.
+            whole = messages_from_sources(q, s["sources"], cfg["context_max_chars"], whole_chunks=True)
+            tokens = await _prompt_tokens(client, llm_url, llm_model, whole)
+            if tokens is not None:
+                whole_chunk_tokens.append(tokens)
         stack_ttft = [float(s["ttft_ms"]) for _, s in answered if s["ttft_ms"] is not None]
         timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]
         out["chat_1_client"] = {
@@ -298,6 +340,7 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
             "declined_without_llm": len(stack) - len(answered),
         }
         out["bare_llm_ttft_ms"] = summarize(bare)
+        out["bare_llm_prompt_tokens_p50"] = summarize(bare_tokens)["p50"] if bare_tokens else None
         out["whole_chunk_prompt_tokens_p50"] = summarize(whole_chunk_tokens)["p50"] if whole_chunk_tokens else None
         out["ttft_overhead"] = round(ratio(summarize(stack_ttft)["p50"], summarize(bare)["p50"]) - 1, 3)
         out["ttft_overhead_ms_p50"] = round(summarize(stack_ttft)["p50"] - summarize(bare)["p50"], 1)

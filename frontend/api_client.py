@@ -80,6 +80,7 @@ class Source:
     page: int | None = None
     retrieval_score: float | None = None
     rerank_score: float | None = None
+    excerpt: str | None = None  # what the model read of it (the evidence sentences); None: the whole text
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Source:
@@ -94,6 +95,7 @@ class Source:
             page=d.get("page"),
             retrieval_score=_float(d.get("retrieval_score")),
             rerank_score=_float(d.get("rerank_score")),
+            excerpt=None if d.get("excerpt") is None else str(d["excerpt"]),
         )
 
 

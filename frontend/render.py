@@ -103,13 +103,21 @@ def _score(value: float | None) -> str:
 
 
 def source_card(source: Source, turn: int, *, cited: bool) -> str:
-    """One source: number, title, where it comes from (source, page, section), scores, and the chunk text."""
+    """One source: number, title, where it comes from (source, page, section), scores, and the chunk text
+    (after what the model read of it, when the prompt held only its evidence sentences)."""
     where = [f'<span class="src-path">{escape(source.source)}</span>']
     if source.page is not None:
         where.append(f"page {source.page}")
     if source.section:
         where.append(f"section “{escape(source.section)}”")
     badge = '<span class="src-cited">cited</span>' if cited else ""
+    read = ""
+    if source.excerpt is not None and source.excerpt != source.text:
+        read = (
+            '<div class="src-where">what the model read:</div>'
+            f'<div class="src-text src-excerpt">{escape(source.excerpt)}</div>'
+            '<div class="src-where">the whole passage:</div>'
+        )
     return (
         f'<div class="source-card{" cited" if cited else ""}" id="{anchor_id(turn, source.n)}" data-n="{source.n}">'
         f'<div class="src-head"><span class="src-n">[{source.n}]</span> '
@@ -117,6 +125,7 @@ def source_card(source: Source, turn: int, *, cited: bool) -> str:
         f'<div class="src-where">{" · ".join(where)}</div>'
         f'<div class="src-scores">retrieval {_score(source.retrieval_score)} · '
         f"rerank {_score(source.rerank_score)}</div>"
+        f"{read}"
         f'<div class="src-text">{escape(source.text)}</div>'
         "</div>"
     )

@@ -111,7 +111,7 @@ def chat_error_response(exc: ChatError) -> JSONResponse:
             status,
             f"{exc.message}; retrieval still works (POST /search)",
             headers={"Retry-After": "5"},
-            extra={"sources": [c.model_dump() for c in Citation.numbered(exc.sources)]},
+            extra={"sources": [c.model_dump() for c in Citation.numbered(exc.sources, exc.excerpts)]},
         )
     return error_response(status, exc.message)
 

@@ -179,7 +179,7 @@ def retrieval_info(r: SearchResult) -> dict[str, Any]:
 
 def chat_response(result: ChatResult) -> ChatResponse:
     """The one shape of a chat answer: /chat's body and ``done`` event, and /v1's extension fields."""
-    sources = Citation.numbered(result.sources)
+    sources = Citation.numbered(result.sources, result.excerpts)
     gate = result.answerability
     return ChatResponse(
         answer=result.answer,

@@ -126,12 +126,17 @@ class Citation(BaseModel):
     title: str
     section: str | None
     page: int | None
-    text: str
+    text: str = Field(description="the whole chunk (see excerpt for what the model read of it)")
     rerank_score: float | None = None
     retrieval_score: float
+    excerpt: str | None = Field(
+        None,
+        description="what the model read from this source: the evidence sentences put into the prompt "
+        "(None: the whole text)",
+    )
 
     @classmethod
-    def from_chunk(cls, n: int, chunk: RetrievedChunk) -> Citation:
+    def from_chunk(cls, n: int, chunk: RetrievedChunk, excerpt: str | None = None) -> Citation:
         return cls(
             n=n,
             chunk_id=chunk.id,
@@ -143,12 +148,15 @@ class Citation(BaseModel):
             text=chunk.text,
             rerank_score=chunk.rerank_score,
             retrieval_score=chunk.retrieval_score,
+            excerpt=excerpt,
         )
 
     @classmethod
-    def numbered(cls, chunks: Sequence[RetrievedChunk]) -> list[Citation]:
-        """The sources as the prompt numbers them, ``[1]`` first."""
-        return [cls.from_chunk(i + 1, c) for i, c in enumerate(chunks)]
+    def numbered(cls, chunks: Sequence[RetrievedChunk], excerpts: Sequence[str] | None = None) -> list[Citation]:
+        """The sources as the prompt numbers them, ``[1]`` first; ``excerpts`` (one per chunk, or None when the
+        prompt held whole chunks) is what the prompt held of each."""
+        texts: Sequence[str | None] = [None] * len(chunks) if excerpts is None else excerpts
+        return [cls.from_chunk(i + 1, c, e) for i, (c, e) in enumerate(zip(chunks, texts, strict=True))]
 
 
 class SentenceOut(BaseModel):

@@ -30,8 +30,12 @@ class QueryTooLong(ChatError):
 
 
 class LLMUnavailable(ChatError):
-    """The LLM is down or broke off; carries the retrieved sources, so the user still sees what was found."""
+    """The LLM is down or broke off; carries the retrieved sources, so the user still sees what was found, and
+    what the prompt held of each (``excerpts``, aligned with ``sources``; None when it held whole chunks)."""
 
-    def __init__(self, message: str, sources: Sequence[RetrievedChunk] = ()) -> None:
+    def __init__(
+        self, message: str, sources: Sequence[RetrievedChunk] = (), excerpts: Sequence[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.sources = list(sources)
+        self.excerpts = None if excerpts is None else list(excerpts)

@@ -30,7 +30,8 @@ Usage::
     request = ChatInput(messages=[{"role": "user", "content": "How do I reset the router?"}])
     async for event in pipeline.run(request):
         match event:
-            case SourcesEvent(sources=sources): ...              # numbered [1..n] as in the prompt
+            case SourcesEvent(sources=sources, excerpts=excerpts): ...  # numbered [1..n] as in the prompt;
+                # excerpts[i]: what the prompt held of sources[i] (its evidence), None for whole chunks
             case TokenEvent(text=text): print(text, end="")
             case DoneEvent(result=result): print(result.answer, result.citations, result.decline_reason)
             case FailedEvent(error=error, partial_answer=partial): ...
@@ -160,7 +161,11 @@ class ChatInput:
 
 @dataclass(slots=True)
 class ChatResult:
-    """The final answer. ``sources[i]`` is ``[i + 1]``; ``citations`` are source numbers."""
+    """The final answer. ``sources[i]`` is ``[i + 1]``; ``citations`` are source numbers.
+
+    ``excerpts[i]`` is what the prompt held of ``sources[i]`` (its evidence sentences); None when the prompt
+    held whole chunks (no evidence selector) or nothing was found.
+    """
 
     answer: str
     sources: list[RetrievedChunk]
@@ -175,13 +180,19 @@ class ChatResult:
     timings_ms: dict[str, float]
     finish_reason: str = "stop"
     extractive: bool = False  # the model refused a question the gate found answerable: the best evidence quoted
+    excerpts: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SourcesEvent:
-    """The numbered sources given to the model (or, for a decline, the nearest ones found)."""
+    """The numbered sources given to the model (or, for a decline, the nearest ones found).
+
+    ``excerpts`` (aligned with ``sources``) is what the prompt held of each: the evidence sentences; None when
+    it held whole chunks (no evidence selector) or nothing was found.
+    """
 
     sources: list[RetrievedChunk]
+    excerpts: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +228,12 @@ class Prepared:
     excerpts: list[Excerpt]  # the evidence per source (empty without a selector)
     started: float
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def prompt_texts(self) -> list[str] | None:
+        """What the prompt holds of each source, for the client: the evidence texts (aligned with ``sources``),
+        or None when the prompt holds the whole chunks (no selector) or there are no sources."""
+        return [e.text for e in self.excerpts] if self.excerpts else None
 
 
 class _LLMSpan:
@@ -445,7 +462,7 @@ class ChatPipeline:
         )
         holding = fallback and not buffered
 
-        sources = prepared.sources
+        sources, excerpts = prepared.sources, prepared.prompt_texts
         params = {"max_tokens": request.max_tokens, "temperature": request.temperature}
         span = _LLMSpan(self.llm.model, prepared.messages, params)
         t0 = time.perf_counter()
@@ -454,7 +471,7 @@ class ChatPipeline:
                 completion = await self.llm.complete(prepared.messages, **params)
             except LLMUnavailableError as exc:
                 span.fail(exc)
-                raise LLMUnavailable(str(exc), sources) from exc
+                raise LLMUnavailable(str(exc), sources, excerpts) from exc
             except BaseException:  # cancelled while waiting (the client went away): the span still ends
                 span.close()
                 raise
@@ -466,7 +483,7 @@ class ChatPipeline:
                 completion.usage,
                 completion.finish_reason,
             )
-            yield SourcesEvent(list(sources))
+            yield SourcesEvent(list(sources), excerpts)
         else:
             state = StreamState(model=self.llm.model)
             parts: list[str] = []
@@ -476,7 +493,7 @@ class ChatPipeline:
                 async with self.llm.stream(prepared.messages, state, **params) as deltas:
                     connected = True
                     prepared.timings_ms["llm_connect"] = _ms(t0)
-                    yield SourcesEvent(list(sources))
+                    yield SourcesEvent(list(sources), excerpts)
                     async for delta in deltas:
                         if not parts:
                             first_token_ms = (time.perf_counter() - t0) * 1000
@@ -494,7 +511,7 @@ class ChatPipeline:
                 prepared.timings_ms["generate"] = _ms(t0)
             except LLMUnavailableError as exc:
                 span.fail(exc)
-                error = LLMUnavailable(str(exc), sources)
+                error = LLMUnavailable(str(exc), sources, excerpts)
                 if not connected:
                     raise error from exc
                 logger.warning("LLM stream failed: %s", exc)
@@ -519,6 +536,7 @@ class ChatPipeline:
             retrieval=prepared.retrieval,
             timings_ms=prepared.timings_ms,
             finish_reason=finish_reason or "stop",
+            excerpts=excerpts,
         )
         if quote is not None:
             text = result.answer = quote
@@ -553,8 +571,10 @@ class ChatPipeline:
         yield DoneEvent(result)
 
     def _decline(self, prepared: Prepared, decision: GateDecision | None) -> list[ChatEvent]:
-        """No relevant sources: refuse without calling the LLM, still showing the nearest sources found."""
+        """No relevant sources: refuse without calling the LLM, still showing the nearest sources found (and,
+        after a gate decline, the evidence the prompt would have held of each)."""
         prepared.timings_ms["total"] = _ms(prepared.started)
+        excerpts = prepared.prompt_texts
         result = ChatResult(
             answer=NO_ANSWER,
             sources=list(prepared.sources),
@@ -567,8 +587,9 @@ class ChatPipeline:
             usage={},
             retrieval=prepared.retrieval,
             timings_ms=prepared.timings_ms,
+            excerpts=excerpts,
         )
-        return [SourcesEvent(list(prepared.sources)), TokenEvent(NO_ANSWER), DoneEvent(result)]
+        return [SourcesEvent(list(prepared.sources), excerpts), TokenEvent(NO_ANSWER), DoneEvent(result)]
 
     async def answer(self, request: ChatInput) -> ChatResult:
         """The non-streaming answer: ``run(stream=False)``'s events consumed; a failure is raised as its error."""

@@ -16,8 +16,9 @@ from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEv
 router = APIRouter(tags=["chat"])
 
 STREAM_DOC = """With `stream: true` the response is `text/event-stream` with events:
-`sources` (the numbered chunks given to the model), `token` (`{"text": ...}`, many),
-then `done` (the same object as the non-streaming response) or `error` (`{"message": ..., "partial_answer": ...}`).
+`sources` (the numbered chunks given to the model, each with the `excerpt` of it that the prompt held),
+`token` (`{"text": ...}`, many), then `done` (the same object as the non-streaming response) or `error`
+(`{"message": ..., "partial_answer": ...}`).
 
 When the answerability gate declines (or nothing was found) the LLM is not called: one `token` carries the
 refusal and `done` says `decline_reason: "no_relevant_sources"`. When the gate is unsure, the answer is
@@ -29,8 +30,8 @@ differ from the streamed tokens' markers; clients should show it once it arrives
 async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
     async for item in stream:
         match item:
-            case SourcesEvent(sources=sources):
-                yield event("sources", [c.model_dump() for c in Citation.numbered(sources)])
+            case SourcesEvent(sources=sources, excerpts=excerpts):
+                yield event("sources", [c.model_dump() for c in Citation.numbered(sources, excerpts)])
             case TokenEvent(text=text):
                 yield event("token", {"text": text})
             case DoneEvent(result=result):

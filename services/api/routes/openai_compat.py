@@ -3,7 +3,8 @@
 Responses follow the chat-completions schema; the grounding travels in extra fields that OpenAI clients
 ignore and RAG-aware ones read: ``citations``, ``sources``, ``sentences``, ``declined``, ``decline_reason``
 and ``answerability`` on the response (on the final chunk when streaming, which also carries ``answer``,
-the text with verified ``[n]`` markers). The same pipeline and mapping as /chat, only encoded differently.
+the text with verified ``[n]`` markers); each source carries the ``excerpt`` of it that the prompt held. The
+same pipeline and mapping as /chat, only encoded differently.
 """
 
 from __future__ import annotations

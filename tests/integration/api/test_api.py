@@ -1,4 +1,5 @@
-"""The HTTP API end to end: real embedder, in-memory Qdrant, real SmolLM2 llama.cpp server, real OpenAI SDK."""
+"""The HTTP API end to end: real embedder, in-memory Qdrant, real SmolLM2 llama.cpp server, real OpenAI SDK
+(and, where a test must know the exact prompt, the fake LLM server that records it over the same components)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from fake_llm import FakeOpenAIServer
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from services.api.app import create_app
 from services.api.components import Components
+from services.core.evidence import EvidenceSelector
 from services.core.llm import OpenAICompatibleLLM
 
 pytestmark = pytest.mark.integration
@@ -366,6 +369,82 @@ def test_openai_chat_completion_stream(sdk: openai.OpenAI, corpus: dict[str, str
     assert isinstance(citations, list)
     assert all(c["n"] >= 1 and c["chunk_id"] for c in citations)
     assert without_markers(extra["answer"]) == without_markers(text) or extra["declined"]
+
+
+# --- what the model read: the sources' excerpts are the prompt's evidence ------------------------------------
+
+
+def prompt_sources(prompt: str) -> dict[int, str]:
+    """Each numbered source's body as the prompt held it (format: services/core/prompt.py)."""
+    sources = prompt.split("Sources:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
+    blocks = re.split(r"\n\n(?=\[\d+\] )", sources)
+    return {int(b[1 : b.index("]")]): b.split("\n", 1)[1] for b in blocks}
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as srv:
+        yield srv
+
+
+TIGHT_BUDGET = 60
+
+
+@pytest.fixture(scope="module", params=[None, TIGHT_BUDGET], ids=["configured budget", "tight budget"])
+def evidence_budget(request: pytest.FixtureRequest) -> int | None:
+    """The corpus' chunks are short: the configured budget keeps every sentence of them, a tight one cuts them."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def fake_llm_client(
+    components: Components, fake_llm: FakeOpenAIServer, evidence_budget: int | None
+) -> Iterator[TestClient]:
+    """The real embedder, store, reranker, evidence selector, gate and verifier; a fake LLM that keeps its prompts."""
+    evidence = components.evidence
+    assert evidence is not None  # the default: evidence sentences, not whole chunks, in the prompt
+    if evidence_budget is not None:
+        evidence = EvidenceSelector(evidence.scorer, budget_tokens=evidence_budget, neighbours=0)
+    llm = OpenAICompatibleLLM(fake_llm.base_url, model="fake-llm", max_retries=0)
+    with TestClient(create_app(components=dataclasses.replace(components, llm=llm, evidence=evidence))) as c:
+        yield c
+
+
+ASKED = {"messages": [{"role": "user", "content": ROUTER_QUESTION}]}
+UNGATED = {"answerability_gate": False}  # the LLM is called whatever the gate would say
+
+
+def test_streamed_sources_carry_the_excerpt_the_llm_read_for_each_number(
+    fake_llm: FakeOpenAIServer, fake_llm_client: TestClient, corpus: dict[str, str], evidence_budget: int | None
+) -> None:
+    fake_llm.reset()
+    r = fake_llm_client.post("/chat", json={**ASKED, **UNGATED, "stream": True})
+    assert r.status_code == 200, r.text
+    events = sse_events(r.text)
+    assert events[0][0] == "sources" and events[-1][0] == "done", events[-1]
+    sources = events[0][1]
+    assert len(fake_llm.requests) == 1
+    held = prompt_sources(fake_llm.requests[0]["messages"][-1]["content"])
+    assert sources and [s["n"] for s in sources] == sorted(held)
+    assert {s["n"]: s["excerpt"] for s in sources} == held
+    for s in sources:  # each excerpt is cut from its own chunk
+        assert set(s["excerpt"].replace("…", " ").split()) <= set(s["text"].split())
+    if evidence_budget == TIGHT_BUDGET:
+        assert any(len(s["excerpt"].split()) < len(s["text"].split()) for s in sources)  # sentences left out
+    assert events[-1][1]["sources"] == sources
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_extension_sources_carry_the_excerpt_the_llm_read(
+    fake_llm: FakeOpenAIServer, fake_llm_client: TestClient, corpus: dict[str, str], stream: bool
+) -> None:
+    fake_llm.reset()
+    r = fake_llm_client.post("/v1/chat/completions", json={**ASKED, "rag": UNGATED, "stream": stream})
+    assert r.status_code == 200, r.text
+    final = sse_events(r.text)[-2][1] if stream else r.json()
+    held = prompt_sources(fake_llm.requests[0]["messages"][-1]["content"])
+    assert final["sources"] and {s["n"]: s["excerpt"] for s in final["sources"]} == held
+    assert all(c["excerpt"] == held[c["n"]] for c in final["citations"])
 
 
 # --- the LLM is down ------------------------------------------------------------------------------------------

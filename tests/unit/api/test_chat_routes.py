@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.api.components import Components
+from services.core.evidence import EvidenceSelector
 from services.core.llm import OpenAICompatibleLLM
 from services.core.prompt import NO_ANSWER
 from services.core.reranker import NoReranker
@@ -59,10 +60,12 @@ def use(
     chunks: Sequence[RetrievedChunk] = (ROUTER, BREAD),
     gate: FakeGate | None = None,
     verifier: FakeVerifier | None = None,
+    evidence: EvidenceSelector | None = None,
 ) -> None:
     components.retriever = FakeRetriever(chunks)  # type: ignore[assignment]
     components.gate = gate
     components.verifier = verifier
+    components.evidence = evidence
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +128,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "no chunks": {"chunks": (), "gate": FakeGate("answer"), "verifier": FakeVerifier()},
     "model declined": {"chunks": (REFUSAL, BREAD), "gate": FakeGate("answer"), "verifier": FakeVerifier()},
     "no gate, no verifier": {},
+    "evidence": {
+        "gate": FakeGate("answer"),
+        "verifier": FakeVerifier(),
+        "evidence": EvidenceSelector(budget_tokens=12),
+    },
+    "evidence, declined": {"gate": FakeGate("decline"), "evidence": EvidenceSelector(budget_tokens=12)},
 }
 
 
@@ -192,6 +201,35 @@ def test_request_toggles_reach_the_pipeline(client: TestClient, components: Comp
     assert body["declined"] is False and body["answerability"] is None and body["sentences"] == []
     completion = openai(client, rag={"answerability_gate": False})
     assert completion["declined"] is False and completion["sentences"]
+
+
+EVIDENCE = "Hold the reset button for ten seconds."  # ROUTER's first sentence: all a 12-token budget holds
+
+
+def test_every_surface_carries_what_the_model_read_of_each_source(
+    server: FakeOpenAIServer, client: TestClient, components: Components
+) -> None:
+    use(components, gate=FakeGate("answer"), verifier=FakeVerifier(), evidence=EvidenceSelector(budget_tokens=12))
+    body = chat(client)
+    assert [(s["chunk_id"], s["text"], s["excerpt"]) for s in body["sources"]] == [(ROUTER.id, ROUTER.text, EVIDENCE)]
+    assert body["citations"][0]["excerpt"] == EVIDENCE
+    assert f"[1] Router guide\n{EVIDENCE}\n>>>" in server.requests[-1]["messages"][-1]["content"]
+    events = chat_stream(client)
+    assert events[0][0] == "sources" and [s["excerpt"] for s in events[0][1]] == [EVIDENCE]
+    assert [s["excerpt"] for s in events[-1][1]["sources"]] == [EVIDENCE]
+    assert [s["excerpt"] for s in openai(client)["sources"]] == [EVIDENCE]
+    final = openai_stream(client)[-2][1]
+    assert [s["excerpt"] for s in final["sources"]] == [EVIDENCE]
+    assert [c["excerpt"] for c in final["citations"]] == [EVIDENCE]
+    server.fail_status = 503
+    r = client.post("/chat", json={"messages": MESSAGES})
+    assert r.status_code == 503 and [s["excerpt"] for s in r.json()["sources"]] == [EVIDENCE]
+
+
+def test_without_evidence_selection_the_excerpt_is_null(client: TestClient) -> None:
+    body = chat(client)
+    assert [s["excerpt"] for s in body["sources"]] == [None, None]
+    assert [s["excerpt"] for s in chat_stream(client)[0][1]] == [None, None]
 
 
 def test_search_rejects_the_chat_only_toggles(client: TestClient) -> None:
@@ -264,6 +302,8 @@ def test_search_is_unchanged(client: TestClient, components: Components) -> None
 def test_openapi_documents_the_grounding_fields(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert {"sentences", "decline_reason", "answerability"} <= set(schemas["ChatResponse"]["properties"])
+    assert "what the model read" in schemas["Citation"]["properties"]["excerpt"]["description"]
+    assert "excerpt" not in schemas["Citation"].get("required", [])  # optional: older clients are unaffected
     assert {"answerability_gate", "verify"} <= set(schemas["ChatRequest"]["properties"])
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from fake_chat import BREAD, REFUSAL, ROUTER, FakeGate, FakeRetriever, FakeVerifier
+from fake_chat import BREAD, REFUSAL, ROUTER, FakeGate, FakeRetriever, FakeVerifier, chunk
 from fake_llm import FakeOpenAIServer
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -29,6 +30,7 @@ from services.chat import (
     LLMUnavailable,
     QueryTooLong,
     SearchOptions,
+    SourcesEvent,
     TokenEvent,
 )
 from services.core import tracing
@@ -166,6 +168,50 @@ def test_evidence_not_whole_chunks_goes_to_the_model_and_the_verifier(server: Fa
     assert result.citations == [1]
     assert "evidence" in result.timings_ms
     assert result.timings_ms["prompt_tokens"] == result.usage["prompt_tokens"] > 0
+
+
+def source_bodies(prompt: str) -> dict[int, str]:
+    """Each numbered source's body as the prompt holds it (format: services/core/prompt.py)."""
+    sources = prompt.split("Sources:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
+    blocks = re.split(r"\n\n(?=\[\d+\] )", sources)
+    return {int(b[1 : b.index("]")]): b.split("\n", 1)[1] for b in blocks}
+
+
+GUIDE = chunk(
+    1, "Router guide", "Hold the reset button for ten seconds. The warranty lasts two years. The router then restarts."
+)
+MODEM = chunk(2, "Modem guide", "The modem has a reset button too.")
+
+
+def test_the_sources_carry_the_evidence_the_prompt_held_of_each(server: FakeOpenAIServer) -> None:
+    # the guide's sentences on resetting the router, not the warranty one between them; the modem's only one
+    selector = EvidenceSelector(budget_tokens=29, neighbours=0)
+    h = Harness(server, chunks=(GUIDE, MODEM), gate=FakeGate("answer"), verifier=FakeVerifier(), evidence=selector)
+    events = h.events()
+    sent, result = events[0], done(events)
+    assert isinstance(sent, SourcesEvent)
+    assert [c.id for c in sent.sources] == [GUIDE.id, MODEM.id]
+    held = source_bodies(server.requests[0]["messages"][-1]["content"])
+    assert sent.excerpts == [held[1], held[2]] == result.excerpts
+    assert sent.excerpts[0] == "Hold the reset button for ten seconds. … The router then restarts."
+    assert sent.excerpts[1] == MODEM.text
+    assert h.answer().excerpts == result.excerpts  # the non-streaming answer carries them too
+
+
+def test_without_a_selector_the_prompt_holds_whole_chunks_and_excerpts_are_none(server: FakeOpenAIServer) -> None:
+    events = Harness(server, gate=FakeGate("answer"), verifier=FakeVerifier()).events()
+    assert isinstance(events[0], SourcesEvent) and events[0].excerpts is None and done(events).excerpts is None
+    assert source_bodies(server.requests[0]["messages"][-1]["content"]) == {1: ROUTER.text, 2: BREAD.text}
+
+
+def test_declines_carry_the_evidence_of_the_sources_they_show(server: FakeOpenAIServer) -> None:
+    selector = EvidenceSelector(budget_tokens=12)
+    events = Harness(server, gate=FakeGate("decline"), evidence=selector).events()
+    assert server.requests == []  # the prompt was built, not sent: the excerpts are what it would have held
+    assert isinstance(events[0], SourcesEvent) and events[0].excerpts == ["Hold the reset button for ten seconds."]
+    assert done(events).excerpts == events[0].excerpts
+    nothing = Harness(server, chunks=(), evidence=selector).events()
+    assert isinstance(nothing[0], SourcesEvent) and nothing[0].excerpts is None and done(nothing).excerpts is None
 
 
 def test_verify_band_buffers_then_sends_the_kept_answer_as_one_token(server: FakeOpenAIServer) -> None:
@@ -345,8 +391,14 @@ def test_llm_down_raises_before_any_event_with_the_sources(server: FakeOpenAISer
     with pytest.raises(LLMUnavailable) as info:
         h.events()
     assert [c.id for c in info.value.sources] == [ROUTER.id, BREAD.id]
+    assert info.value.excerpts is None  # whole chunks: no selector
     with pytest.raises(LLMUnavailable):
         h.answer()
+    h.evidence = EvidenceSelector(budget_tokens=12)
+    with pytest.raises(LLMUnavailable) as info:
+        h.events()
+    assert [c.id for c in info.value.sources] == [ROUTER.id]
+    assert info.value.excerpts == ["Hold the reset button for ten seconds."]
 
 
 def test_answer_gives_the_streamed_result_and_raises_failures(server: FakeOpenAIServer) -> None:

@@ -20,6 +20,7 @@ from frontend.api_client import (
     ChatOptions,
     DoneEvent,
     LLMDownError,
+    Source,
     SourcesEvent,
     SSEParser,
     StreamErrorEvent,
@@ -141,6 +142,13 @@ def test_done_event_carries_the_verified_sentences_decline_reason_and_answerabil
 def test_done_event_from_an_older_server_has_no_verification_fields() -> None:
     done = DoneEvent.from_dict(done_body("Unplug it [1]"))
     assert (done.sentences, done.decline_reason, done.answerability) == ((), None, None)
+    assert done.sources[0].excerpt is None  # no ``excerpt`` field: the model read the whole text
+
+
+def test_sources_carry_the_excerpt_the_model_read() -> None:
+    read = Source.from_dict(SOURCE | {"excerpt": "Hold the button … then wait."})
+    assert read.excerpt == "Hold the button … then wait." and read.text == SOURCE["text"]
+    assert Source.from_dict(SOURCE | {"excerpt": None}).excerpt is None
 
 
 def test_no_source_filter_sends_no_filters_and_no_key_sends_no_authorization() -> None:

@@ -79,6 +79,14 @@ def test_source_card_shows_title_source_page_section_scores_and_text() -> None:
     assert "text of chunk 2" in card
 
 
+def test_source_card_shows_what_the_model_read_before_the_whole_passage() -> None:
+    card = render.source_card(src(1, text="One. Two <b>. Three.", excerpt="One. … Three."), turn=1, cited=False)
+    assert card.index("what the model read") < card.index("One. … Three.") < card.index("One. Two &lt;b&gt;.")
+    plain = render.source_card(src(1), turn=1, cited=False)
+    same = render.source_card(src(1, excerpt="text of chunk 1"), turn=1, cited=False)
+    assert "what the model read" not in plain and plain == same  # whole chunk read: nothing extra to show
+
+
 def test_missing_scores_and_page_are_shown_as_absent_not_zero() -> None:
     card = render.source_card(src(1), turn=1, cited=False)
     assert "rerank –" in card and "retrieval –" in card
