@@ -139,8 +139,11 @@ def test_goal_verdicts_are_computed_from_the_results() -> None:
     assert rows[0].endswith("| fast: 2.50× at 99.5% | **met** |")
     assert rows[1].endswith("| fast: 1.67× / 2.50× at 10 / 25 candidates, 99.9% | at 25 candidates only |")
     assert rows[2].endswith("| 350 ms | **not met** |")
-    # the bare LLM reads the whole-chunk prompt, the stack the evidence: no same-prompt verdict is claimed
+    # without bare_llm_prompt_tokens_p50 the bare LLM read the whole-chunk prompt: no same-prompt verdict
     assert rows[3].endswith(
         "| +5.0% (4 requests each), against the whole-chunk prompt "
-        "| not measured on the same prompt since evidence selection (see the query stage) |"
+        "| not measured on the same prompt in this run (see the query stage) |"
     )
+    query["results"]["bare_llm_prompt_tokens_p50"] = 600.0  # the same prompt as the stack's
+    table = pages.render_goals(pages.Results([ingest, rerank, query], ["a", "b", "c"]))
+    assert table.splitlines()[5].endswith("| +5.0% (4 requests each) | **met** |")
