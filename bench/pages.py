@@ -474,6 +474,11 @@ RETRIEVAL = Source(
 )
 
 CHUNKING = Source("bench/results/chunking.json", "python -m bench.chunking")
+QWEN15_SAMPLE = Source(
+    "eval/reports/test-2026-12-03/qwen-1.5b-sample/report.json",
+    "RAG_LLM_GGUF=qwen2.5-coder-1.5b RAG_LLM_MODEL=qwen2.5-coder-1.5b make eval "
+    'EVAL_ARGS="--sample 20 --rag-sample 60 --local-data-dir .data/eval-header"',
+)
 LLM_PROBE = Source(
     "models/answerability/llm-probe-qwen2.5-coder-1.5b.json",
     "python -m train.answerability_probe --llm-url http://127.0.0.1:8092/v1 --model qwen2.5-coder-1.5b",
@@ -611,6 +616,31 @@ def render_chunking(r: Results) -> str:
 
     doc = r[0]
     return "\n".join([f"{measured(doc)}.", "", results_table(doc["results"]), "", gains_table(doc["results"])])
+
+
+def render_llm_quality(r: Results) -> str:
+    small, large = r[0], r[1]
+
+    def row(label: str, report: Mapping[str, Any]) -> list[str]:
+        return [
+            f"{label}: `{report['run_id']}`",
+            f"{ci(report, 'abstention_accuracy')} (n={n_of(report, 'abstention_accuracy')})",
+            f"{ci(report, 'answer_rate')} (n={n_of(report, 'answer_rate')})",
+            f"{ci(report, 'citation_coverage')} ({n_of(report, 'citation_coverage')} answers)",
+            secs(report["metrics"]["chat_latency_ms_p50"]),
+        ]
+
+    header = ["run (test split, gate on)", "abstention accuracy", "answer rate", "answered sentences cited",
+              "chat p50"]  # fmt: skip
+    return "\n".join(
+        [
+            f"Same index, gate and settings; the 1.5B on a seeded sample of {large['dataset']['rag_cases']} RAG "
+            f"cases, the 0.5B on all {small['dataset']['rag_cases']} (paired deltas over the shared cases: "
+            "`compare-with-0.5b.md` beside the 1.5B report):",
+            "",
+            markdown_table(header, [row("Qwen2.5-Coder-0.5B (default)", small), row("Qwen2.5-Coder-1.5B", large)]),
+        ]
+    )
 
 
 def render_llm_probe(r: Results) -> str:
@@ -880,6 +910,7 @@ BLOCKS: dict[str, Block] = {
         Block("llm-probe", (LLM_PROBE,), render_llm_probe),
         Block("bench-chunking", (CHUNKING,), render_chunking),
         Block("llm-models", (LLM_MODELS,), render_llm_models),
+        Block("llm-quality", (DEFAULTS_RUN, QWEN15_SAMPLE), render_llm_quality),
         Block("eval-judged", (JUDGED,), render_judged),
         Block("eval-retrieval", (RETRIEVAL,), render_retrieval),
         Block("scaling-measured", (INGEST, INGEST_LOAD, QUERY, HNSW, SCALE), render_scaling),
@@ -900,7 +931,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "docs/deployment.md": ("compose",),
     "docs/grounding.md": ("eval-gate", "llm-probe"),
     "docs/ingestion.md": ("bench-chunking",),
-    "docs/llm-serving.md": ("llm-models",),
+    "docs/llm-serving.md": ("llm-models", "llm-quality"),
 }  # fmt: skip
 
 MARKER = re.compile(r"<!-- generated:([a-z0-9-]+):(start|end) -->")
