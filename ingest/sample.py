@@ -63,10 +63,19 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
     marker = data_dir / "corpus-ingested.json"  # a few fitz-gov documents are empty: the store holds fewer
     store = build_store(settings)
     try:
-        have = len(store.list_documents())
+        records = store.list_documents()
+        have = len(records)
+        pipeline = None
         if have >= n_files or (have and marker.exists()):
-            say(f"store {settings.resolved_qdrant_path} already holds the corpus ({have} documents)")
-            return
+            # Complete, but indexed with today's settings? A changed model, chunking or contextual header would
+            # otherwise be measured on the old vectors; sync below re-indexes exactly the stale files.
+            pipeline = build_pipeline(settings, store=store)
+            pipeline.warm_up()
+            stale = sum(1 for r in records if r.index_signature != pipeline.signature)
+            if not stale:
+                say(f"store {settings.resolved_qdrant_path} already holds the corpus ({have} documents)")
+                return
+            say(f"{stale} of {have} documents were indexed with other settings: re-indexing them")
         folder = data_dir / "corpus"
         folder.mkdir(parents=True, exist_ok=True)
         for doc in corpus:
@@ -74,8 +83,9 @@ def ensure_corpus_index(data_dir: Path, say: Callable[[str], None] = logger.info
             if not path.exists():
                 path.write_text(doc.as_markdown(), encoding="utf-8")
         say(f"ingesting the fitz-gov corpus ({n_files} documents) into {settings.resolved_qdrant_path}, once")
-        pipeline = build_pipeline(settings, store=store)
-        pipeline.warm_up()
+        if pipeline is None:
+            pipeline = build_pipeline(settings, store=store)
+            pipeline.warm_up()
         report = pipeline.sync(folder, progress=True)
         summary = report.summary()
         marker.write_text(json.dumps(summary, default=str) + "\n", encoding="utf-8")

@@ -148,3 +148,36 @@ def test_the_eval_stacks_corpus_ingest_builds_the_index(tmp_path: Path, monkeypa
         assert isinstance(index, dict) and index["chunks"] == store.count_chunks() >= 3
     finally:
         store.close()
+
+
+def test_the_eval_corpus_is_reindexed_when_the_index_settings_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from ingest.sample import ensure_corpus_index
+    from services.core import factory
+    from services.datasets import fitz_gov
+
+    corpus = fitz_gov.load_corpus()[:3]
+    monkeypatch.setattr(fitz_gov, "load_corpus", lambda: corpus)
+    monkeypatch.setattr(factory, "build_embedder", lambda settings: FakeEmbedder())
+    for name in [n for n in os.environ if n.startswith("RAG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env
+    said: list[str] = []
+    monkeypatch.setenv("RAG_EMBED_CONTEXT_HEADER", "false")
+    ensure_corpus_index(tmp_path / "eval", said.append)
+    ensure_corpus_index(tmp_path / "eval", said.append)
+    assert "already holds the corpus" in said[-1]  # same settings: nothing to do
+    monkeypatch.setenv("RAG_EMBED_CONTEXT_HEADER", "true")  # another index signature
+    ensure_corpus_index(tmp_path / "eval", said.append)
+    assert any("indexed with other settings" in line for line in said)
+    store = EdgeStore(path=str(tmp_path / "eval" / "qdrant"))
+    try:
+        assert {r.index_signature.endswith("|context-header") for r in store.list_documents()} == {True}
+    finally:
+        store.close()
+    said.clear()
+    ensure_corpus_index(tmp_path / "eval", said.append)
+    assert "already holds the corpus" in said[-1]
