@@ -133,13 +133,18 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(wins / (len(pos) * len(neg)))
 
 
+def answer_threshold(answerable: np.ndarray, answer_rate: float) -> float:
+    """The highest score threshold that keeps ``answer_rate`` of the answerable cases at or above it."""
+    pos = np.sort(answerable)
+    keep = math.ceil(answer_rate * len(pos))  # answerable cases that must be at or above the threshold
+    return float(pos[len(pos) - keep]) if keep else 1.0
+
+
 def choose_thresholds(p: np.ndarray, y: np.ndarray, answer_rate: float, leak_rate: float) -> tuple[float, float]:
     """``decline_below`` keeps ``answer_rate`` of the answerable cases out of the decline band (they may still
     be declined by the verifier); ``answer_above`` lets at most ``leak_rate`` of the unanswerable skip it."""
-    pos = np.sort(p[y == 1])
     neg = np.sort(p[y == 0])
-    keep = math.ceil(answer_rate * len(pos))  # answerable cases that must be at or above the threshold
-    decline_below = float(pos[len(pos) - keep]) if keep else 1.0
+    decline_below = answer_threshold(p[y == 1], answer_rate)
     allowed = math.floor(leak_rate * len(neg))  # unanswerable cases allowed at or above answer_above
     answer_above = float(neg[len(neg) - allowed]) if 0 < allowed <= len(neg) else float(neg[-1]) + 1e-6
     return round(decline_below, 6), round(max(answer_above, decline_below), 6)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from services.core.answerability import DEFAULT_GATE, GateModel, features
 from services.datasets.fitz_gov import rag_cases
-from train.answerability import open_retriever, roc_auc
+from train.answerability import answer_threshold, open_retriever, roc_auc
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +83,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def declined_at(scores: np.ndarray, labels: np.ndarray, answer_rate: float) -> float:
     """Share of unanswerable cases below the threshold that keeps ``answer_rate`` of the answerable ones."""
-    pos = np.sort(scores[labels == 1])
-    keep = math.ceil(answer_rate * len(pos))
-    threshold = pos[len(pos) - keep]
-    return float(np.mean(scores[labels == 0] < threshold))
+    return float(np.mean(scores[labels == 0] < answer_threshold(scores[labels == 1], answer_rate)))
 
 
 def summarize(gate: np.ndarray, probe: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
