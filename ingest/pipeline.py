@@ -137,7 +137,7 @@ class IngestPipeline:
     It is idempotent and thread-safe, so the call costs nothing once warm.
 
     ``embed_context_header`` (setting ``RAG_EMBED_CONTEXT_HEADER``) makes the bi-encoder read each chunk
-    under a "title — section" line; see ``_embedding_text``.
+    under a "title — section" line; see ``embedding_text``.
     """
 
     def __init__(
@@ -366,7 +366,7 @@ class IngestPipeline:
         status: IngestStatus = "updated" if existing else "added"
         return FileOutcome(source, status, doc.doc_id, len(chunks), title=doc.title), _Pending(record, chunks)
 
-    def _embedding_text(self, chunk: Chunk) -> str:
+    def embedding_text(self, chunk: Chunk) -> str:
         """What the bi-encoder reads for a chunk: its text, or with ``embed_context_header`` its text under
         a "title — section" line (the label citations print), so a chunk that never names its subject
         ("Then restart it.") still lands near questions about that subject.
@@ -392,7 +392,7 @@ class IngestPipeline:
             self.store.put_document(item.record)  # invariant 2: pending before any chunk is written
         chunks = [c for item in pending for c in item.chunks]
         t0 = time.perf_counter()
-        texts = [self._embedding_text(c) for c in chunks]
+        texts = [self.embedding_text(c) for c in chunks]
         tokens = None
         if getattr(self.store, "late_interaction", False):
             if not isinstance(self.embedder, TokenEmbedder):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ingest.factory import build_pipeline
+from ingest.loaders import load_bytes
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_store
 from services.core.retrieval import LateInteractionUnavailableError, Retriever
@@ -37,6 +38,9 @@ def test_token_vectors_are_normalised_and_exclude_special_tokens(embedder: Sente
     assert [len(t) for t in tokens] == [embedder.count_tokens(t) for t in DOCS.values()]
 
 
+EMBEDDED: dict[str, str] = {}  # source -> the text the pipeline's bi-encoder read for it (header included)
+
+
 @pytest.fixture(scope="module", params=["edge", "local"])
 def li_store(embedder: SentenceTransformerEmbedder, request: pytest.FixtureRequest) -> Iterator[VectorStore]:
     """The same documents in each embedded engine (qdrant-edge, qdrant-client local mode)."""
@@ -47,6 +51,9 @@ def li_store(embedder: SentenceTransformerEmbedder, request: pytest.FixtureReque
     pipeline = build_pipeline(settings, embedder, store)
     for name, text in DOCS.items():
         pipeline.ingest_bytes(text.encode(), f"{name}.txt", f"mem://{name}")
+        doc = load_bytes(text.encode(), f"{name}.txt", f"mem://{name}")
+        (chunk,) = pipeline.chunker.split(doc)  # each document is one short chunk
+        EMBEDDED[f"mem://{name}"] = pipeline.embedding_text(chunk)
     yield store
     store.close()
 
@@ -61,7 +68,7 @@ def test_maxsim_stage_rescores_first_stage_candidates(
     assert result.late_interaction and result.chunks[0].source == "mem://router"
     # Qdrant's MaxSim equals the one computed by hand from the same token vectors.
     q = embedder.embed_query_tokens(query)
-    _, tokens = embedder.embed_passages_with_tokens([DOCS["router"]])
+    _, tokens = embedder.embed_passages_with_tokens([EMBEDDED["mem://router"]])
     assert result.chunks[0].late_interaction_score == pytest.approx(maxsim(q, tokens[0]), rel=2e-3)
     scores = [c.late_interaction_score for c in result.chunks]
     assert scores == sorted(scores, reverse=True)

@@ -299,7 +299,7 @@ def test_changing_chunk_settings_reingests_unchanged_files(
 def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests(
     store: VectorStore, embedder: SentenceTransformerEmbedder, mixed_folder: dict[str, Path]
 ) -> None:
-    pipeline_for(store, embedder).ingest_paths([mixed_folder["md"]])
+    pipeline_for(store, embedder, embed_context_header=False).ingest_paths([mixed_folder["md"]])
     headed = pipeline_for(store, embedder, embed_context_header=True)
     headed.warm_up()  # with the real model: the spy below has no warm_up
     seen: list[str] = []
@@ -309,7 +309,7 @@ def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests
         seen.extend(texts)
         return original(texts, **kwargs)
 
-    headed.embedder = type("Spy", (), {})()  # only what _flush and _embedding_text use
+    headed.embedder = type("Spy", (), {})()  # only what _flush and embedding_text use
     headed.embedder.embed_passages = recording  # type: ignore[attr-defined]
     headed.embedder.count_tokens = embedder.count_tokens  # type: ignore[attr-defined]
     headed.embedder.max_tokens = embedder.max_tokens  # type: ignore[attr-defined]
