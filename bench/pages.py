@@ -579,17 +579,21 @@ def _goal_line(gate_on: Mapping[str, Any]) -> str:
     )
 
 
+def _answer_cells(label: str, report: Mapping[str, Any], sentences: str) -> list[str]:
+    """A run's grounding figures with their intervals: label and run id, abstention, answer rate, ``sentences``."""
+    return [
+        f"{label}: `{report['run_id']}`",
+        f"{ci(report, 'abstention_accuracy')} (n={n_of(report, 'abstention_accuracy')})",
+        f"{ci(report, 'answer_rate')} (n={n_of(report, 'answer_rate')})",
+        f"{ci(report, sentences)} ({n_of(report, sentences)} answers)",
+    ]
+
+
 def render_gate(r: Results) -> str:
     on, off, now = r[0], r[1], r[2]
 
     def row(label: str, report: Mapping[str, Any]) -> list[str]:
-        return [
-            f"{label}: `{report['run_id']}`",
-            f"{ci(report, 'abstention_accuracy')} (n={n_of(report, 'abstention_accuracy')})",
-            f"{ci(report, 'answer_rate')} (n={n_of(report, 'answer_rate')})",
-            f"{ci(report, 'sentence_supported')} ({n_of(report, 'sentence_supported')} answers)",
-            _declined(report),
-        ]
+        return [*_answer_cells(label, report, "sentence_supported"), _declined(report)]
 
     header = ["test split", "abstention accuracy", "answer rate", "answered sentences supported", "declined"]
     return "\n".join(
@@ -622,13 +626,7 @@ def render_llm_quality(r: Results) -> str:
     small, large = r[0], r[1]
 
     def row(label: str, report: Mapping[str, Any]) -> list[str]:
-        return [
-            f"{label}: `{report['run_id']}`",
-            f"{ci(report, 'abstention_accuracy')} (n={n_of(report, 'abstention_accuracy')})",
-            f"{ci(report, 'answer_rate')} (n={n_of(report, 'answer_rate')})",
-            f"{ci(report, 'citation_coverage')} ({n_of(report, 'citation_coverage')} answers)",
-            secs(report["metrics"]["chat_latency_ms_p50"]),
-        ]
+        return [*_answer_cells(label, report, "citation_coverage"), secs(report["metrics"]["chat_latency_ms_p50"])]
 
     header = ["run (test split, gate on)", "abstention accuracy", "answer rate", "answered sentences cited",
               "chat p50"]  # fmt: skip
