@@ -475,9 +475,9 @@ RETRIEVAL = Source(
 
 CHUNKING = Source("bench/results/chunking.json", "python -m bench.chunking")
 QWEN15_SAMPLE = Source(
-    "eval/reports/test-2026-12-03/qwen-1.5b-sample/report.json",
+    "eval/reports/test-2026-12-03/qwen-1.5b/report.json",
     "RAG_LLM_GGUF=qwen2.5-coder-1.5b RAG_LLM_MODEL=qwen2.5-coder-1.5b make eval "
-    'EVAL_ARGS="--sample 20 --rag-sample 60 --local-data-dir .data/eval-header"',
+    'EVAL_ARGS="--rag-sample 0 --local-data-dir .data/eval-header"',
 )
 LLM_PROBE = Source(
     "models/answerability/llm-probe-qwen2.5-coder-1.5b.json",
@@ -632,9 +632,8 @@ def render_llm_quality(r: Results) -> str:
               "chat p50"]  # fmt: skip
     return "\n".join(
         [
-            f"Same index, gate and settings; the 1.5B on a seeded sample of {large['dataset']['rag_cases']} RAG "
-            f"cases, the 0.5B on all {small['dataset']['rag_cases']} (paired deltas over the shared cases: "
-            "`compare-with-0.5b.md` beside the 1.5B report):",
+            f"Same index, gate and settings, {large['dataset']['rag_cases']} and {small['dataset']['rag_cases']} RAG "
+            "cases (paired deltas: `compare-with-0.5b.md` beside the 1.5B report):",
             "",
             markdown_table(header, [row("Qwen2.5-Coder-0.5B (default)", small), row("Qwen2.5-Coder-1.5B", large)]),
         ]
