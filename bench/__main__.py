@@ -1,7 +1,9 @@
 """``make bench`` / ``python -m bench [--quick] [--only ingest,rerank,query,scale,chunking]``.
 
 Runs the stages in order (ingest -> rerank -> query -> scale -> chunking; query uses the index and the choices
-the first two made), writes ``bench/results/<stage>.json`` and PNG charts, and prints a table. ``chunking``
+the first two made), writes ``bench/results/<stage>.json`` and PNG charts, and prints a table. ``scale`` also
+compares the embedded stores and measures qdrant-edge's HNSW index at a million points (``bench.embedded_store``:
+``embedded_store.json``, ``embedded_store_index.json``; about an hour of the full run). ``chunking``
 (merging and the contextual header, on generated handbooks and fitz-gov) is ``bench.chunking``; its sizes
 are that module's ``Profile`` and ``QUICK``.
 """
@@ -29,11 +31,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         "queries": 20, "docs": 100, "backends": ["torch", "onnx-int8", "openvino-int8"], "rerank_repeats": 3,
         "search_n1": 12, "search_n8": 24, "chat_n1": 2, "chat_n8": 8, "max_tokens": 8, "llm": "smollm2-135m",
         "scale_sizes": [2_000, 10_000], "scale_queries": 20,
+        "edge_sizes": [2_000, 10_000], "edge_queries": 20, "index_points": 20_000, "index_queries": 50,
+        "index_ef": [64, 512],
     },
     "full": {
         "queries": 80, "docs": 500, "backends": ["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"],
         "rerank_repeats": 5, "search_n1": 40, "search_n8": 80, "chat_n1": 4, "chat_n8": 8, "max_tokens": 16,
         "llm": "qwen2.5-coder-0.5b", "scale_sizes": [10_000, 30_000, 100_000], "scale_queries": 50,
+        # the million-point index stage builds HNSW twice (plain, int8): about an hour on 2 idle cores
+        "edge_sizes": [10_000, 100_000], "edge_queries": 20, "index_points": 1_000_000, "index_queries": 100,
+        "index_ef": [64, 128, 256, 512],
     },
 }  # fmt: skip
 
@@ -65,6 +72,26 @@ def table(rows: list[list[object]], header: list[str]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*r) for r in cells)
+
+
+def bench_embedded(profile: dict[str, Any], out: Path) -> list[str]:
+    """The embedded default, qdrant-edge: against local mode on the same points, then exact vs HNSW vs HNSW+int8
+    at ``index_points`` embedding-like points (bench/embedded_store.py; docs/embedded-store.md)."""
+    from bench import embedded_store as es
+
+    rows = es.compare_engines(list(profile["edge_sizes"]), int(profile["edge_queries"]), ["edge", "local"])
+    es.write_report(out / "embedded_store.json", int(profile["edge_queries"]), rows)
+    lines = ["EMBEDDED STORE (qdrant-edge vs qdrant-client local mode, random 384-d)"]
+    lines.append(table([[r["engine"], r["points"], r["upsert_s"], r["p50_ms"], r["filtered_p50_ms"]] for r in rows],
+                       ["engine", "points", "upsert s", "p50 ms", "filtered p50 ms"]))  # fmt: skip
+    points, n_queries = int(profile["index_points"]), int(profile["index_queries"])
+    index = es.index_stage(points, n_queries, list(profile["index_ef"]), "embedding-like")
+    es.write_index_report(out / "embedded_store_index.json", n_queries, index, "embedding-like")
+    lines.append(f"EDGE INDEX ({points:,} embedding-like points)")
+    lines.append(table([[r["variant"], r["hnsw_ef"], r["recall_at_10"], r["p50_ms"], r["p95_ms"], r["rss_store_mb"],
+                         r["index_build_s"]] for r in index],
+                       ["variant", "ef", "recall@10", "p50 ms", "p95 ms", "store RSS MB", "build s"]))  # fmt: skip
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(f"on disk (local mode, sample): {res['on_disk_sample']}")
         summary.append(
             f"-> local mode's search p50 reaches {res['search_budget_ms']} ms at about "
-            f"{res['points_at_search_budget']} points; the embedded default, qdrant-edge, is measured by "
-            "`python -m bench.embedded_store` (see docs/benchmarks.md)\n"
+            f"{res['points_at_search_budget']} points\n"
         )
+        summary += bench_embedded(profile, out)
     if "chunking" in stages:
         from bench.chunking import QUICK, Profile
         from bench.chunking import run as bench_chunking

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -83,19 +83,79 @@ BLOCK = 10_000  # points generated, upserted and brute-forced a block at a time
 VARIANTS = ("exact", "hnsw", "hnsw+int8")
 
 
-def blocks(points: int, seed: int = 1) -> Iterator[tuple[int, np.ndarray]]:
-    """(first index, unit vectors) of each block: the same points every time, from (seed, block number)."""
-    for start in range(0, points, BLOCK):
-        rng = np.random.default_rng([seed, start // BLOCK])
-        block = rng.standard_normal((min(BLOCK, points - start), DIM)).astype(np.float32)
-        yield start, block / np.linalg.norm(block, axis=1, keepdims=True)
+Data = Literal["random", "embedding-like", "real"]
+DATA_HELP = {
+    "random": "random unit 384-d vectors (isotropic: the worst case for a graph index)",
+    "embedding-like": (
+        "unit vectors drawn from a Gaussian with the mean and covariance of the packaged bi-encoder's embeddings"
+        " of the fitz-gov corpus (real embeddings' anisotropy, no clusters); queries are the test questions'"
+        " real query embeddings"
+    ),
+    "real": "the packaged bi-encoder's embeddings of the fitz-gov corpus documents; queries: the test questions",
+}
 
 
-def exact_top10(points: int, queries: np.ndarray) -> np.ndarray:
+def real_vectors(cache: Path = Path(".data/bench/fitz-gov-vectors.npz")) -> tuple[np.ndarray, np.ndarray]:
+    """(document embeddings, test-question embeddings) of fitz-gov by the packaged bi-encoder, cached on disk."""
+    from services.core.factory import build_embedder
+    from services.core.settings import EmbedderSettings
+    from services.datasets.fitz_gov import load_corpus, load_queries
+
+    settings = EmbedderSettings()
+    if cache.exists():
+        saved = np.load(cache)
+        if str(saved["model"]) == settings.embed_model:
+            return saved["docs"], saved["queries"]
+    embedder = build_embedder(settings)
+    embedder.warm_up()
+    docs = embedder.embed_passages([d.as_markdown() for d in load_corpus()], show_progress=True)
+    queries = np.stack([embedder.embed_query(q.text) for q in load_queries("test")])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, docs=docs, queries=queries, model=settings.embed_model)
+    return docs.astype(np.float32), queries.astype(np.float32)
+
+
+class PointSource:
+    """The points and queries of one kind of data, block by block, the same every time (seeded per block)."""
+
+    def __init__(self, data: Data, n_queries: int) -> None:
+        self.data = data
+        if data == "random":
+            rng = np.random.default_rng(0)
+            self.queries = _unit(rng.standard_normal((n_queries, DIM)).astype(np.float32))
+            return
+        docs, queries = real_vectors()
+        self.docs = _unit(docs)
+        self.queries = _unit(queries[:n_queries])
+        self.mean = docs.mean(axis=0)
+        # the covariance's square root: x = mean + L z, z ~ N(0, I), has the embeddings' covariance
+        self.root = np.linalg.cholesky(np.cov(docs, rowvar=False) + 1e-6 * np.eye(DIM)).astype(np.float32)
+
+    def size_limit(self) -> int | None:
+        return len(self.docs) if self.data == "real" else None
+
+    def blocks(self, points: int, seed: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, unit vectors) of each block."""
+        if self.data == "real":
+            for start in range(0, min(points, len(self.docs)), BLOCK):
+                yield start, self.docs[start : min(start + BLOCK, points)]
+            return
+        for start in range(0, points, BLOCK):
+            rng = np.random.default_rng([seed, start // BLOCK])
+            z = rng.standard_normal((min(BLOCK, points - start), DIM)).astype(np.float32)
+            yield start, _unit(z if self.data == "random" else self.mean + z @ self.root.T)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact_top10(source: PointSource, points: int) -> np.ndarray:
     """Point indices of each query's true top 10 by cosine (numpy, block by block)."""
+    queries = source.queries
     best = np.full((len(queries), 10), -np.inf, dtype=np.float32)
     ids = np.zeros((len(queries), 10), dtype=np.int64)
-    for start, block in blocks(points):
+    for start, block in source.blocks(points):
         scores = np.concatenate([best, queries @ block.T], axis=1)
         pool = np.concatenate(
             [ids, np.broadcast_to(np.arange(start, start + len(block)), (len(queries), len(block)))], 1
@@ -109,14 +169,14 @@ def point_index(point_id: str) -> int:
     return int(point_id.rsplit("-", 1)[1], 16) if "-" in point_id else int(point_id)
 
 
-def fill(store: EdgeStore, points: int) -> float:
+def fill(store: EdgeStore, source: PointSource, points: int) -> float:
     """Upsert the points, ids 0..N-1 as UUIDs whose last group is the index (so a hit maps back to it)."""
     import qdrant_edge as qe
 
     store.ensure_collections(DIM)
     payload = {"doc_id": "d", "source": "mem://s", "title": "t", "chunk_index": 0, "text": "x" * 400}
     started = time.perf_counter()
-    for start, block in blocks(points):
+    for start, block in source.blocks(points):
         batch = [
             qe.Point(
                 f"00000000-0000-4000-8000-{start + i:012x}",
@@ -166,14 +226,14 @@ def measure(
     }
 
 
-def index_stage(points: int, n_queries: int, efs: list[int]) -> list[dict[str, object]]:
+def index_stage(points: int, n_queries: int, efs: list[int], data: Data = "random") -> list[dict[str, object]]:
     import multiprocessing
 
-    rng = np.random.default_rng(0)
-    queries = rng.standard_normal((n_queries, DIM)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    source = PointSource(data, n_queries)
+    points = min(points, source.size_limit() or points)
+    queries = source.queries
     t0 = time.perf_counter()
-    truth = exact_top10(points, queries)
+    truth = exact_top10(source, points)
     print(f"numpy brute force over {points} points: {time.perf_counter() - t0:.1f} s", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-index-"))
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter per variant: RSS of that variant only
@@ -181,7 +241,7 @@ def index_stage(points: int, n_queries: int, efs: list[int]) -> list[dict[str, o
     try:
         exact = work / "exact"
         store = EdgeStore(path=str(exact), index_threshold=0)
-        upsert_s = fill(store, points)
+        upsert_s = fill(store, source, points)
         store.close()
         for variant in VARIANTS:
             quantization: Quantization = "none"
@@ -200,6 +260,7 @@ def index_stage(points: int, n_queries: int, efs: list[int]) -> list[dict[str, o
                     measured = pool.apply(measure, (str(folder), quantization, queries, truth, ef))
                 row = {
                     "points": points,
+                    "data": data,
                     "variant": variant,
                     "hnsw_ef": ef,
                     "upsert_s": round(upsert_s, 1),
@@ -232,33 +293,21 @@ def write_report(out: Path | None, queries: int, rows: list[dict[str, object]], 
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--queries", type=int, default=20)
-    parser.add_argument("--engines", nargs="+", default=["edge", "local"], choices=["edge", "local"])
-    parser.add_argument(
-        "--points", type=int, default=None, help="run the index stage instead: Edge exact vs HNSW vs HNSW+int8"
-    )
-    parser.add_argument(
-        "--ef", type=int, nargs="+", default=[64, 128, 256, 512], help="index stage: HNSW search breadths to try"
-    )
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if args.points:
-        index_rows = index_stage(args.points, args.queries, args.ef)
-        recall = "top-10 ids vs a numpy brute force over the same points"
-        write_report(args.out, args.queries, index_rows, python=sys.version.split()[0], recall=recall)
-        return 0
+def write_index_report(out: Path | None, queries: int, rows: list[dict[str, object]], data: Data) -> None:
+    recall = "top-10 ids vs a numpy brute force over the same points"
+    write_report(out, queries, rows, python=sys.version.split()[0], recall=recall, data=DATA_HELP[data])
+
+
+def compare_engines(sizes: list[int], n_queries: int, engines: list[EmbeddedEngine]) -> list[dict[str, Any]]:
+    """Edge and local mode on the same random points and queries at each size: upsert time, p50 with and
+    without a filter (one row per engine and size), and the ratios printed."""
     rng = np.random.default_rng(0)
-    queries = rng.standard_normal((args.queries, DIM)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries = _unit(rng.standard_normal((n_queries, DIM)))
     filtered = SearchFilters(source=("mem://source-3",))
     rows: list[dict[str, Any]] = []
-    for size in args.sizes:
-        vectors = rng.standard_normal((size, DIM)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        for engine in args.engines:
+    for size in sizes:
+        vectors = _unit(rng.standard_normal((size, DIM)))
+        for engine in engines:
             folder = Path(tempfile.mkdtemp(prefix=f"bench-{engine}-"))
             try:
                 store, upsert_s = build(engine, folder, vectors)
@@ -274,13 +323,41 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(folder, ignore_errors=True)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    for size in args.sizes:
+    for size in sizes:
         by = {r["engine"]: r for r in rows if r["points"] == size}
         if {"edge", "local"} <= by.keys():
             print(
                 f"{size}: edge is {by['local']['p50_ms'] / by['edge']['p50_ms']:.0f}x faster unfiltered, "
                 f"{by['local']['filtered_p50_ms'] / by['edge']['filtered_p50_ms']:.0f}x filtered"
             )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--engines", nargs="+", default=["edge", "local"], choices=["edge", "local"])
+    parser.add_argument(
+        "--points", type=int, default=None, help="run the index stage instead: Edge exact vs HNSW vs HNSW+int8"
+    )
+    parser.add_argument(
+        "--ef", type=int, nargs="+", default=[64, 128, 256, 512], help="index stage: HNSW search breadths to try"
+    )
+    parser.add_argument(
+        "--data",
+        choices=list(DATA_HELP),
+        default="random",
+        help="index stage: " + "; ".join(f"{k}: {v}" for k, v in DATA_HELP.items()),
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.points:
+        write_index_report(
+            args.out, args.queries, index_stage(args.points, args.queries, args.ef, args.data), args.data
+        )
+        return 0
+    rows = compare_engines(args.sizes, args.queries, args.engines)
     write_report(args.out, args.queries, rows)
     return 0
 

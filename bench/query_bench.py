@@ -40,6 +40,7 @@ from services.core.processes import ManagedProcess, free_port
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Source text in the prefix-cache prompts: about the evidence budget the API puts into its prompt (~350 tokens).
 PREFIX_SOURCE_CHARS = 1400
+STOP_GRACE_S = 20  # the API finishes in-flight requests and closes the store
 
 
 def start_api(env_overrides: dict[str, str], timeout_s: float = 300.0) -> tuple[ManagedProcess, str]:
@@ -47,18 +48,13 @@ def start_api(env_overrides: dict[str, str], timeout_s: float = 300.0) -> tuple[
     env = {"HF_HUB_OFFLINE": "1", "RAG_API_PORT": str(port), "RAG_API_HOST": "127.0.0.1", **env_overrides}
     fd, name = tempfile.mkstemp(prefix="bench-api-", suffix=".log")
     os.close(fd)
-    api = ManagedProcess.module("API", "services.api.main", env=env, cwd=REPO_ROOT, log=Path(name)).start()
     base = f"http://127.0.0.1:{port}"
-    try:
-        api.wait_ready(f"{base}/readyz", timeout_s, interval_s=1.0)
-    except BaseException:
-        stop(api)
-        raise
-    return api, base
+    api = ManagedProcess.module("API", "services.api.main", env=env, cwd=REPO_ROOT, log=Path(name))
+    return api.start_ready(f"{base}/readyz", timeout_s, interval_s=1.0, grace_s=STOP_GRACE_S), base
 
 
 def stop(api: ManagedProcess) -> None:
-    api.stop(grace_s=20)
+    api.stop(grace_s=STOP_GRACE_S)
 
 
 async def _search(client: httpx.AsyncClient, base: str, query: str, top_n: int) -> tuple[float, dict]:

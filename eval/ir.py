@@ -7,19 +7,35 @@ request is visible in the report without turning into a fake zero.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from tqdm import tqdm
 
-from eval.client import ApiClient, ApiError
 from eval.evalset import EvalItem
+from services.contract.client import ApiClient, ApiClientError
+from services.contract.schemas import ChunkOut, SearchRequest
 from services.core import tracing
 from services.core.measure import latency_summary, mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 RECALL_KS = (1, 5, 10)
 SEARCH_TOP_K = 10
+
+
+def judged_id(hit: ChunkOut, relevant: frozenset[str] | set[str]) -> str:
+    """The id a hit is judged under: the judged id it matches, else its file name without extension.
+
+    fitz-gov documents are ingested as ``<fitz-gov id>.md``, so the file name is the judged id; a user's
+    set may instead name sources or the API's doc ids.
+    """
+    stem = PurePosixPath(hit.source.split("://", 1)[-1]).stem
+    for candidate in (stem, hit.source, hit.doc_id):
+        if candidate in relevant:
+            return candidate
+    return stem
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +59,17 @@ def run_search(api: ApiClient, items: Sequence[EvalItem], *, top_n: int | None =
         relevant = frozenset(item.relevant_docs)
         with tracing.tracer().start_as_current_span("eval.search", openinference_span_kind="chain") as span:
             span.set_attribute("input.value", item.question)
+            request = SearchRequest(query=item.question, top_k=SEARCH_TOP_K, **({"top_n": top_n} if top_n else {}))
+            started = time.perf_counter()
             try:
-                result = api.search(item.question, top_k=SEARCH_TOP_K, top_n=top_n)
-            except ApiError as exc:
-                outcomes.append(QueryOutcome(item.id, [], sorted(relevant), 0.0, str(exc)))
-                span.set_attribute("eval.error", str(exc))
+                result = api.search(request)
+            except ApiClientError as exc:
+                outcomes.append(QueryOutcome(item.id, [], sorted(relevant), 0.0, exc.message))
+                span.set_attribute("eval.error", exc.message)
                 continue
-            outcome = QueryOutcome(item.id, [h.key(relevant) for h in result.hits], sorted(relevant), result.latency_ms)
+            latency_ms = (time.perf_counter() - started) * 1000  # the client's wall time, as a user waits
+            ranked = [judged_id(hit, relevant) for hit in result.results]
+            outcome = QueryOutcome(item.id, ranked, sorted(relevant), latency_ms)
             if span.is_recording():
                 for name, value in outcome.scores().items():
                     span.set_attribute(f"eval.{name}", value)

@@ -10,8 +10,8 @@
   supported): ``sentence_supported`` (share of its sentences supported), ``citation_coverage`` (share of
   its sentences citing at least one source) and ``citation_precision`` (share of the citations on its
   sentences whose sentence is supported, i.e. whose cited source the verifier accepted; only cases with
-  a citation). The summary counts why cases were declined (``decline_reason``). A server that predates
-  these fields gets none of these metrics, and no error.
+  a citation). The summary counts why cases were declined (``decline_reason``). An answer the server did
+  not verify (``RAG_VERIFY_ANSWERS=false``) has no sentences and gets none of these metrics.
 - With a judge LLM configured (``RAG_EVAL_JUDGE_BASE_URL``, any OpenAI-compatible server) also the
   LLM-judged ones: faithfulness, answer relevancy, context precision and context recall. A judge call that
   fails (timeout, malformed JSON from a small model) leaves that score out and is counted, not fatal.
@@ -28,6 +28,7 @@ import asyncio
 import logging
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.client import ApiClient, ApiError, ChatOptions, Sentence
 from eval.evalset import EvalItem
+from services.contract.client import ApiClient, ApiClientError
+from services.contract.schemas import ChatOptions, SentenceOut
 from services.core import tracing
 from services.core.measure import latency_summary, mean
 
@@ -62,7 +64,7 @@ class CaseOutcome:
     error: str = ""
     scores: dict[str, float] = field(default_factory=dict)
     judge_errors: list[str] = field(default_factory=list)
-    sentences: list[Sentence] | None = None  # None: the server does not report them
+    sentences: list[SentenceOut] = field(default_factory=list)  # empty: the answer was not verified
     decline_reason: str | None = None
     answerability: dict[str, Any] | None = None
 
@@ -79,16 +81,19 @@ def ask_all(api: ApiClient, items: Sequence[EvalItem], options: ChatOptions | No
         outcome = CaseOutcome(item.id, item.expect or "answer", item.question)
         with tracing.tracer().start_as_current_span("eval.chat", openinference_span_kind="chain") as span:
             span.set_attribute("input.value", item.question)
+            started = time.perf_counter()
             try:
-                reply = api.chat(item.question, options)
-            except ApiError as exc:
-                outcome.error = str(exc)
+                reply = api.chat([{"role": "user", "content": item.question}], options)
+            except ApiClientError as exc:
+                outcome.error = exc.message
                 span.set_attribute("eval.error", outcome.error)
             else:
+                outcome.latency_ms = (time.perf_counter() - started) * 1000  # the client's wall time
                 outcome.answer, outcome.declined = reply.answer, reply.declined
-                outcome.contexts, outcome.latency_ms = reply.contexts, reply.latency_ms
+                outcome.contexts = [source.text for source in reply.sources]  # in prompt order
                 outcome.sentences, outcome.decline_reason = reply.sentences, reply.decline_reason
-                outcome.answerability = reply.answerability
+                gate = reply.answerability
+                outcome.answerability = gate.model_dump(mode="json") if gate else None
                 outcome.scores.update(behaviour_scores(outcome) | grounding_scores(outcome))
                 span.set_attribute("output.value", reply.answer)
                 span.set_attribute("eval.expect", outcome.expect)

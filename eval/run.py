@@ -43,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from eval import ir, rag_eval
-from eval.client import ApiClient, ChatOptions
 from eval.evalset import EvalSet, fitz_gov_set, read_jsonl
 from eval.gate import compare, comparison_key, previous_comparable, previous_items, read_history
 from eval.report import SCHEMA_VERSION, metrics_ci, per_item_values, write_run
+from services.contract.client import ApiClient, ApiClientError
+from services.contract.schemas import ChatOptions
 from services.core import tracing
 from services.core.settings import EvalSettings
 
@@ -83,7 +84,7 @@ def evaluate(
     ``chat_options`` (e.g. the answerability gate off) go with every ``/chat`` request, are recorded in the
     report, and make the run comparable only with runs that sent the same ones.
     """
-    overrides = (chat_options or ChatOptions()).body()
+    overrides = chat_options.chosen() if chat_options else {}
     started = datetime.now(UTC)
     t0 = time.monotonic()
     with tracing.tracer().start_as_current_span("eval.run", openinference_span_kind="evaluator") as span:
@@ -101,7 +102,7 @@ def evaluate(
             "started_at": started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - t0, 1),
             "api_url": api_url,
-            "api_info": api.info(),
+            "api_info": api_info(api),
             "git_commit": git_commit(),
             "hardware": hardware(),
             "dataset": {
@@ -146,12 +147,7 @@ def evaluate(
                     "error": c.error,
                     "judge_errors": c.judge_errors,
                     "scores": {k: round(v, 4) for k, v in c.scores.items()},
-                    "sentences": None
-                    if c.sentences is None
-                    else [
-                        {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}
-                        for s in c.sentences
-                    ],
+                    "sentences": [s.model_dump(mode="json") for s in c.sentences],
                 }
                 for c in cases
             ],  # fmt: skip
@@ -221,6 +217,14 @@ def sample_set(evalset: EvalSet, n_retrieval: int, n_rag: int) -> EvalSet:
     return EvalSet(evalset.name, retrieval, rag, notes)
 
 
+def api_info(api: ApiClient) -> dict[str, Any]:
+    """The readiness checks (reranker, LLM up), recorded in the report as the measured configuration."""
+    try:
+        return api.readiness().model_dump(mode="json", exclude_none=True)
+    except ApiClientError:
+        return {}
+
+
 def chat_options(args: argparse.Namespace) -> ChatOptions:
     return ChatOptions(answerability_gate=False if args.gate_off else None, verify=False if args.verify_off else None)
 
@@ -272,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     evalset = load_set(args, settings)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     stack = None
-    api = ApiClient.connect(args.api_url, api_key=api_key, timeout_s=settings.eval_request_timeout_s)
+    api = ApiClient(args.api_url, api_key=api_key, timeout_s=settings.eval_request_timeout_s)
     try:
         if not api.ready():
             if not args.boot_local:

@@ -2,7 +2,7 @@
 and a Documents tab (multi-file upload with per-file status, the indexed documents, delete).
 
 Only wiring lives here: what a turn does is frontend/chat.py, every string shown is frontend/render.py,
-every request is frontend/api_client.py. Usage::
+every request is services/contract/client.py (the API's own schemas). Usage::
 
     demo = build_app(FrontendSettings())
     demo.queue().launch(**launch_options())
@@ -18,8 +18,9 @@ from typing import Any
 import gradio as gr
 
 from frontend import render
-from frontend.api_client import ApiClient, ApiClientError, ChatOptions, Document, Readiness
 from frontend.chat import ChatState, new_session_id, run_turn
+from services.contract.client import ApiClientError, AsyncApiClient
+from services.contract.schemas import ChatOptions, DocumentOut, Filters, Readiness
 from services.core.settings import FrontendSettings
 from services.core.types import RetrievalMode
 
@@ -85,9 +86,9 @@ def launch_options(settings: FrontendSettings) -> dict[str, Any]:
     }
 
 
-def client_for(settings: FrontendSettings) -> ApiClient:
+def client_for(settings: FrontendSettings) -> AsyncApiClient:
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    return ApiClient(settings.frontend_api_url, api_key=key, timeout_s=settings.frontend_timeout_s)
+    return AsyncApiClient(settings.frontend_api_url, api_key=key, timeout_s=settings.frontend_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,10 @@ def session_of(chat: ChatState | None) -> str | None:
     return chat.session_id if chat else None
 
 
-async def overview(api: ApiClient, session_id: str | None) -> tuple[str, list[Document] | None]:
+async def overview(api: AsyncApiClient, session_id: str | None) -> tuple[str, list[DocumentOut] | None]:
     """The status banner and the document list (None when the API is unreachable)."""
     readiness: Readiness | None = None
-    documents: list[Document] | None = None
+    documents: list[DocumentOut] | None = None
     error = ""
     try:
         readiness = await api.readiness(session_id)
@@ -137,7 +138,7 @@ async def overview(api: ApiClient, session_id: str | None) -> tuple[str, list[Do
     except ApiClientError as exc:
         error = exc.message if readiness is None else ""
         if readiness is not None:
-            readiness = Readiness("unavailable", {"documents": False})
+            readiness = Readiness(status="unavailable", checks={"documents": False})
     count = None if documents is None else len(documents)
     return render.readiness_banner(readiness, api.base_url, count, error), documents
 
@@ -148,7 +149,7 @@ def document_outputs(docs: DocumentsTab, source_filter: gr.Dropdown) -> list[Any
     return [docs.documents, source_filter, docs.doc_pick]
 
 
-def document_updates(documents: list[Document] | None, current_filter: list[str] | None) -> tuple[Any, ...]:
+def document_updates(documents: list[DocumentOut] | None, current_filter: list[str] | None) -> tuple[Any, ...]:
     """Values for ``document_outputs``; an unreachable API leaves the filter and picker as they are."""
     if documents is None:
         table = render.banner("error", "The document list is unavailable: the API cannot be reached.")
@@ -266,7 +267,7 @@ def documents_tab() -> DocumentsTab:
 # endpoint's description, and their names are the endpoint names (/respond is what API clients call).
 
 
-def wire_chat_tab(api: ApiClient, chat: ChatTab, state: gr.State, status: gr.HTML) -> None:
+def wire_chat_tab(api: AsyncApiClient, chat: ChatTab, state: gr.State, status: gr.HTML) -> None:
     """Send/Enter streams a turn and then refreshes the banner; Stop, New chat and the chat's trash icon
     cancel a running turn. Must run inside the ``gr.Blocks`` context that holds ``chat``."""
 
@@ -279,7 +280,12 @@ def wire_chat_tab(api: ApiClient, chat: ChatTab, state: gr.State, status: gr.HTM
         only: list[str],
     ) -> AsyncIterator[tuple[Any, ...]]:
         chat_state = chat_state or ChatState()
-        options = ChatOptions(mode=mode_value, rerank=bool(rerank_value), top_k=int(k), sources=tuple(only or ()))
+        options = ChatOptions(
+            mode=mode_value,
+            rerank=bool(rerank_value),
+            top_k=int(k),
+            filters=Filters(source=list(only)) if only else None,
+        )
         async for _ in run_turn(api, chat_state, text, options):
             yield (
                 chat_state,
@@ -309,7 +315,7 @@ def wire_chat_tab(api: ApiClient, chat: ChatTab, state: gr.State, status: gr.HTM
 
 
 def wire_documents_tab(
-    api: ApiClient, docs: DocumentsTab, state: gr.State, status: gr.HTML, source_filter: gr.Dropdown
+    api: AsyncApiClient, docs: DocumentsTab, state: gr.State, status: gr.HTML, source_filter: gr.Dropdown
 ) -> None:
     """Upload, Delete and Refresh each report, then refresh the banner and every view of the document list
     (``source_filter`` is the Chat tab's). Must run inside the ``gr.Blocks`` context that holds ``docs``."""
@@ -355,7 +361,7 @@ def wire_documents_tab(
     docs.refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])
 
 
-def build_app(settings: FrontendSettings, client: ApiClient | None = None) -> gr.Blocks:
+def build_app(settings: FrontendSettings, client: AsyncApiClient | None = None) -> gr.Blocks:
     """The whole UI: banner, shared state and the two tabs. ``client`` can be given (tests); by default it is
     built from the settings.
 

@@ -19,18 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frontend import render
-from frontend.api_client import (
-    ApiClient,
+from services.contract.client import (
     ApiClientError,
     ApiDownError,
+    AsyncApiClient,
     ChatEvent,
-    ChatOptions,
-    DoneEvent,
     LLMDownError,
     SourcesEvent,
     StreamErrorEvent,
     TokenEvent,
 )
+from services.contract.schemas import ChatOptions, ChatResponse, Citation
 from services.core import tracing
 from services.core.citations import cited_among
 
@@ -42,7 +41,7 @@ def new_session_id() -> str:
 
 
 async def traced_events(
-    client: ApiClient, messages: list[dict[str, str]], options: ChatOptions, session_id: str
+    client: AsyncApiClient, messages: list[dict[str, str]], options: ChatOptions, session_id: str
 ) -> AsyncGenerator[ChatEvent, None]:
     """``client.stream_chat`` inside a ``frontend.chat`` span; the API's spans become its children."""
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -56,13 +55,13 @@ async def traced_events(
             ):
                 if span.is_recording():
                     span.set_input(tracing.clip(messages[-1]["content"] if messages else ""))
-                    span.set_attribute("rag.mode", options.mode)
+                    span.set_attribute("rag.mode", options.mode or "default")
                     span.set_attribute("rag.rerank", options.rerank)
-                    span.set_attribute("rag.top_k", options.top_k)
+                    span.set_attribute("rag.top_k", options.top_k or 0)
                 async for event in client.stream_chat(messages, options, session_id):
                     if isinstance(event, TokenEvent):
                         answer.append(event.text)
-                    elif isinstance(event, DoneEvent):
+                    elif isinstance(event, ChatResponse):
                         answer = [event.answer]
                     await queue.put(event)
                 if span.is_recording():
@@ -110,7 +109,9 @@ class ChatState:
         return render.turn_info(self.phase, self.info, questions)
 
 
-async def run_turn(client: ApiClient, state: ChatState, question: str, options: ChatOptions) -> AsyncIterator[None]:
+async def run_turn(
+    client: AsyncApiClient, state: ChatState, question: str, options: ChatOptions
+) -> AsyncIterator[None]:
     """Send one question; mutate ``state`` and yield after every change the UI should show."""
     question = question.strip()
     if not question:
@@ -123,7 +124,7 @@ async def run_turn(client: ApiClient, state: ChatState, question: str, options: 
     state.phase, state.info = "retrieving", ""
     yield
 
-    sources: list[Any] = []
+    sources: list[Citation] = []
     parts: list[str] = []
     try:
         async with aclosing(traced_events(client, messages, options, state.session_id)) as events:
@@ -135,7 +136,7 @@ async def run_turn(client: ApiClient, state: ChatState, question: str, options: 
                 elif isinstance(event, TokenEvent):
                     parts.append(event.text)
                     bubble["content"] = render.link_citations("".join(parts), (s.n for s in sources), turn) + " ▌"
-                elif isinstance(event, DoneEvent):
+                elif isinstance(event, ChatResponse):
                     await _finish(client, state, turn, question, event, event.sources or sources)
                     state.phase, state.info = "done", render.answer_stats(event.model, event.usage, event.timings_ms)
                     yield
@@ -168,7 +169,7 @@ async def run_turn(client: ApiClient, state: ChatState, question: str, options: 
 
 
 async def _finish(
-    client: ApiClient, state: ChatState, turn: int, question: str, done: DoneEvent, sources: list[Any]
+    client: AsyncApiClient, state: ChatState, turn: int, question: str, done: ChatResponse, sources: list[Citation]
 ) -> None:
     """Show the final answer: the verified one (flagged sentences, verified links) or why it was declined."""
     answer = done.answer
@@ -192,7 +193,7 @@ async def _finish(
     state.history = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
 
 
-async def _index_empty(client: ApiClient, session_id: str) -> bool:
+async def _index_empty(client: AsyncApiClient, session_id: str) -> bool:
     try:
         return not await client.list_documents(session_id)
     except ApiClientError:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from frontend.api_client import AnswerSentence, Document, Readiness, Source, UploadOutcome, UploadResult
+from services.contract.schemas import Citation, DocumentOut, IngestOutcome, IngestResponse, Readiness, SentenceOut
 from services.core.citations import replace_citations, strip_citations  # the API's citation grammar
 
 UNSUPPORTED_TITLE = "not supported by the sources"
@@ -55,7 +55,7 @@ def unsupported_sentence(text: str) -> str:
     )
 
 
-def verified_answer(answer: str, sentences: Sequence[AnswerSentence], available: Iterable[int], turn: int) -> str:
+def verified_answer(answer: str, sentences: Sequence[SentenceOut], available: Iterable[int], turn: int) -> str:
     """Markdown for a verified answer: supported sentences with their citation links, the others flagged.
 
     Each sentence is found in ``answer`` in order, so the layout between sentences (line breaks, list
@@ -75,7 +75,7 @@ def verified_answer(answer: str, sentences: Sequence[AnswerSentence], available:
         spans.append((at, at + len(sentence.text)))
         pos = at + len(sentence.text)
 
-    def one(sentence: AnswerSentence) -> str:
+    def one(sentence: SentenceOut) -> str:
         return link_citations(sentence.text, known, turn) if sentence.supported else unsupported_sentence(sentence.text)
 
     if not spans:
@@ -102,7 +102,7 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def source_card(source: Source, turn: int, *, cited: bool) -> str:
+def source_card(source: Citation, turn: int, *, cited: bool) -> str:
     """One source: number, title, where it comes from (source, page, section), scores, and the chunk text
     (after what the model read of it, when the prompt held only its evidence sentences)."""
     where = [f'<span class="src-path">{escape(source.source)}</span>']
@@ -121,7 +121,7 @@ def source_card(source: Source, turn: int, *, cited: bool) -> str:
     return (
         f'<div class="source-card{" cited" if cited else ""}" id="{anchor_id(turn, source.n)}" data-n="{source.n}">'
         f'<div class="src-head"><span class="src-n">[{source.n}]</span> '
-        f'<span class="src-title">{escape(source.title)}</span> {badge}</div>'
+        f'<span class="src-title">{escape(source.title or source.source)}</span> {badge}</div>'
         f'<div class="src-where">{" · ".join(where)}</div>'
         f'<div class="src-scores">retrieval {_score(source.retrieval_score)} · '
         f"rerank {_score(source.rerank_score)}</div>"
@@ -137,7 +137,7 @@ class TurnSources:
 
     turn: int
     question: str
-    sources: tuple[Source, ...]
+    sources: tuple[Citation, ...]
     cited: tuple[int, ...] = ()
 
 
@@ -252,6 +252,7 @@ def no_sources_hint(index_empty: bool) -> str:
 
 # --- documents tab -------------------------------------------------------------------------------
 
+INGESTED = ("added", "updated", "unchanged")  # the upload statuses after which the file is searchable
 _STATUS_CLASS = {
     "added": "ok",
     "updated": "ok",
@@ -263,12 +264,12 @@ _STATUS_CLASS = {
 }
 
 
-def upload_report(result: UploadResult) -> str:
+def upload_report(result: IngestResponse) -> str:
     """One row per uploaded file: its status, chunks and, for a skipped or failed file, the reason."""
     if not result.files:
         return banner("info", "Choose one or more files first.")
     rows = "".join(_upload_row(o) for o in result.files)
-    ok = sum(o.ok for o in result.files)
+    ok = sum(o.status in INGESTED for o in result.files)
     summary = f"{ok} of {len(result.files)} files ingested in {result.seconds:.1f} s"
     waiting = sum(o.status in ("queued", "processing") for o in result.files)
     if waiting:
@@ -280,7 +281,7 @@ def upload_report(result: UploadResult) -> str:
     )
 
 
-def _upload_row(o: UploadOutcome) -> str:
+def _upload_row(o: IngestOutcome) -> str:
     css = _STATUS_CLASS.get(o.status, "warn")
     return (
         f'<tr class="upload-{css}" data-status="{escape(o.status)}"><td>{escape(o.filename)}</td>'
@@ -289,11 +290,11 @@ def _upload_row(o: UploadOutcome) -> str:
     )
 
 
-def documents_table(documents: Sequence[Document]) -> str:
+def documents_table(documents: Sequence[DocumentOut]) -> str:
     if not documents:
         return banner("info", _md_code(EMPTY_INDEX_HELP))
     rows = "".join(
-        f'<tr data-doc-id="{escape(d.doc_id)}"><td>{escape(d.title)}</td><td>{escape(d.source)}</td>'
+        f'<tr data-doc-id="{escape(d.doc_id)}"><td>{escape(d.title or d.source)}</td><td>{escape(d.source)}</td>'
         f"<td>{d.chunk_count}</td><td>{escape(d.status)}</td><td>{escape(d.ingested_at[:19])}</td></tr>"
         for d in documents
     )
@@ -304,11 +305,11 @@ def documents_table(documents: Sequence[Document]) -> str:
     )
 
 
-def document_choices(documents: Sequence[Document]) -> list[tuple[str, str]]:
+def document_choices(documents: Sequence[DocumentOut]) -> list[tuple[str, str]]:
     """(label, doc_id) pairs for the delete picker; the label names the source so duplicates are told apart."""
-    return [(f"{d.title} — {d.source}", d.doc_id) for d in documents]
+    return [(f"{d.title or d.source} — {d.source}", d.doc_id) for d in documents]
 
 
-def source_choices(documents: Sequence[Document]) -> list[str]:
+def source_choices(documents: Sequence[DocumentOut]) -> list[str]:
     """Distinct sources, sorted, for the source filter (the API filters on exact source strings)."""
     return sorted({d.source for d in documents})

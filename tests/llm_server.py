@@ -46,16 +46,10 @@ def start_llm_server(
     }
     fd, log = tempfile.mkstemp(prefix=f"llm-server-{alias}-", suffix=".log")
     os.close(fd)
+    base_url = f"http://127.0.0.1:{port}/v1"
     proc = ManagedProcess.module(
         "LLM server", "services.llm.server", env=env, cwd=REPO_ROOT, log=Path(log), delete_log=True
-    ).start()
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        proc.wait_ready(f"{base_url}/models", timeout_s)
-    except BaseException:
-        proc.delete_log = False  # the error names it
-        proc.stop()
-        raise
+    ).start_ready(f"{base_url}/models", timeout_s)
     return proc, base_url
 
 

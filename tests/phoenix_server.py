@@ -29,16 +29,10 @@ def start_phoenix(data_dir: Path, *, timeout_s: float = 120.0) -> tuple[ManagedP
         "RAG_PHOENIX_PORT": str(port),
         "RAG_PHOENIX_GRPC_PORT": str(free_port()),
     }
+    url = f"http://127.0.0.1:{port}"
     proc = ManagedProcess.module(
         "phoenix", "services.phoenix.server", env=env, cwd=REPO_ROOT, log=data_dir / "phoenix.log"
-    )
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        proc.wait_ready(f"{url}/healthz", timeout_s, interval_s=1.0)
-    except BaseException:
-        stop(proc)
-        raise
+    ).start_ready(f"{url}/healthz", timeout_s, interval_s=1.0, grace_s=10)
     return proc, url
 
 

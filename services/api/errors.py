@@ -13,11 +13,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api.schemas import Citation
 from services.chat.errors import ChatError, InvalidRequest, LLMUnavailable, QueryTooLong
+from services.contract.schemas import Citation, ErrorBody
 from services.core.llm import LLMUnavailableError
 from services.core.model_registry import ModelUnavailableError
 from services.core.retrieval import LateInteractionUnavailableError
@@ -55,20 +54,6 @@ def error_response(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    code: int
-
-
-class ErrorBody(BaseModel):
-    """What every non-2xx answer looks like (a chat 503 also carries the retrieved ``sources``)."""
-
-    model_config = ConfigDict(extra="allow")
-    detail: Any
-    error: ErrorDetail
 
 
 def _documented(description: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from services.api.errors import status_for
-from services.api.schemas import (
+from services.chat.pipeline import ChatEvent, ChatInput, ChatResult, DoneEvent, FailedEvent, SearchOptions, TokenEvent
+from services.contract.schemas import (
     AnswerabilityOut,
     ChatMessage,
     ChatOptions,
@@ -26,7 +27,6 @@ from services.api.schemas import (
     SearchResponse,
     SentenceOut,
 )
-from services.chat.pipeline import ChatEvent, ChatInput, ChatResult, DoneEvent, FailedEvent, SearchOptions, TokenEvent
 from services.core import spans, tracing
 from services.core.retrieval import SearchResult
 from services.core.store import SearchFilters

@@ -17,6 +17,9 @@ Usage::
     with ManagedProcess.module("api", "services.api.main", env={"RAG_API_PORT": str(port)}, log=path) as api:
         api.wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
         ...  # stopped (group SIGTERM, then SIGKILL after the grace period) on leaving the block
+
+    # or, when the caller keeps it running: started and ready, or stopped and raised
+    api = ManagedProcess.module("api", "services.api.main", log=path).start_ready(url, timeout_s=120)
 """
 
 from __future__ import annotations
@@ -243,6 +246,27 @@ class ManagedProcess:
                     continue  # it died while the last probe waited: say so rather than "not ready"
                 raise NotReadyError(self._failure(f"not ready after {timeout_s:.0f} s ({what})"), self)
             time.sleep(interval_s)
+
+    def start_ready(
+        self,
+        probe: Probe,
+        timeout_s: float,
+        *,
+        interval_s: float = 0.5,
+        request_timeout_s: float = 2.0,
+        grace_s: float = 10.0,
+    ) -> Self:
+        """:meth:`start`, then :meth:`wait_ready`; a process that does not become ready (or a caller that is
+        interrupted meanwhile) is stopped before the error propagates, so no half-started service is left. Its
+        log is kept then, even with ``delete_log``: the error names it."""
+        self.start()
+        try:
+            self.wait_ready(probe, timeout_s, interval_s=interval_s, request_timeout_s=request_timeout_s)
+        except BaseException:
+            self.delete_log = False
+            self.stop(grace_s)
+            raise
+        return self
 
     def _failure(self, what: str) -> str:
         where = f"; log {self.log}" if self.log is not None else ""

@@ -45,11 +45,6 @@ def start_api(data_dir: Path, env: dict[str, str], *, timeout_s: float = 120.0) 
         **env,
     }
     log = data_dir / "api.log"
-    proc = ManagedProcess.module("API", "services.api.main", env=full_env, cwd=REPO_ROOT, log=log).start()
-    api = ApiProcess(proc, f"http://127.0.0.1:{port}", log)
-    try:
-        proc.wait_ready(f"{api.base}/healthz", timeout_s, interval_s=0.3)
-    except BaseException:
-        api.stop()
-        raise
-    return api
+    base = f"http://127.0.0.1:{port}"
+    proc = ManagedProcess.module("API", "services.api.main", env=full_env, cwd=REPO_ROOT, log=log)
+    return ApiProcess(proc.start_ready(f"{base}/healthz", timeout_s, interval_s=0.3, grace_s=20), base, log)

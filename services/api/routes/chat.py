@@ -9,9 +9,9 @@ from fastapi.responses import StreamingResponse
 
 from services.api import rag
 from services.api.deps import ComponentsDep
-from services.api.schemas import ChatRequest, ChatResponse, Citation
 from services.api.sse import SSE_HEADERS, event
 from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEvent
+from services.contract.schemas import ChatRequest, ChatResponse, Citation, StreamError
 
 router = APIRouter(tags=["chat"])
 
@@ -37,7 +37,7 @@ async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
             case DoneEvent(result=result):
                 yield event("done", rag.chat_response(result).model_dump(mode="json"))
             case FailedEvent(error=error, partial_answer=partial):
-                yield event("error", {"message": error.message, "partial_answer": partial})
+                yield event("error", StreamError(message=error.message, partial_answer=partial).model_dump())
 
 
 @router.post(

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.jobs import IngestJob, JobStatus, ended
 from services.api.components import Components
 from services.api.deps import ComponentsDep
-from services.api.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
+from services.contract.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
 from services.core.store import StoreUnavailableError
 from services.core.types import DocumentRecord
 

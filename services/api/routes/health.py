@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import ComponentsDep
+from services.contract.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -21,6 +22,10 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: models loaded, Qdrant reachable, LLM reachable",
     description="503 when retrieval cannot work. An unreachable LLM alone gives 200 with status `degraded` "
     "(search still works), unless `strict=true`.",
+    responses={
+        200: {"model": Readiness, "description": "retrieval works (`degraded`: the LLM is down)"},
+        503: {"model": Readiness, "description": "retrieval cannot work (or the LLM is down and `strict=true`)"},
+    },
 )
 async def readyz(components: ComponentsDep, strict: bool = Query(False)) -> JSONResponse:
     checks: dict[str, Any] = {
@@ -32,7 +37,6 @@ async def readyz(components: ComponentsDep, strict: bool = Query(False)) -> JSON
     core_ok = bool(checks["embedder"] and checks["qdrant"])
     ok = core_ok and (checks["llm"] or not strict)
     status = "ready" if core_ok and checks["llm"] else ("degraded" if core_ok else "unavailable")
-    body: dict[str, Any] = {"status": status, "checks": checks}
     reasons = [
         text
         for failed, text in (
@@ -42,7 +46,6 @@ async def readyz(components: ComponentsDep, strict: bool = Query(False)) -> JSON
         )
         if failed
     ]
-    if reasons:
-        body["reason"] = "; ".join(reasons)
+    body = Readiness(status=status, checks=checks, reason="; ".join(reasons) or None)
     headers = None if ok else {"Retry-After": "5"}
-    return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ok else 503, headers=headers)

@@ -19,9 +19,9 @@ from fastapi.responses import StreamingResponse
 
 from services.api import rag
 from services.api.deps import ComponentsDep
-from services.api.schemas import ChatOptions, OpenAIChatRequest
 from services.api.sse import SSE_HEADERS, event
 from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEvent
+from services.contract.schemas import ChatOptions, OpenAIChatRequest
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from services.api import rag
 from services.api.deps import ComponentsDep
-from services.api.schemas import SearchRequest, SearchResponse
+from services.contract.schemas import SearchRequest, SearchResponse
 
 router = APIRouter(tags=["retrieval"])
 

@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from llm_server import start_llm_server, stop
 
-from eval.client import ApiClient, ChatOptions
 from eval.evalset import EvalSet, fitz_gov_rag_cases, fitz_gov_set
 from eval.run import evaluate
 from services.api.app import create_app
 from services.api.components import build_components
-from services.api.schemas import ChatRequest
+from services.contract.client import ApiClient
+from services.contract.schemas import ChatOptions, ChatRequest
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 from services.core.store import QdrantStore
@@ -75,8 +75,9 @@ def test_eval_run_against_the_real_api(api: TestClient, tmp_path: Path) -> None:
     assert api.post("/documents", files=files).status_code == 200
 
     report, run_dir = evaluate(
-        ApiClient(api), evalset, Settings(_env_file=None), reports_dir=tmp_path, threshold=0.05, api_url="testclient"
-    )
+        ApiClient(http=api), evalset, Settings(_env_file=None), reports_dir=tmp_path, threshold=0.05,
+        api_url="testclient",
+    )  # fmt: skip
 
     assert report["complete"], report["per_query"] + report["per_case"]
     m = report["metrics"]
@@ -94,6 +95,7 @@ def test_eval_run_against_the_real_api(api: TestClient, tmp_path: Path) -> None:
     assert report["gate"]["previous_run"] is None  # the first run is the baseline
     for name in ("sentence_supported", "citation_coverage", "citation_precision"):
         assert 0 <= m.get(name, 0) <= 1
+    assert isinstance(answer["sentences"], list)  # empty when the server did not verify the answer
     if report["rag"]["grounding_reported"] and not answer["declined"]:
         assert answer["sentences"] and "sentence_supported" in answer["scores"]
     if abstain["declined"]:
@@ -102,7 +104,7 @@ def test_eval_run_against_the_real_api(api: TestClient, tmp_path: Path) -> None:
     if "answerability_gate" not in ChatRequest.model_fields:
         return  # an API without the per-request override: the gate-off run would be rejected (422)
     off, _ = evaluate(
-        ApiClient(api), evalset, Settings(_env_file=None), reports_dir=tmp_path, threshold=0.05,
+        ApiClient(http=api), evalset, Settings(_env_file=None), reports_dir=tmp_path, threshold=0.05,
         chat_options=ChatOptions(answerability_gate=False),
     )  # fmt: skip
     assert off["complete"] and off["dataset"]["gate"] == "off"

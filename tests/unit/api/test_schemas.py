@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fake_chat import BREAD, ROUTER
 
-from services.api.schemas import Citation
+from services.contract.schemas import Citation
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 from fake_chat import BREAD, ROUTER
 
 from bench.query_bench import messages_from_sources, unshared
-from services.api.schemas import Citation
+from services.contract.schemas import Citation
 from services.core.prompt import build_messages
 
 pytestmark = pytest.mark.unit

@@ -152,6 +152,20 @@ def test_a_child_that_never_gets_ready_times_out_naming_its_log(tmp_path: Path) 
     assert str(log) in message
 
 
+def test_start_ready_returns_a_ready_process_or_stops_it_keeping_its_log(tmp_path: Path) -> None:
+    port = free_port()
+    served = python("served", HTTP_CHILD, str(port), log=tmp_path / "served.log", delete_log=True)
+    assert served.start_ready(f"http://127.0.0.1:{port}/ready", timeout_s=30, interval_s=0.05) is served
+    assert served.running()
+    served.stop()
+    log = tmp_path / "slow.log"
+    slow = python("slow", "print('warming up', flush=True); import time; time.sleep(600)", log=log, delete_log=True)
+    with pytest.raises(NotReadyError, match="slow not ready"):
+        slow.start_ready(lambda: False, timeout_s=0.3, interval_s=0.05, grace_s=1)
+    assert slow.poll() is not None  # stopped, not left half-started
+    assert "warming up" in log.read_text()  # the error names the log, so it is kept
+
+
 def test_piped_output_reaches_the_callback_line_by_line_and_names_the_last_lines_on_death() -> None:
     lines: list[str] = []
     code = "import sys; print('one'); print('two'); print('three', file=sys.stderr); sys.exit(1)"

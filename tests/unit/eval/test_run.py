@@ -13,10 +13,11 @@ from fake_rag_api import FakeRagApi
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from eval.client import ApiClient, ChatOptions
 from eval.evalset import EvalItem, EvalSet
 from eval.report import REPORT_FILES, REQUIRED_KEYS, SCHEMA_VERSION, side_by_side
 from eval.run import EXIT_OK, EXIT_REGRESSION, evaluate, exit_code, parse_args, sample_set
+from services.contract.client import ApiClient
+from services.contract.schemas import ChatOptions
 from services.core import tracing
 from services.core.settings import EvalSettings
 
@@ -59,7 +60,7 @@ def fake(rankings: dict[str, list[str]], declines_abstain: bool = True) -> FakeR
 
 def run(api: FakeRagApi, reports: Path, evalset: EvalSet = EVALSET, options: ChatOptions | None = None) -> dict:
     report, _ = evaluate(
-        ApiClient(api.client()), evalset, EvalSettings(_env_file=None), reports_dir=reports, threshold=0.05,
+        ApiClient(http=api.client()), evalset, EvalSettings(_env_file=None), reports_dir=reports, threshold=0.05,
         chat_options=options,
     )  # fmt: skip
     return report
@@ -94,8 +95,9 @@ def test_metrics_match_hand_computed_values(tmp_path: Path) -> None:
     assert 0 < m["rouge_l"] < 1 and 0 < m["string_similarity"] < 1 and "faithfulness" not in m
     assert m["search_latency_ms_p50"] > 0 and m["chat_latency_ms_p99"] >= m["chat_latency_ms_p50"]
     assert report["complete"] and exit_code(report) == EXIT_OK
-    # a server without the grounding fields: no grounding metrics, no error
+    # answers the server did not verify (no sentences): no grounding metrics, no error
     assert not {"sentence_supported", "citation_coverage", "citation_precision"} & set(m)
+    assert not report["rag"]["grounding_reported"]
     assert report["rag"]["decline_reasons"] == {"unspecified": 1}
 
 
@@ -108,7 +110,7 @@ def test_every_quality_metric_has_an_interval_and_its_per_item_values(tmp_path: 
     assert all(v["mean"] == pytest.approx(report["metrics"][k], abs=1e-4) for k, v in ci.items())
     answer, abstain = report["per_case"]
     assert answer["scores"]["answer_rate"] == 1.0 and abstain["scores"] == {"abstention_accuracy": 1.0}
-    assert answer["sentences"] is None and {"rouge_l", "bleu", "non_llm_context_recall"} <= set(answer["scores"])
+    assert answer["sentences"] == [] and {"rouge_l", "bleu", "non_llm_context_recall"} <= set(answer["scores"])
     assert report["per_query"][1]["mrr@10"] == 0.5
 
 
@@ -129,7 +131,7 @@ def test_grounding_fields_give_sentence_citation_and_decline_metrics(tmp_path: P
     # 2 of 3 sentences supported; 2 of 3 carry a citation; of the 2 citations, 1 is on a supported sentence
     assert m["sentence_supported"] == pytest.approx(2 / 3, abs=1e-4)
     assert m["citation_coverage"] == pytest.approx(2 / 3, abs=1e-4) and m["citation_precision"] == 0.5
-    assert report["rag"]["decline_reasons"] == {"no_relevant_sources": 1}
+    assert report["rag"]["grounding_reported"] and report["rag"]["decline_reasons"] == {"no_relevant_sources": 1}
     assert report["rag"]["decline_reasons_by_expect"] == {"answer": {}, "abstain": {"no_relevant_sources": 1}}
     answer, abstain = report["per_case"]
     assert answer["scores"]["citation_precision"] == 0.5 and answer["sentences"][1]["supported"] is False
@@ -150,6 +152,7 @@ def test_report_files_schema_latest_copy_and_history(tmp_path: Path) -> None:
     assert all(key in saved for key in REQUIRED_KEYS) and saved["schema_version"] == SCHEMA_VERSION
     assert saved["dataset"] == {"name": "tiny", "key": EVALSET.key, "retrieval_queries": 2, "rag_cases": 2}
     assert saved["compare_key"] == EVALSET.key and saved["chat_options"] == {}
+    assert saved["api_info"] == {"status": "ready", "checks": {"reranker": "fake", "llm": True}}  # what was measured
     assert [q["id"] for q in saved["per_query"]] == ["r1", "r2"] and saved["per_case"][1]["declined"] is True
     md = (run_dir / "report.md").read_text()
     assert "| mrr@10 | 0.750 [0.500, 1.000] (n=2) |" in md and "baseline" in md

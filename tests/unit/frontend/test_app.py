@@ -9,8 +9,9 @@ from typing import Any
 import gradio as gr
 import pytest
 
-from frontend.api_client import ApiClient, Document
 from frontend.app import build_app, document_updates
+from services.contract.client import AsyncApiClient
+from services.contract.schemas import DocumentOut
 from services.core.settings import FrontendSettings
 
 pytestmark = pytest.mark.unit
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(scope="module")
 def demo() -> gr.Blocks:
-    return build_app(FrontendSettings(), ApiClient("http://127.0.0.1:9"))
+    return build_app(FrontendSettings(), AsyncApiClient("http://127.0.0.1:9"))
 
 
 def by_id(demo: gr.Blocks) -> dict[int, dict[str, Any]]:
@@ -74,6 +75,11 @@ def test_every_elem_id_the_browser_tests_use_is_there_in_layout_order(demo: gr.B
     ]
 
 
+def test_the_delete_picker_is_labelled_for_a_person(demo: gr.Blocks) -> None:
+    (picker,) = [c for c in demo.get_config_file()["components"] if c["props"].get("elem_id") == "delete-pick"]
+    assert picker["props"]["label"] == "Document to delete"
+
+
 def test_load_and_document_actions_refresh_the_chat_tabs_source_filter(demo: gr.Blocks) -> None:
     components = by_id(demo)
     for dep in demo.get_config_file()["dependencies"]:
@@ -92,7 +98,10 @@ def test_stop_new_chat_and_clear_cancel_both_respond_triggers(demo: gr.Blocks) -
 
 
 def test_a_fresh_document_list_keeps_only_filter_entries_that_still_exist() -> None:
-    docs = [Document(doc_id="d1", source="upload://a.md", title="A")]
+    docs = [
+        DocumentOut(doc_id="d1", source="upload://a.md", title="A", media_type="text/markdown", chunk_count=1,
+                    status="complete", ingested_at="2026-11-22T06:00:00", size_bytes=10)
+    ]  # fmt: skip
     _, source_filter, picker = document_updates(docs, ["upload://a.md", "upload://gone.md"])
     assert source_filter["value"] == ["upload://a.md"]
     assert picker["value"] is None

@@ -12,8 +12,19 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from frontend.api_client import ApiClient, ChatOptions
 from frontend.chat import ChatState, run_turn
+from services.contract.client import AsyncApiClient
+from services.contract.schemas import (
+    ChatOptions,
+    ChatResponse,
+    Citation,
+    DocumentOut,
+    ErrorBody,
+    ErrorDetail,
+    Filters,
+    SentenceOut,
+    StreamError,
+)
 from services.core import tracing
 from services.core.settings import FrontendSettings
 
@@ -21,18 +32,14 @@ pytestmark = pytest.mark.unit
 
 
 def source(n: int, name: str) -> dict[str, Any]:
-    return {
-        "n": n,
-        "chunk_id": f"c{n}",
-        "doc_id": f"d{n}",
-        "source": f"upload://{name}",
-        "title": name,
-        "section": None,
-        "page": None,
-        "text": f"text of {name}",
-        "rerank_score": 0.5,
-        "retrieval_score": 0.4,
-    }
+    """One numbered source as the API sends it (the contract's Citation)."""
+    citation = Citation(n=n, chunk_id=f"c{n}", doc_id=f"d{n}", source=f"upload://{name}", title=name, section=None,
+                        page=None, text=f"text of {name}", rerank_score=0.5, retrieval_score=0.4)  # fmt: skip
+    return citation.model_dump(mode="json")
+
+
+def sentence(text: str, citations: list[int], supported: bool, score: float) -> dict[str, Any]:
+    return SentenceOut(text=text, citations=citations, supported=supported, score=score).model_dump(mode="json")
 
 
 SOURCES = [source(1, "router.md"), source(2, "bread.md")]
@@ -43,19 +50,22 @@ def sse(*events: tuple[str, Any]) -> bytes:
 
 
 def answer_stream(answer: str, sources: list[dict[str, Any]] = SOURCES, verified: dict | None = None) -> bytes:
-    """The SSE body of one streamed answer; ``verified`` sets the done event's verifier fields (and answer)."""
+    """The SSE body of one streamed answer; ``verified`` sets the final ChatResponse's verifier fields (and answer)."""
     words = [w + " " for w in answer.split(" ")]
     words[-1] = words[-1].rstrip()
-    done = {
-        "answer": answer,
-        "sources": sources,
-        "citations": [],
-        "declined": False,
-        "model": "fake-model",
-        "usage": {"completion_tokens": len(words)},
-        "timings_ms": {"first_token": 100.0, "total": 900.0},
-    } | (verified or {})
-    return sse(("sources", sources), *[("token", {"text": w}) for w in words], ("done", done))
+    done = ChatResponse.model_validate(
+        {
+            "answer": answer,
+            "sources": sources,
+            "citations": [],
+            "declined": False,
+            "model": "fake-model",
+            "usage": {"completion_tokens": len(words)},
+            "timings_ms": {"first_token": 100.0, "total": 900.0},
+        }
+        | (verified or {})
+    )
+    return sse(("sources", sources), *[("token", {"text": w}) for w in words], ("done", done.model_dump(mode="json")))
 
 
 class FakeApi:
@@ -71,8 +81,8 @@ class FakeApi:
             return httpx.Response(200, json=self.documents)
         return self.chat(request)
 
-    def client(self) -> ApiClient:
-        return ApiClient("http://api.test", transport=httpx.MockTransport(self))
+    def client(self) -> AsyncApiClient:
+        return AsyncApiClient("http://api.test", transport=httpx.MockTransport(self))
 
     def chat_bodies(self) -> list[dict[str, Any]]:
         return [json.loads(r.content) for r in self.requests if r.url.path == "/chat"]
@@ -107,10 +117,7 @@ def test_a_turn_streams_links_citations_and_fills_the_sources_panel() -> None:
 def test_the_done_event_replaces_the_draft_with_the_verified_answer() -> None:
     """Streamed "[2]" was wrong: the verifier moved it to [1] and flagged the unsupported sentence."""
     verified = "Unplug the router [1]. Then dance."
-    sentences = [
-        {"text": "Unplug the router [1].", "citations": [1], "supported": True, "score": 0.9},
-        {"text": "Then dance.", "citations": [], "supported": False, "score": 0.05},
-    ]
+    sentences = [sentence("Unplug the router [1].", [1], True, 0.9), sentence("Then dance.", [], False, 0.05)]
     body = answer_stream(
         "Unplug the router [2]. Then dance.",
         verified={"answer": verified, "sentences": sentences, "decline_reason": None},
@@ -139,7 +146,8 @@ def test_the_done_event_replaces_the_draft_with_the_verified_answer() -> None:
 )
 def test_a_declined_answer_says_why_and_cites_nothing(reason: str, shown: str) -> None:
     body = answer_stream(
-        "I don't know based on the provided documents.", verified={"decline_reason": reason, "sentences": []}
+        "I don't know based on the provided documents.",
+        verified={"declined": True, "decline_reason": reason, "sentences": []},
     )
     api = FakeApi(lambda r: httpx.Response(200, content=body))
     state = ChatState()
@@ -151,8 +159,9 @@ def test_a_declined_answer_says_why_and_cites_nothing(reason: str, shown: str) -
 
 def test_a_model_that_declined_shows_its_own_words() -> None:
     answer = "I don't know based on the provided documents."
-    sentences = [{"text": answer, "citations": [], "supported": True, "score": 1.0}]
-    body = answer_stream(answer, verified={"decline_reason": "model_declined", "sentences": sentences})
+    sentences = [sentence(answer, [], True, 1.0)]
+    verified = {"declined": True, "decline_reason": "model_declined", "sentences": sentences}
+    body = answer_stream(answer, verified=verified)
     state = ChatState()
     turn(FakeApi(lambda r: httpx.Response(200, content=body)), state, "who is the manager?")
     assert state.display[-1]["content"] == answer
@@ -163,7 +172,8 @@ def test_history_sends_earlier_turns_raw_and_the_session_id_stays() -> None:
     api = FakeApi(lambda r: httpx.Response(200, content=next(answers)))
     state = ChatState()
     turn(api, state, "how do I restart the router?")
-    turn(api, state, "for how long?", ChatOptions(mode="dense", rerank=False, top_k=2, sources=["upload://router.md"]))
+    only = Filters(source=["upload://router.md"])
+    turn(api, state, "for how long?", ChatOptions(mode="dense", rerank=False, top_k=2, filters=only))
 
     second = api.chat_bodies()[1]
     assert second["messages"] == [
@@ -184,7 +194,8 @@ def test_new_conversations_get_new_session_ids() -> None:
 
 
 def test_llm_down_shows_the_sources_and_keeps_the_failed_turn_out_of_history() -> None:
-    body = {"detail": "LLM unreachable", "error": {"message": "LLM unreachable"}, "sources": SOURCES}
+    error = ErrorDetail(message="LLM unreachable", type="service_unavailable", code=503)
+    body = ErrorBody(detail="LLM unreachable", error=error, sources=SOURCES).model_dump(mode="json")
     api = FakeApi(lambda r: httpx.Response(503, json=body))
     state = ChatState()
     turn(api, state, "how do I restart the router?")
@@ -213,8 +224,12 @@ def test_no_sources_on_an_empty_index_tells_how_to_add_documents() -> None:
 
 
 def test_no_sources_with_documents_present_points_at_the_filter() -> None:
-    doc = {"doc_id": "d1", "source": "upload://a.md", "title": "A"}
-    api = FakeApi(lambda r: httpx.Response(200, content=answer_stream("I don't know.", sources=[])), documents=[doc])
+    doc = DocumentOut(doc_id="d1", source="upload://a.md", title="A", media_type="text/markdown", chunk_count=1,
+                      status="complete", ingested_at="2026-11-22T06:00:00", size_bytes=10)  # fmt: skip
+    documents = [doc.model_dump(mode="json")]
+    api = FakeApi(
+        lambda r: httpx.Response(200, content=answer_stream("I don't know.", sources=[])), documents=documents
+    )
     state = ChatState()
     turn(api, state, "anything?")
     assert "source filter" in state.display[-1]["content"]
@@ -224,7 +239,7 @@ def test_a_stream_that_breaks_keeps_the_partial_answer() -> None:
     body = sse(
         ("sources", SOURCES),
         ("token", {"text": "Unplug "}),
-        ("error", {"message": "LLM died", "partial_answer": "Unplug "}),
+        ("error", StreamError(message="LLM died", partial_answer="Unplug ").model_dump(mode="json")),
     )
     api = FakeApi(lambda r: httpx.Response(200, content=body))
     state = ChatState()

@@ -7,14 +7,38 @@ import re
 import pytest
 
 from frontend import render
-from frontend.api_client import AnswerSentence, Document, Readiness, Source, UploadOutcome, UploadResult
+from services.contract.schemas import Citation, DocumentOut, IngestOutcome, IngestResponse, Readiness, SentenceOut
 
 pytestmark = pytest.mark.unit
 
 
-def src(n: int, **kw: object) -> Source:
-    base = {"source": f"upload://doc{n}.md", "title": f"Doc {n}", "text": f"text of chunk {n}"}
-    return Source(n=n, **(base | kw))  # type: ignore[arg-type]
+def src(n: int, **kw: object) -> Citation:
+    base: dict[str, object] = {
+        "n": n,
+        "chunk_id": f"c{n}",
+        "doc_id": f"d{n}",
+        "source": f"upload://doc{n}.md",
+        "title": f"Doc {n}",
+        "section": None,
+        "page": None,
+        "text": f"text of chunk {n}",
+        "retrieval_score": 0.5,
+    }
+    return Citation.model_validate(base | kw)
+
+
+def sentence(text: str, citations: list[int], supported: bool, score: float) -> SentenceOut:
+    return SentenceOut(text=text, citations=citations, supported=supported, score=score)
+
+
+def ready(status: str = "ready", **checks: object) -> Readiness:
+    return Readiness.model_validate({"status": status, "checks": checks})
+
+
+def doc(doc_id: str, source: str, title: str, **kw: object) -> DocumentOut:
+    base: dict[str, object] = {"doc_id": doc_id, "source": source, "title": title, "media_type": "text/markdown",
+                               "chunk_count": 1, "status": "complete", "ingested_at": "", "size_bytes": 10}  # fmt: skip
+    return DocumentOut.model_validate(base | kw)
 
 
 def test_known_citations_become_links_to_their_cards_and_unknown_ones_stay_text() -> None:
@@ -33,10 +57,10 @@ def test_grouped_citations_become_one_link_per_known_source() -> None:
 def test_verified_answer_links_supported_sentences_and_flags_the_others_keeping_the_layout() -> None:
     answer = "Steps:\n- Unplug it [1].\n- Sing to it.\n\nWait [2]."
     sentences = [
-        AnswerSentence("Steps:", (1,), True, 0.9),
-        AnswerSentence("Unplug it [1].", (1,), True, 0.9),
-        AnswerSentence("Sing to it.", (), False, 0.1),
-        AnswerSentence("Wait [2].", (2,), True, 0.8),
+        sentence("Steps:", [1], True, 0.9),
+        sentence("Unplug it [1].", [1], True, 0.9),
+        sentence("Sing to it.", [], False, 0.1),
+        sentence("Wait [2].", [2], True, 0.8),
     ]
     out = render.verified_answer(answer, sentences, [1, 2], turn=4)
     assert out == (
@@ -57,7 +81,7 @@ def test_verified_answer_without_sentences_is_the_linked_answer() -> None:
 
 
 def test_verified_answer_whose_sentences_are_not_in_the_answer_shows_them_in_order() -> None:
-    sentences = [AnswerSentence("Unplug it [1].", (1,), True, 0.9), AnswerSentence("Sing.", (), False, 0.0)]
+    sentences = [sentence("Unplug it [1].", [1], True, 0.9), sentence("Sing.", [], False, 0.0)]
     out = render.verified_answer("something else", sentences, [1], turn=1)
     assert out.startswith('Unplug it [\\[1\\]](#src-1-1). <span class="unsupported"')
 
@@ -88,9 +112,16 @@ def test_source_card_shows_what_the_model_read_before_the_whole_passage() -> Non
 
 
 def test_missing_scores_and_page_are_shown_as_absent_not_zero() -> None:
-    card = render.source_card(src(1), turn=1, cited=False)
-    assert "rerank –" in card and "retrieval –" in card
+    card = render.source_card(src(1), turn=1, cited=False)  # no reranker ran: no rerank score
+    assert "rerank –" in card and "retrieval 0.500" in card
     assert "page" not in card and "cited" not in card
+    zero = render.source_card(src(1, retrieval_score=0.0, rerank_score=0.0), turn=1, cited=False)
+    assert "retrieval 0.000" in zero and "rerank 0.000" in zero
+
+
+def test_a_source_without_a_title_is_named_by_its_source() -> None:
+    card = render.source_card(src(3, title=""), turn=1, cited=False)
+    assert '<span class="src-title">upload://doc3.md</span>' in card
 
 
 def test_document_text_is_escaped_so_a_document_cannot_inject_markup() -> None:
@@ -120,11 +151,11 @@ def test_empty_panel_and_a_turn_without_sources_say_so() -> None:
     ("readiness", "documents", "kind", "text"),
     [
         (None, None, "error", "is not reachable"),
-        (Readiness("unavailable", {"qdrant": False, "embedder": True}), None, "error", "qdrant unavailable"),
-        (Readiness("ready"), 0, "info", "ingest add &lt;folder&gt;"),
-        (Readiness("degraded", {"llm": False}), 3, "warning", "sources found for a question are still shown"),
-        (Readiness("ready"), 1, "ok", "1 document indexed"),
-        (Readiness("ready"), 12, "ok", "12 documents indexed"),
+        (ready("unavailable", qdrant=False, embedder=True), None, "error", "qdrant unavailable"),
+        (ready(), 0, "info", "ingest add &lt;folder&gt;"),
+        (ready("degraded", llm=False), 3, "warning", "sources found for a question are still shown"),
+        (ready(), 1, "ok", "1 document indexed"),
+        (ready(), 12, "ok", "12 documents indexed"),
     ],
 )
 def test_readiness_banner_names_each_state(readiness: Readiness | None, documents: int | None, kind: str, text: str):
@@ -133,7 +164,7 @@ def test_readiness_banner_names_each_state(readiness: Readiness | None, document
 
 
 def test_empty_index_banner_names_the_upload_tab_and_the_cli() -> None:
-    html = render.readiness_banner(Readiness("ready"), "http://api", 0)
+    html = render.readiness_banner(ready(), "http://api", 0)
     assert "<b>Documents</b>" in html and "<code>ingest add &lt;folder&gt;</code>" in html
 
 
@@ -143,11 +174,11 @@ def test_llm_down_message_points_at_the_sources() -> None:
 
 
 def test_upload_report_has_one_row_per_file_with_status_and_reason() -> None:
-    result = UploadResult(
-        [
-            UploadOutcome("a.md", "added", chunks=2),
-            UploadOutcome("b.pdf", "skipped", reason="encrypted PDF"),
-            UploadOutcome("c.txt", "failed", reason="<boom>"),
+    result = IngestResponse(
+        files=[
+            IngestOutcome(filename="a.md", source="upload://a.md", status="added", chunks=2),
+            IngestOutcome(filename="b.pdf", source="upload://b.pdf", status="skipped", reason="encrypted PDF"),
+            IngestOutcome(filename="c.txt", source="upload://c.txt", status="failed", reason="<boom>"),
         ],
         seconds=1.3,
     )
@@ -157,16 +188,31 @@ def test_upload_report_has_one_row_per_file_with_status_and_reason() -> None:
     assert "encrypted PDF" in html and "&lt;boom&gt;" in html
 
 
+def test_added_updated_and_unchanged_files_count_as_ingested() -> None:
+    statuses = ["added", "updated", "unchanged", "skipped", "failed", "queued"]
+    files = [IngestOutcome.model_validate({"filename": f"{s}.md", "source": f"upload://{s}.md", "status": s})
+             for s in statuses]  # fmt: skip
+    html = render.upload_report(IngestResponse(files=files, seconds=0.5))
+    assert "3 of 6 files ingested in 0.5 s" in html
+    assert [s for s in statuses if s in render.INGESTED] == ["added", "updated", "unchanged"]
+
+
 def test_documents_table_choices_and_empty_state() -> None:
     docs = [
-        Document("d2", "upload://b.md", "B", chunk_count=3, status="complete", ingested_at="2026-11-22T06:00:00.123"),
-        Document("d1", "upload://a.md", "A", chunk_count=1, status="pending"),
+        doc("d2", "upload://b.md", "B", chunk_count=3, status="complete", ingested_at="2026-11-22T06:00:00.123"),
+        doc("d1", "upload://a.md", "A", chunk_count=1, status="pending"),
     ]
     html = render.documents_table(docs)
     assert "2 documents" in html and html.count("<tr data-doc-id=") == 2 and "2026-11-22T06:00:00<" in html
     assert render.document_choices(docs) == [("B — upload://b.md", "d2"), ("A — upload://a.md", "d1")]
     assert render.source_choices(docs) == ["upload://a.md", "upload://b.md"]
     assert "No documents are indexed yet" in render.documents_table([])
+
+
+def test_a_document_without_a_title_is_named_by_its_source() -> None:
+    untitled = [doc("d3", "upload://notes.txt", "")]
+    assert "<td>upload://notes.txt</td><td>upload://notes.txt</td>" in render.documents_table(untitled)
+    assert render.document_choices(untitled) == [("upload://notes.txt — upload://notes.txt", "d3")]
 
 
 def test_answer_stats_and_turn_info() -> None:

@@ -1,4 +1,8 @@
-"""Request and response models: the API's contract, and what its OpenAPI document shows."""
+"""Request and response models: the API's contract, and what its OpenAPI document shows.
+
+The API serves these, and the one client (``services.contract.client``) parses with them, so a field added
+here reaches the chat UI and the evaluation without a hand-kept copy.
+"""
 
 from __future__ import annotations
 
@@ -109,6 +113,11 @@ class ChatOptions(RetrievalOptions):
     verify: bool | None = Field(
         None, description="check each answer sentence against the sources; default RAG_VERIFY_ANSWERS"
     )
+
+    def chosen(self) -> dict[str, Any]:
+        """The options a caller set, as JSON; ``None`` counts as unset (the server's setting applies), so an
+        older server that rejects unknown fields only sees the ones a caller really chose."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
 
 
 class ChatRequest(ChatOptions):
@@ -232,8 +241,9 @@ class DocumentOut(BaseModel):
 
 
 class IngestOutcome(BaseModel):
-    """One uploaded file. ``queued``/``processing``: its job had not ended when the response was sent (see
-    ``wait_s``); poll ``GET /documents/{doc_id}`` for the outcome."""
+    """One uploaded file (``added``, ``updated`` and ``unchanged`` mean it is searchable). ``queued`` or
+    ``processing``: its job had not ended when the response was sent (see ``wait_s``); poll
+    ``GET /documents/{doc_id}`` for the outcome."""
 
     filename: str
     source: str
@@ -263,3 +273,35 @@ class DocumentStatus(BaseModel):
 class IngestResponse(BaseModel):
     files: list[IngestOutcome]
     seconds: float
+
+
+# --- errors and readiness ---------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class ErrorBody(BaseModel):
+    """What every non-2xx answer looks like (a chat 503 also carries the retrieved ``sources``)."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: Any
+    error: ErrorDetail
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: 200 when retrieval works (``degraded``: the LLM is down), 503 ``unavailable``."""
+
+    status: Literal["ready", "degraded", "unavailable"]
+    checks: dict[str, Any] = Field(description="embedder loaded, reranker name, qdrant and llm reachable")
+    reason: str | None = Field(None, description="what is down, for a person")
+
+
+class StreamError(BaseModel):
+    """The ``error`` event of a streamed chat: the answer broke off; ``partial_answer`` is what was sent."""
+
+    message: str
+    partial_answer: str = ""
