@@ -114,7 +114,9 @@ def build_llm(settings: LlmSettings) -> OpenAICompatibleLLM:
 
 
 def build_store(settings: StoreSettings) -> VectorStore:
-    """A Qdrant server when RAG_QDRANT_URL is set; else the embedded engine RAG_QDRANT_EMBEDDED_ENGINE picks."""
+    """A Qdrant server when RAG_QDRANT_URL is set; else the embedded engine RAG_QDRANT_EMBEDDED_ENGINE picks.
+
+    Opened here, so a wrong folder fails at start-up with its reason (a server client connects lazily)."""
     if not settings.qdrant_url and settings.qdrant_embedded_engine == "edge":
         return EdgeStore(
             path=settings.resolved_qdrant_path,
@@ -123,7 +125,7 @@ def build_store(settings: StoreSettings) -> VectorStore:
             index_threshold=settings.qdrant_index_threshold,
             quantization=settings.qdrant_quantization,
             hnsw_ef=settings.qdrant_hnsw_ef,
-        )
+        ).open()
     path = None if settings.qdrant_url else settings.resolved_qdrant_path
     if path and path != ":memory:" and folder_kind(path) == "edge":
         # Local mode would open an Edge folder as a new, empty store: refuse instead of hiding the data.
@@ -142,4 +144,4 @@ def build_store(settings: StoreSettings) -> VectorStore:
         shard_number=settings.qdrant_shard_number,
         replication_factor=settings.qdrant_replication_factor,
         write_consistency_factor=settings.qdrant_write_consistency_factor,
-    )
+    ).open()

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -87,6 +87,7 @@ class VectorStore(Protocol):
         late: np.ndarray | None = None,
     ) -> list[RetrievedChunk]: ...
     def ping(self) -> bool: ...
+    def open(self) -> Self: ...
     def maintain(self, *, force: bool = False, concurrent: bool = False) -> dict[str, object]: ...
     def close(self) -> None: ...
 
@@ -107,15 +108,19 @@ class QdrantStore:
         replication_factor: int | None = None,
         write_consistency_factor: int | None = None,
     ) -> None:
+        # Nothing is opened here (a pure constructor): the client is made by open(), which the wiring
+        # (services.core.factory.build_store) calls, or on first use. Local mode's folder lock is taken then.
+        self._client_args: dict[str, Any]
         if url:
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+            self._client_args = {"url": url, "api_key": api_key, "timeout": int(max(1, timeout_s))}
             self.mode = "server"
         elif path == ":memory:":
-            self.client = QdrantClient(location=":memory:")
+            self._client_args = {"location": ":memory:"}
             self.mode = "memory"
         else:
-            self.client = QdrantClient(path=path or ".data/qdrant")
+            self._client_args = {"path": path or ".data/qdrant"}
             self.mode = "local"
+        self._client: QdrantClient | None = None
         self.collection = collection
         self.late_interaction = late_interaction
         # Without it the server searches its graph with ef = ef_construct; local mode is exact and ignores it.
@@ -136,6 +141,24 @@ class QdrantStore:
         self._lock = threading.RLock()
         self._known: set[str] = set()  # collections known to exist
         self._deferred_dimension: int | None = None  # schema still to create once a Qdrant server answers
+
+    def open(self) -> Self:
+        """Make the client (local mode: open the folder and take its lock). Idempotent; first use calls it."""
+        with self._lock:
+            if self._client is None:
+                self._client = QdrantClient(**self._client_args)
+        return self
+
+    @property
+    def client(self) -> QdrantClient:
+        if self._client is None:
+            self.open()
+        assert self._client is not None
+        return self._client
+
+    @client.setter
+    def client(self, client: QdrantClient) -> None:
+        self._client = client
 
     def _call(self, fn: Callable[[], T]) -> T:
         if self._deferred_dimension is not None:
@@ -382,4 +405,5 @@ class QdrantStore:
 
     def close(self) -> None:
         with self._lock:
-            self.client.close()
+            if self._client is not None:
+                self._client.close()

@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import numpy as np
 import qdrant_edge as qe
@@ -147,20 +147,11 @@ class EdgeStore:
         hnsw_ef_construct: int = 100,
         hnsw_ef: int | None = 512,
     ) -> None:
-        self._tmp: str | None = None
-        if path == ":memory:":  # Edge always has a folder: an ephemeral one, removed on close
-            self._tmp = tempfile.mkdtemp(prefix="qdrant-edge-")
-            path = self._tmp
-        self.root = Path(path)
-        kind = folder_kind(self.root)
-        if kind == "local":
-            raise LocalModeFolderError(
-                f"{self.root} holds a qdrant-client local-mode store, which qdrant-edge cannot read. Migrate it "
-                f"once with `{MIGRATE_COMMAND}` (keeps a backup of the old folder), or keep using it with "
-                "RAG_QDRANT_EMBEDDED_ENGINE=local"
-            )
-        if kind == "other":
-            raise ValueError(f"{self.root} is not empty and holds no store: point RAG_QDRANT_PATH at another folder")
+        # A pure constructor: the folder is checked (and a build a killed process left is recovered) by open(),
+        # which the wiring (services.core.factory.build_store) calls, or on first use.
+        self._path = path
+        self._root: Path | None = None
+        self._tmp: str | None = None  # ":memory:": an ephemeral folder, made by open() and removed on close
         self.collection = collection
         self.manifest = f"{collection}_documents"
         self.late_interaction = late_interaction
@@ -180,8 +171,39 @@ class EdgeStore:
         self._child: subprocess.Popen[str] | None = None
         self._shards: dict[str, qe.EdgeShard] = {}
         self._closed = False
-        if kind == "edge":
-            self._recover_interrupted_build()
+
+    def open(self) -> Self:
+        """Check the folder (an Edge store, or empty) and finish or undo an interrupted index swap. Idempotent;
+        first use calls it. Raises LocalModeFolderError for a qdrant-client local-mode folder."""
+        with self._lock:
+            if self._root is not None:
+                return self
+            if self._closed:
+                raise StoreUnavailableError("the store is closed")
+            memory = self._path == ":memory:"
+            root = Path(tempfile.mkdtemp(prefix="qdrant-edge-") if memory else self._path)
+            kind = folder_kind(root)
+            if kind == "local":
+                raise LocalModeFolderError(
+                    f"{root} holds a qdrant-client local-mode store, which qdrant-edge cannot read. Migrate it "
+                    f"once with `{MIGRATE_COMMAND}` (keeps a backup of the old folder), or keep using it with "
+                    "RAG_QDRANT_EMBEDDED_ENGINE=local"
+                )
+            if kind == "other":
+                raise ValueError(f"{root} is not empty and holds no store: point RAG_QDRANT_PATH at another folder")
+            self._tmp = str(root) if memory else None
+            self._root = root
+            if kind == "edge":
+                self._recover_interrupted_build()
+        return self
+
+    @property
+    def root(self) -> Path:
+        """The store's folder (opening the store on first use)."""
+        if self._root is None:
+            self.open()
+        assert self._root is not None
+        return self._root
 
     def _recover_interrupted_build(self) -> None:
         """Finish or undo a swap a killed process left half done, and drop the copy it was building on."""

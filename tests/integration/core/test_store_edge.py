@@ -90,6 +90,24 @@ def test_a_memory_store_is_a_temporary_folder_removed_on_close() -> None:
     assert not folder.exists()
 
 
+def test_constructors_touch_nothing_until_open(tmp_path: Path) -> None:
+    local = QdrantStore(path=str(tmp_path / "local"))
+    fill(local, docs=1, per_doc=2)
+    local.close()
+    # a wrong folder and a missing one: constructing either store reads and writes nothing
+    wrong, missing = EdgeStore(path=str(tmp_path / "local")), QdrantStore(path=str(tmp_path / "new"))
+    memory = EdgeStore(path=":memory:")
+    assert not (tmp_path / "new").exists() and memory._root is None
+    with pytest.raises(LocalModeFolderError):
+        wrong.open()
+    assert missing.open() is missing and (tmp_path / "new").exists()  # local mode's folder, made on open
+    assert memory.open().root.is_dir()  # idempotent from here on
+    assert memory.open().root == memory.root
+    memory.close()
+    missing.close()
+    assert not memory.root.exists()
+
+
 def test_each_engine_refuses_the_others_folder_with_the_way_out(tmp_path: Path) -> None:
     local = QdrantStore(path=str(tmp_path / "local"))
     fill(local, docs=1, per_doc=2)
