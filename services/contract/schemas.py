@@ -64,20 +64,7 @@ class ChunkOut(BaseModel):
 
     @classmethod
     def from_chunk(cls, chunk: RetrievedChunk) -> ChunkOut:
-        return cls(
-            id=chunk.id,
-            doc_id=chunk.doc_id,
-            source=chunk.source,
-            title=chunk.title,
-            section=chunk.section,
-            page=chunk.page,
-            chunk_index=chunk.chunk_index,
-            text=chunk.text,
-            tags=chunk.tags,
-            retrieval_score=chunk.retrieval_score,
-            late_interaction_score=chunk.late_interaction_score,
-            rerank_score=chunk.rerank_score,
-        )
+        return cls.model_validate(chunk, from_attributes=True)  # the same names, field for field
 
 
 class SearchResponse(BaseModel):
