@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -206,7 +206,8 @@ def measure(
     store = EdgeStore(path=folder, quantization=quantization, hnsw_ef=hnsw_ef)
     store.count_chunks()  # loads the shard
     loaded = process.memory_info().rss
-    store.search(dense=queries[0], sparse=None, mode="dense", limit=10)  # warm
+    for q in queries:  # warm: page the vectors and graph in (mmap), so the first breadth is not charged for it
+        store.search(dense=q, sparse=None, mode="dense", limit=10)
     times, hits = [], 0
     for q, want in zip(queries, truth, strict=True):
         t0 = time.perf_counter()
@@ -226,7 +227,15 @@ def measure(
     }
 
 
-def index_stage(points: int, n_queries: int, efs: list[int], data: Data = "random") -> list[dict[str, object]]:
+def index_stage(
+    points: int,
+    n_queries: int,
+    efs: list[int],
+    data: Data = "random",
+    variants: Sequence[str] = VARIANTS,
+    graph: tuple[int, int] = (16, 100),
+) -> list[dict[str, object]]:
+    """Exact vs HNSW vs HNSW+int8 at one size; ``graph``: (m, ef_construct) of the HNSW builds."""
     import multiprocessing
 
     source = PointSource(data, n_queries)
@@ -243,14 +252,16 @@ def index_stage(points: int, n_queries: int, efs: list[int], data: Data = "rando
         store = EdgeStore(path=str(exact), index_threshold=0)
         upsert_s = fill(store, source, points)
         store.close()
-        for variant in VARIANTS:
+        for variant in variants:
             quantization: Quantization = "none"
             folder, build_s = exact, None
             if variant != "exact":
                 folder = work / variant.replace("+", "-")
                 shutil.copytree(exact, folder)
                 quantization = "int8" if variant.endswith("int8") else "none"
-                store = EdgeStore(path=str(folder), quantization=quantization)
+                store = EdgeStore(
+                    path=str(folder), quantization=quantization, hnsw_m=graph[0], hnsw_ef_construct=graph[1]
+                )
                 t0 = time.perf_counter()
                 store.maintain(force=True)
                 build_s = round(time.perf_counter() - t0, 1)
@@ -263,6 +274,8 @@ def index_stage(points: int, n_queries: int, efs: list[int], data: Data = "rando
                     "data": data,
                     "variant": variant,
                     "hnsw_ef": ef,
+                    "hnsw_m": None if variant == "exact" else graph[0],
+                    "ef_construct": None if variant == "exact" else graph[1],
                     "upsert_s": round(upsert_s, 1),
                     "index_build_s": build_s,
                     **measured,
@@ -350,11 +363,16 @@ def main(argv: list[str] | None = None) -> int:
         default="random",
         help="index stage: " + "; ".join(f"{k}: {v}" for k, v in DATA_HELP.items()),
     )
+    parser.add_argument("--graph", type=int, nargs=2, default=[16, 100], metavar=("M", "EF_CONSTRUCT"))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="index stage")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.points:
         write_index_report(
-            args.out, args.queries, index_stage(args.points, args.queries, args.ef, args.data), args.data
+            args.out,
+            args.queries,
+            index_stage(args.points, args.queries, args.ef, args.data, args.variants, tuple(args.graph)),
+            args.data,
         )
         return 0
     rows = compare_engines(args.sizes, args.queries, args.engines)

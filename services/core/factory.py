@@ -124,6 +124,8 @@ def build_store(settings: StoreSettings) -> VectorStore:
             late_interaction=settings.late_interaction,
             index_threshold=settings.qdrant_index_threshold,
             quantization=settings.qdrant_quantization,
+            hnsw_m=settings.qdrant_hnsw_m,
+            hnsw_ef_construct=settings.qdrant_hnsw_ef_construct,
             hnsw_ef=settings.qdrant_hnsw_ef,
         ).open()
     path = None if settings.qdrant_url else settings.resolved_qdrant_path

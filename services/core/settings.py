@@ -167,6 +167,16 @@ class StoreSettings(CommonSettings):
         description="HNSW search breadth (ef) for dense queries once the graph is built (Edge and server); higher "
         "is closer to exact and slower (bench.embedded_store --points; docs/embedded-store.md)",
     )
+    qdrant_hnsw_m: int = Field(
+        16,
+        ge=4,
+        le=128,
+        description="Edge: links per node of the HNSW graph the index build makes; more is higher recall at a "
+        "given ef, a slower build and more memory (docs/embedded-store.md, a million points)",
+    )
+    qdrant_hnsw_ef_construct: int = Field(
+        100, ge=4, le=1000, description="Edge: search breadth while building the HNSW graph; more is a better graph"
+    )
     qdrant_shard_number: int | None = Field(
         None, ge=1, description="server: shards of a new collection (a cluster: a multiple of the node count)"
     )

@@ -188,6 +188,21 @@ def test_the_index_is_built_only_past_the_threshold_and_keeps_the_answers(tmp_pa
         store.close()
 
 
+def test_the_graph_settings_reach_the_index_build(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None, qdrant_path=str(tmp_path / "g"), qdrant_embedded_engine="edge", qdrant_hnsw_m=32,
+        qdrant_hnsw_ef_construct=200, qdrant_index_threshold=1,
+    )  # fmt: skip
+    store = build_store(settings)
+    try:
+        fill(store, docs=1)
+        assert store.maintain(force=True)["indexed"] is True
+        config = json.loads((tmp_path / "g" / "shards" / "chunks" / "edge_config.json").read_text())
+        assert (config["hnsw_config"]["m"], config["hnsw_config"]["ef_construct"]) == (32, 200)
+    finally:
+        store.close()
+
+
 def test_migrate_store_moves_a_local_folder_to_edge_in_place_and_push_store_copies_it_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
