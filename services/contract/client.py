@@ -290,9 +290,13 @@ class ApiClient(_Client):
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self.http.request(method, path, headers=self.headers(), **kwargs)
+            return self.http.request(method, path, headers=self.headers(), **kwargs)
         except httpx.TransportError as exc:
             raise self._down(exc) from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._send(method, path, **kwargs)
+        raise_for_status(response)
         return response
 
     def readiness(self) -> Readiness:
@@ -306,15 +310,12 @@ class ApiClient(_Client):
             return False
 
     def search(self, request: SearchRequest) -> SearchResponse:
-        response = self._send("POST", "/search", json=request.model_dump(mode="json", exclude_unset=True))
-        raise_for_status(response)
-        return parse(SearchResponse, response)
+        body = request.model_dump(mode="json", exclude_unset=True)
+        return parse(SearchResponse, self._request("POST", "/search", json=body))
 
     def chat(self, messages: Sequence[Mapping[str, Any]], options: ChatOptions | None = None) -> ChatResponse:
         """One answer in one body (``stream: false``); ``options``: only what is set is sent."""
-        response = self._send("POST", "/chat", json=chat_request(messages, options, stream=False))
-        raise_for_status(response)
-        return parse(ChatResponse, response)
+        return parse(ChatResponse, self._request("POST", "/chat", json=chat_request(messages, options, stream=False)))
 
 
 # --- asynchronous: the chat UI -----------------------------------------------------------------------

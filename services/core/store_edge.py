@@ -150,8 +150,7 @@ class EdgeStore:
         # A pure constructor: the folder is checked (and a build a killed process left is recovered) by open(),
         # which the wiring (services.core.factory.build_store) calls, or on first use.
         self._path = path
-        self._root: Path | None = None
-        self._tmp: str | None = None  # ":memory:": an ephemeral folder, made by open() and removed on close
+        self._root: Path | None = None  # set by open(); for ":memory:" an ephemeral folder, removed on close
         self.collection = collection
         self.manifest = f"{collection}_documents"
         self.late_interaction = late_interaction
@@ -191,7 +190,6 @@ class EdgeStore:
                 )
             if kind == "other":
                 raise ValueError(f"{root} is not empty and holds no store: point RAG_QDRANT_PATH at another folder")
-            self._tmp = str(root) if memory else None
             self._root = root
             if kind == "edge":
                 self._recover_interrupted_build()
@@ -688,8 +686,8 @@ class EdgeStore:
                 finally:
                     shard.close()
             self._shards.clear()
-            if self._tmp:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+            if self._path == ":memory:" and self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _edge_version() -> str:
