@@ -234,11 +234,31 @@ class Chunker:
                 if cut:
                     units[i : i + 1] = cut
                     continue
+                run = self._split_heading_run(current, units[i])
+                if run:
+                    pieces.append(run[0])
+                    current = run[1]
+                    fresh = len(current)
+                    continue
             pieces.append(current)
             current, fresh = self._tail(current), 0
         if fresh:
             pieces.append(current)
         return pieces
+
+    def _split_heading_run(self, run: list[_Unit], unit: _Unit) -> tuple[list[_Unit], list[_Unit]] | None:
+        """A run of headings (of empty sections) so long that no word of `unit` fits beside it all:
+        its first headings go out with as many first words of `unit` as fit, the rest stay for the
+        next chunk, which holds those words again. A few repeated words beat a chunk that is a table of
+        contents: such a chunk matches every query about its sections and answers none.
+        None when not even the first heading takes a word (then that heading is longer than a chunk)."""
+        for j in range(len(run) - 1, 0, -1):
+            head = self._cut_after(run[:j], unit)
+            if head:
+                return [*run[:j], head[0]], run[j:]
+            if self._count([*run[:j], unit]) <= self.limit:
+                return [*run[:j], unit], run[j:]
+        return None
 
     def _cut_after(self, current: list[_Unit], unit: _Unit) -> list[_Unit]:
         """`unit` cut after as many words as fit beside `current` (which then fits), or [] if none do."""

@@ -12,12 +12,15 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from llm_server import REPO_ROOT
 
 from services.core.processes import ManagedProcess, free_port
+
+_CRASH = re.compile(r'Traceback \(most recent call last\)|HTTP/\d(?:\.\d)?" 500\b')
 
 
 @dataclass
@@ -28,6 +31,14 @@ class ApiProcess:
 
     def log_text(self) -> str:
         return self.proc.log_text()
+
+    def crash_lines(self) -> list[str]:
+        """Log lines that show a crash: a traceback or an access-log line answered 500.
+
+        Matched on the access-log form, not on a bare " 500": a progress bar's "500.12it/s" is not
+        an error (a CI run failed on exactly that).
+        """
+        return [line for line in self.log_text().splitlines() if _CRASH.search(line)]
 
     def stop(self) -> None:
         self.proc.stop(grace_s=20)

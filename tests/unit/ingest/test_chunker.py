@@ -375,6 +375,23 @@ def test_a_heading_whose_first_sentence_does_not_fit_beside_it_takes_its_first_w
     assert {c.section for c in chunks} == {"Doc > A rather long heading title"}
 
 
+def test_a_run_of_empty_sections_too_long_for_one_chunk_shares_the_first_words_of_the_body() -> None:
+    # The case a CI run's property test found: nine headings of empty sections fill a 64-token chunk,
+    # so not one word of the body fits beside them all.
+    titles = ["H0 a_1 a_2", "H3 a_4 aqb_5", "H6", "H7 aabdj_8 dfdqbd_9", "H10", "H11", "H12", "H13"]
+    titles.append("H14 aabjbpbd_15")
+    body = "Dfdqbdqjpb_16 abq_17 qbd_18 jd_19. Bq_20 ddqj_21."
+    blocks = [Block(t, section=t) for t in titles] + [Block(body, section=titles[-1])]
+    assert count_tokens("\n".join(titles)) <= 64 < count_tokens("\n".join([*titles, "Dfdqbdqjpb_16"]))
+    chunks = Chunker(count_tokens, chunk_size=64, chunk_overlap=0).split(make_doc(blocks))
+    assert len(chunks) == 2
+    assert all(c.n_tokens <= 64 for c in chunks)
+    lines = [c.text.split("\n") for c in chunks]
+    assert [line for part in lines for line in part if line in titles] == titles  # each heading once, in order
+    assert all(part[-1].startswith("Dfdqbdqjpb_16") for part in lines)  # both end in the body
+    assert lines[1][-1] == body
+
+
 def test_a_heading_at_the_end_of_a_page_joins_what_precedes_it_and_chunks_never_span_pages() -> None:
     blocks = [
         Block("Page one text.", section="Intro", page=1),
