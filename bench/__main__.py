@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small slice, fewer backends: under 5 minutes")
     parser.add_argument("--only", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    parser.add_argument("--backends", default=None, help="override the backends compared (comma-separated)")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="override the backends compared (comma-separated; torch, the reference, is always added)",
+    )
     parser.add_argument("--data-dir", default=".data", help="where exported models are cached (as RAG_DATA_DIR)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -107,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     profile = dict(PROFILES["quick" if args.quick else "full"])
     if args.backends:
-        profile["backends"] = args.backends.split(",")
+        # torch is the reference every backend's speed and quality is measured against: always in
+        chosen = [b for b in args.backends.split(",") if b and b != "torch"]
+        profile["backends"] = ["torch", *chosen]
     stages = [s for s in args.only.split(",") if s]
     out, data_dir = Path(args.out), Path(args.data_dir)
     work = data_dir / "bench"

@@ -7,6 +7,7 @@ Real Edge stores, real ingest pipeline; a fake embedder (no model) so that only 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,14 +67,27 @@ def wait_for_runs(components: Components, runs: int, timeout: float = 120.0) -> 
     return maintainer.last
 
 
-def test_an_upload_past_the_threshold_builds_the_index_after_the_response(components: Components) -> None:
+def test_an_upload_past_the_threshold_builds_the_index_after_the_response(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert isinstance(components.store, EdgeStore) and components.maintainer is not None
+    # The build is held until the response is in: a response that waited for it would come back only after
+    # the hold times out, with a run counted. (A tiny build can finish before the response is read, so
+    # counting runs without the hold would be a race.)
+    release = threading.Event()
+    build = components.store.maintain
+
+    def held_build(**kwargs: bool) -> dict[str, object]:
+        release.wait(timeout=30)
+        return build(**kwargs)
+
+    monkeypatch.setattr(components.store, "maintain", held_build)
     with TestClient(create_app(components=components)) as client:
         r = client.post("/documents", files=files(DOCS))
         assert r.status_code == 200, r.text
         assert [f["status"] for f in r.json()["files"]] == ["added"] * 3
-        # The response did not wait for the build: it runs in the background (a child process takes seconds).
         assert components.maintainer.runs == 0
+        release.set()
         outcome = wait_for_runs(components, 1)
         assert outcome["indexed"] is True and outcome["concurrent"] is True, outcome
         assert components.store.stats()["index"]["chunks"] == outcome["chunks"] == components.store.count_chunks()  # type: ignore[index]
