@@ -208,13 +208,13 @@ def test_redis_queue_a_dead_workers_job_is_taken_over_after_the_visibility_timeo
     redis_url: str, tmp_path: Path
 ) -> None:
     spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
-    queue = RedisQueue(redis_url, prefix="test:takeover", max_attempts=3, visibility_timeout_s=0.3)
+    queue = RedisQueue(redis_url, prefix="test:takeover", max_attempts=3, visibility_timeout_s=1.0)
     job = submit(queue, spool, "takeover.md")
     dead = queue.reserve("worker-that-dies", 1)
     assert dead is not None and dead.attempt == 1
     assert queue.status(job.doc_id).state == "processing"  # type: ignore[union-attr]
     assert JobRunner(queue, spool, pipeline, consumer="other").run_once(0.1) is None  # still claimed
-    time.sleep(0.4)
+    time.sleep(1.1)
     status = JobRunner(queue, spool, pipeline, consumer="other").run_once(1)
     assert status is not None and status.state == "complete" and status.attempts == 2
     assert queue.depth() == 0
@@ -222,7 +222,8 @@ def test_redis_queue_a_dead_workers_job_is_taken_over_after_the_visibility_timeo
 
 def test_redis_queue_a_heartbeat_keeps_a_long_job_from_being_taken_over(redis_url: str, tmp_path: Path) -> None:
     spool = UploadSpool(tmp_path / "spool")
-    queue = RedisQueue(redis_url, prefix="test:heartbeat", max_attempts=3, visibility_timeout_s=0.5)
+    queue = RedisQueue(redis_url, prefix="test:heartbeat", max_attempts=3, visibility_timeout_s=1.5)
+    # Beats every 0.3 s against a 1.5 s timeout: a stalled CI machine does not make a takeover look legal.
     submit(queue, spool, "long.md")
     mine = queue.reserve("slow-worker", 1)
     assert mine is not None
