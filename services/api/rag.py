@@ -206,3 +206,27 @@ OPENAI_EXTENSIONS = {"citations", "sources", "sentences", "declined", "decline_r
 
 def openai_extensions(response: ChatResponse) -> dict[str, Any]:
     return response.model_dump(mode="json", include=OPENAI_EXTENSIONS)
+
+
+def sources_footer(response: ChatResponse) -> str:
+    """The grounding as text, for OpenAI clients that show only ``content``: the cited sources by their [n],
+    and how many sentences no source supports. Empty for a refusal, or an answer with nothing to report.
+
+    A streamed answer reaches such a client as the model wrote it, often without [n] markers (they are added by
+    the verifier, after the stream); this footer is then the only place that client sees what it rests on,
+    or that it rests on nothing."""
+    if response.declined:
+        return ""
+    lines = []
+    if response.citations:
+        lines.append("Sources:")
+    for c in response.citations:
+        where = [c.source.rstrip("/").rsplit("/", 1)[-1]]
+        if c.page is not None:
+            where.append(f"p. {c.page}")
+        heading = c.title if not c.section or c.section == c.title else f"{c.title} › {c.section}"
+        lines.append(f"[{c.n}] {heading} ({', '.join(where)})")
+    unsupported = sum(not s.supported for s in response.sentences)
+    if unsupported:
+        lines.append(f"Not supported by these sources: {unsupported} of {len(response.sentences)} sentences.")
+    return "\n\n" + "\n".join(lines) if lines else ""

@@ -333,6 +333,11 @@ class ApiServerSettings(RequestLimitsSettings):
         description="how long POST /documents waits for its jobs before answering with status queued "
         "(0 = at once; a request may lower it with ?wait_s=)",
     )
+    openai_sources_footer: bool = Field(
+        True,
+        description="/v1/chat/completions ends the answer's text with the cited sources, so a plain OpenAI "
+        "client shows what the answer rests on (the grounding fields carry them either way)",
+    )
 
 
 # --- one class per app ---------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ ignore and RAG-aware ones read: ``citations``, ``sources``, ``sentences``, ``dec
 and ``answerability`` on the response (on the final chunk when streaming, which also carries ``answer``,
 the text with verified ``[n]`` markers); each source carries the ``excerpt`` of it that the prompt held. The
 same pipeline and mapping as /chat, only encoded differently.
+
+A client that reads only ``content`` sees the grounding too: the text ends with the cited sources
+(``rag.sources_footer``; ``RAG_OPENAI_SOURCES_FOOTER=false`` turns it off), after the answer, not in place
+of it. The ``answer`` field stays the answer alone.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from services.api import rag
 from services.api.deps import ComponentsDep
 from services.api.sse import SSE_HEADERS, event
 from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEvent
-from services.contract.schemas import ChatOptions, OpenAIChatRequest
+from services.contract.schemas import ChatOptions, ChatResponse, OpenAIChatRequest
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -55,6 +59,10 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = _model_name(components)
+    with_footer = components.settings.openai_sources_footer
+
+    def footer(response: ChatResponse) -> str:
+        return rag.sources_footer(response) if with_footer else ""
 
     if not body.stream:
         with rt.active():
@@ -70,7 +78,7 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": response.answer},
+                    "message": {"role": "assistant", "content": response.answer + footer(response)},
                     "finish_reason": result.finish_reason,
                 }
             ],
@@ -102,6 +110,8 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
                     yield chunk({"content": text})
                 case DoneEvent(result=result):
                     response = rag.chat_response(result)
+                    if text := footer(response):
+                        yield chunk({"content": text})
                     extra = rag.openai_extensions(response)
                     yield chunk({}, result.finish_reason, answer=response.answer, **extra)
                 case FailedEvent(error=error):

@@ -368,7 +368,21 @@ def test_openai_chat_completion_stream(sdk: openai.OpenAI, corpus: dict[str, str
     citations = extra.get("citations")
     assert isinstance(citations, list)
     assert all(c["n"] >= 1 and c["chunk_id"] for c in citations)
-    assert without_markers(extra["answer"]) == without_markers(text) or extra["declined"]
+    if extra["declined"]:
+        assert "Sources:" not in text and "Not supported" not in text
+        return
+    # The streamed words are the verified answer's; a plain client then reads the cited sources, and how many
+    # sentences none supports.
+    unsupported = sum(not s["supported"] for s in extra["sentences"])
+    answer, footer = text, ""
+    if citations or unsupported:
+        start = "\n\nSources:\n" if citations else "\n\nNot supported by these sources"
+        answer, found, rest = text.rpartition(start)
+        footer = found + rest
+    assert without_markers(extra["answer"]) == without_markers(answer)
+    if citations:
+        assert footer.startswith(f"\n\nSources:\n[{citations[0]['n']}] ") and "router.md" in footer
+    assert ("Not supported by these sources" in footer) == bool(unsupported)
 
 
 # --- what the model read: the sources' excerpts are the prompt's evidence ------------------------------------

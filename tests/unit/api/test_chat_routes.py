@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.api.components import Components
+from services.api.rag import sources_footer
+from services.contract.schemas import ChatResponse
 from services.core.evidence import EvidenceSelector
 from services.core.llm import OpenAICompatibleLLM
 from services.core.prompt import NO_ANSWER
@@ -148,17 +150,58 @@ def test_every_surface_gives_the_same_final_fields(client: TestClient, component
     streamed = final_fields(events[-1][1])
     assert events[0][1] == streamed["sources"]
 
+    # A plain OpenAI client reads only content: the answer, then the cited sources (none for a refusal).
+    footer = sources_footer(ChatResponse.model_validate(chat(client)))
+    unsupported = any(not sentence["supported"] for sentence in plain["sentences"])
+    assert bool(footer) == (not plain["declined"] and bool(plain["citations"] or unsupported))
     completion = openai(client)
-    v1 = final_fields({**completion, "answer": completion["choices"][0]["message"]["content"]})
+    content = completion["choices"][0]["message"]["content"]
+    assert content.endswith(footer)
+    v1 = final_fields({**completion, "answer": content.removesuffix(footer)})
 
     chunks = openai_stream(client)
     assert chunks[-1][1] == "[DONE]"
     final = chunks[-2][1]
     assert final["choices"][0]["finish_reason"] == "stop"
     v1_streamed = final_fields(final)
+    deltas = [c[1]["choices"][0]["delta"].get("content") for c in chunks[:-2]]
+    assert deltas[-1] == (footer or deltas[-1]) and "Sources:" not in "".join(deltas[:-1])
 
     assert plain == streamed == v1 == v1_streamed
     assert plain["sources"] or scenario == "no chunks"
+
+
+def test_the_sources_footer_names_each_cited_source_and_counts_unsupported_sentences(
+    client: TestClient, components: Components
+) -> None:
+    use(components, gate=FakeGate("answer"), verifier=FakeVerifier())
+    body = openai(client)
+    assert body["choices"][0]["message"]["content"] == (
+        "Hold the reset button for ten seconds [1].\n\nSources:\n[1] Router guide (router-guide.md)"
+    )
+    answer = ChatResponse.model_validate(chat(client))
+    unsupported = answer.model_copy(
+        update={"sentences": [s.model_copy(update={"supported": False}) for s in answer.sentences]}
+    )
+    assert sources_footer(unsupported).endswith("\nNot supported by these sources: 1 of 1 sentences.")
+    uncited = unsupported.model_copy(update={"citations": []})
+    assert sources_footer(uncited) == "\n\nNot supported by these sources: 1 of 1 sentences."
+    paged = answer.model_copy(
+        update={"citations": [answer.citations[0].model_copy(update={"page": 4, "section": "Resetting"})]}
+    )
+    assert sources_footer(paged).endswith("\n[1] Router guide › Resetting (router-guide.md, p. 4)")
+    assert sources_footer(answer.model_copy(update={"declined": True})) == ""
+
+
+def test_the_sources_footer_can_be_turned_off(client: TestClient, components: Components) -> None:
+    use(components, gate=FakeGate("answer"), verifier=FakeVerifier())
+    components.settings.openai_sources_footer = False
+    try:
+        assert openai(client)["choices"][0]["message"]["content"] == "Hold the reset button for ten seconds [1]."
+        streamed = [c[1]["choices"][0]["delta"].get("content") or "" for c in openai_stream(client)[:-2]]
+        assert "Sources:" not in "".join(streamed)
+    finally:
+        components.settings.openai_sources_footer = True
 
 
 def test_chat_answer_band_body(client: TestClient) -> None:
