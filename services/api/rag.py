@@ -7,6 +7,7 @@ chat surfaces cannot drift apart. Domain errors become HTTP statuses in ``servic
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -139,7 +140,10 @@ def chat_input(
     messages: Sequence[ChatMessage], options: ChatOptions, max_tokens: int | None, temperature: float | None
 ) -> ChatInput:
     return ChatInput(
-        messages=[{"role": m.role, "content": m.text()} for m in messages],
+        messages=[
+            {"role": m.role, "content": without_sources_footer(m.text()) if m.role == "assistant" else m.text()}
+            for m in messages
+        ],
         options=search_options(options),
         answerability_gate=options.answerability_gate,
         verify=options.verify,
@@ -230,3 +234,13 @@ def sources_footer(response: ChatResponse) -> str:
     if unsupported:
         lines.append(f"Not supported by these sources: {unsupported} of {len(response.sentences)} sentences.")
     return "\n\n" + "\n".join(lines) if lines else ""
+
+
+_UNSUPPORTED_LINE = r"Not supported by these sources: \d+ of \d+ sentences\."
+_FOOTER = re.compile(rf"\n\n(?:Sources:(?:\n\[\d+\] [^\n]*)+(?:\n{_UNSUPPORTED_LINE})?|{_UNSUPPORTED_LINE})\Z")
+
+
+def without_sources_footer(answer: str) -> str:
+    """An earlier answer as the model wrote it: OpenAI clients send their history back with our footer, and its
+    numbers belong to that turn's sources, not this one's, so the model must not read them as citations."""
+    return answer[: m.start()] if (m := _FOOTER.search(answer)) else answer

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.api.components import Components
-from services.api.rag import sources_footer
+from services.api.rag import sources_footer, without_sources_footer
 from services.contract.schemas import ChatResponse
 from services.core.evidence import EvidenceSelector
 from services.core.llm import OpenAICompatibleLLM
@@ -191,6 +191,35 @@ def test_the_sources_footer_names_each_cited_source_and_counts_unsupported_sente
     )
     assert sources_footer(paged).endswith("\n[1] Router guide › Resetting (router-guide.md, p. 4)")
     assert sources_footer(answer.model_copy(update={"declined": True})) == ""
+    for variant in (answer, unsupported, uncited, paged):  # what the API adds, it can take off again
+        assert without_sources_footer(variant.answer + sources_footer(variant)) == variant.answer
+
+
+def test_a_client_sending_its_history_back_does_not_show_the_model_old_footers(
+    client: TestClient, components: Components, server: FakeOpenAIServer
+) -> None:
+    use(components, gate=FakeGate("answer"), verifier=FakeVerifier())
+    earlier = openai(client)["choices"][0]["message"]["content"]
+    assert "\n\nSources:\n[1] Router guide" in earlier
+    history = [*MESSAGES, {"role": "assistant", "content": earlier}, {"role": "user", "content": "And then?"}]
+    openai(client, messages=history)
+    sent = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "assistant"]
+    assert "Hold the reset button for ten seconds [1]." in sent and not any("Sources:" in m for m in sent)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hold it [1].\n\nSources:\n[1] Router guide (router.md)\n[2] Bread › Proofing (bread.pdf, p. 4)",
+        "Hold it [1].\n\nSources:\n[1] Router guide (router.md)\nNot supported by these sources: 1 of 2 sentences.",
+        "Hold it.\n\nNot supported by these sources: 2 of 2 sentences.",
+    ],
+)
+def test_without_sources_footer_takes_off_exactly_the_footer(text: str) -> None:
+    assert without_sources_footer(text) == text.split("\n\n")[0]
+    # An answer of the model's own that merely mentions sources keeps every word.
+    for own in ("Sources: the manual.", "Step one.\n\nSources:\nsee the manual", "Hold it.\n\nSources:\n[1] x\nmore"):
+        assert without_sources_footer(own) == own
 
 
 def test_the_sources_footer_can_be_turned_off(client: TestClient, components: Components) -> None:
