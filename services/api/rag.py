@@ -195,7 +195,9 @@ def chat_response(result: ChatResult) -> ChatResponse:
         ],
         declined=result.declined,
         decline_reason=result.decline_reason,
-        answerability=AnswerabilityOut(score=gate.score, band=gate.band, model=gate.model) if gate else None,
+        answerability=AnswerabilityOut(score=gate.score, band=gate.band, model=gate.model, calibrated=gate.calibrated)
+        if gate
+        else None,
         extractive=result.extractive,
         model=result.model,
         usage=result.usage,

@@ -35,6 +35,7 @@ def gate(question: str, n_sources: int, decision: GateDecision) -> dict[str, Any
         "gate.score": float(decision.score),
         "gate.band": decision.band,
         "gate.model": decision.model,
+        "gate.calibrated": decision.calibrated,
         "gate.features": as_json(decision.features),
     }
 

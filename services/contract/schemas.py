@@ -166,6 +166,11 @@ class AnswerabilityOut(BaseModel):
     score: float = Field(description="calibrated probability that the sources hold the answer")
     band: Band
     model: str
+    calibrated: bool = Field(
+        True,
+        description="false when the sources come from documents the gate was not calibrated on: it then never "
+        "declines before generation, the verifier decides",
+    )
 
 
 class ChatResponse(BaseModel):

@@ -22,6 +22,14 @@ Usage::
     gate = CalibratedGate(GateModel.load(Path("models/answerability/gate.json")))
     decision = gate.decide("What tactics did Hannibal use at Zama?", reranked_chunks)
     decision.band, decision.score   # "decline", 0.07
+
+Decline only with evidence: the scores mean what calibration says only on text like the text it was
+calibrated on. The shipped gate saw fitz-gov alone; on a user's lecture notes the cross-encoder is unsure of
+everything, and a gate that trusted its low scores declined questions the documents answer word for word. So
+a gate file records the documents it was calibrated on (``domain_documents``: content-hash prefixes), and when
+any of the top chunks it reads comes from another document, a ``decline`` becomes ``verify``: the LLM answers
+and the verifier decides (``calibrated: false`` on the decision). ``RAG_GATE_OUTSIDE_DOMAIN=decline`` restores
+trusting it everywhere; calibrating on the deployment's own documents widens the domain.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from services.core.grounding import Band, GateDecision
 from services.core.model_registry import MODELS_DIR
@@ -55,6 +63,10 @@ FEATURES = (
     "specific_coverage_top3",
 )
 TOP = 3
+# How much of a document's content hash a gate file keeps per calibration document: 64 bits, so 5,000
+# documents cost ~90 KB of JSON and a collision between two documents is out of reach.
+DOMAIN_HASH_CHARS = 16
+OutsideDomain = Literal["verify", "decline"]
 
 
 def _logit(p: float) -> float:
@@ -66,12 +78,22 @@ def _chunk_text(chunk: RetrievedChunk) -> str:
     return f"{chunk.title}\n{chunk.section or ''}\n{chunk.text}"
 
 
+def top_chunks(chunks: Sequence[RetrievedChunk]) -> list[RetrievedChunk]:
+    """The chunks the gate reads: the ``TOP`` best by cross-encoder score (those without one are not read)."""
+    scored = sorted((c for c in chunks if c.rerank_score is not None), key=lambda c: -(c.rerank_score or 0.0))
+    return scored[:TOP]
+
+
+def domain_key(content_hash: str) -> str:
+    """How a gate file names a document of its calibration domain: a prefix of the file bytes' sha256."""
+    return content_hash[:DOMAIN_HASH_CHARS].lower()
+
+
 def features(question: str, chunks: Sequence[RetrievedChunk]) -> dict[str, float] | None:
     """The gate's inputs, or None when the chunks carry no cross-encoder score (rerank off or failed)."""
-    scored = sorted((c for c in chunks if c.rerank_score is not None), key=lambda c: -(c.rerank_score or 0.0))
-    if not scored:
+    top = top_chunks(chunks)
+    if not top:
         return None
-    top = scored[:TOP]
     p1 = float(top[0].rerank_score or 0.0)
     p2 = float(top[1].rerank_score or 0.0) if len(top) > 1 else 0.0
     words_q, specific_q = content_words(question), specific_words(question)
@@ -105,6 +127,16 @@ class GateModel:
     platt_b: float
     decline_below: float  # calibrated p below this: decline without generating
     answer_above: float  # at or above this: answer; in between: generate and verify
+    domain: str = ""  # what it was calibrated on, in words ("fitz-gov 4.1.0 corpus, 5,043 documents")
+    # ``domain_key`` of every document it was calibrated on; empty (gate files before 2026-12-07): unknown,
+    # and the gate is trusted everywhere as it used to be
+    domain_documents: frozenset[str] = frozenset()
+
+    def covers(self, chunks: Sequence[RetrievedChunk]) -> bool:
+        """Whether every chunk comes from a document this gate was calibrated on (True without a domain)."""
+        if not self.domain_documents:
+            return True
+        return all(domain_key(c.content_hash) in self.domain_documents for c in chunks)
 
     def raw_logit(self, feats: Mapping[str, float]) -> float:
         z = self.intercept
@@ -124,9 +156,11 @@ class GateModel:
     @classmethod
     def load(cls, path: Path) -> GateModel:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        fields = {k: raw[k] for k in cls.__dataclass_fields__}
+        optional = {"domain", "domain_documents"}
+        fields = {k: raw[k] for k in cls.__dataclass_fields__ if k not in optional or k in raw}
         for k in ("features", "mean", "scale", "coef"):
             fields[k] = tuple(fields[k])
+        fields["domain_documents"] = frozenset(domain_key(h) for h in fields.get("domain_documents", ()))
         model = cls(**fields)
         if set(model.features) - set(FEATURES):
             raise ValueError(f"{path}: unknown features {sorted(set(model.features) - set(FEATURES))}")
@@ -135,15 +169,22 @@ class GateModel:
         return model
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        out["domain_documents"] = sorted(self.domain_documents)
+        return out
 
 
 class CalibratedGate:
-    """``AnswerabilityGate`` over a ``GateModel``; chunks without cross-encoder scores get the middle band."""
+    """``AnswerabilityGate`` over a ``GateModel``; chunks without cross-encoder scores get the middle band.
 
-    def __init__(self, model: GateModel) -> None:
+    ``outside_domain``: what a ``decline`` becomes when the chunks the gate reads are not all from documents it
+    was calibrated on: ``"verify"`` (generate, the verifier decides) or ``"decline"`` (trust the gate anyway).
+    """
+
+    def __init__(self, model: GateModel, *, outside_domain: OutsideDomain = "verify") -> None:
         self.model = model
         self.name = model.name
+        self.outside_domain = outside_domain
 
     def decide(self, question: str, chunks: Sequence[RetrievedChunk]) -> GateDecision:
         if not chunks:
@@ -152,7 +193,12 @@ class CalibratedGate:
         if feats is None:  # no cross-encoder score to judge by: let the verifier decide after generating
             return GateDecision(0.5, "verify", f"{self.name} (no rerank scores)", {})
         p = self.model.probability(feats)
-        return GateDecision(round(p, 4), self.model.band(p), self.name, {k: round(v, 4) for k, v in feats.items()})
+        band = self.model.band(p)
+        calibrated = self.model.covers(top_chunks(chunks))
+        if band == "decline" and not calibrated and self.outside_domain == "verify":
+            band = "verify"
+        rounded = {k: round(v, 4) for k, v in feats.items()}
+        return GateDecision(round(p, 4), band, self.name, rounded, calibrated=calibrated)
 
 
 def gate_from_settings(settings: ChatSettings, reranker: object) -> CalibratedGate | None:
@@ -171,4 +217,6 @@ def gate_from_settings(settings: ChatSettings, reranker: object) -> CalibratedGa
             name,
         )
         return None
-    return CalibratedGate(model)
+    if not model.domain_documents:
+        logger.warning("answerability gate %s records no calibration domain: trusted on every document", path)
+    return CalibratedGate(model, outside_domain=settings.gate_outside_domain)

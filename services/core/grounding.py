@@ -28,6 +28,9 @@ class GateDecision:
     band: Band
     model: str
     features: dict[str, float] = field(default_factory=dict)
+    # False when the sources come from documents the gate was never calibrated on: its score is no evidence
+    # there, so it does not decline before generation (the band is at least "verify").
+    calibrated: bool = True
 
 
 class AnswerabilityGate(Protocol):

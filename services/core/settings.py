@@ -298,6 +298,11 @@ class ChatSettings(CommonSettings):
     answerability_gate: bool = Field(
         True, description="decline without calling the LLM when the gate says the sources cannot answer"
     )
+    gate_outside_domain: Literal["verify", "decline"] = Field(
+        "verify",
+        description="when the top sources come from documents the gate was not calibrated on, its decline is no "
+        "evidence: 'verify' generates and lets the verifier decide; 'decline' trusts the gate everywhere",
+    )
     verify_answers: bool = Field(True, description="check each answer sentence against the sources")
     verify_min_supported: float = Field(
         0.5, ge=0, le=1, description="share of supported sentences an uncertain (gate band verify) answer needs"

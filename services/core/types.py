@@ -165,6 +165,7 @@ class RetrievedChunk:
     retrieval_score: float
     rerank_score: float | None = None
     late_interaction_score: float | None = None
+    content_hash: str = ""  # sha256 of the source file's bytes: which document version this chunk came from
 
     @classmethod
     def from_payload(cls, point_id: str, score: float, payload: Mapping[str, Any]) -> RetrievedChunk:
@@ -179,4 +180,5 @@ class RetrievedChunk:
             chunk_index=int(payload.get("chunk_index") or 0),
             tags=list(payload.get("tags") or []),
             retrieval_score=float(score),
+            content_hash=str(payload.get("content_hash") or ""),
         )

@@ -242,7 +242,7 @@ def test_chat_answer_band_body(client: TestClient) -> None:
     ]
     assert [c["n"] for c in body["citations"]] == [1] and body["citations"][0]["chunk_id"] == ROUTER.id
     assert [s["n"] for s in body["sources"]] == [1, 2]
-    assert body["answerability"] == {"score": 0.9, "band": "answer", "model": "fake-gate"}
+    assert body["answerability"] == {"score": 0.9, "band": "answer", "model": "fake-gate", "calibrated": True}
     assert body["declined"] is False and body["decline_reason"] is None
     assert {"gate", "generate", "verify", "total"} <= set(body["timings_ms"])
     assert body["retrieval"]["reranker"] == "fake-reranker"

@@ -101,3 +101,77 @@ def test_gate_is_off_for_another_reranker_or_a_missing_file(tmp_path: Path) -> N
     assert gate_from_settings(settings, FakeReranker("cross-encoder/ms-marco-MiniLM-L-6-v2")) is None
     missing = Settings(_env_file=None, answerability_model=str(tmp_path / "nope.json"))
     assert gate_from_settings(missing, FakeReranker("fitzgov-minilm-l6")) is None
+
+
+# --- decline only with evidence: the calibration domain ----------------------------------------------------
+
+
+def from_doc(i: int, score: float, content_hash: str) -> RetrievedChunk:
+    c = chunk(i, f"text {i}", score)
+    return RetrievedChunk(**{**{f: getattr(c, f) for f in c.__slots__}, "content_hash": content_hash})
+
+
+KNOWN, OTHER = "a" * 64, "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("hashes", "outside", "band", "calibrated"),
+    [
+        ((KNOWN, KNOWN), "verify", "decline", True),  # calibrated there: its low score is evidence
+        ((OTHER, OTHER), "verify", "verify", False),  # never calibrated there: the verifier decides
+        ((KNOWN, OTHER), "verify", "verify", False),  # one top chunk from an unknown document is enough
+        ((OTHER, OTHER), "decline", "decline", False),  # RAG_GATE_OUTSIDE_DOMAIN=decline trusts it anyway
+    ],
+)
+def test_a_low_score_declines_only_on_documents_the_gate_was_calibrated_on(
+    hashes: tuple[str, str], outside: str, band: str, calibrated: bool
+) -> None:
+    gate = CalibratedGate(model(domain="test", domain_documents=frozenset({KNOWN[:16]})), outside_domain=outside)  # type: ignore[arg-type]
+    decision = gate.decide("q", [from_doc(i, 0.05, h) for i, h in enumerate(hashes)])
+    assert (decision.band, decision.calibrated) == (band, calibrated)
+    assert decision.score == pytest.approx(0.05, abs=1e-3)  # the probability is reported unchanged
+
+
+def test_outside_the_domain_a_confident_gate_still_answers() -> None:
+    gate = CalibratedGate(model(domain="test", domain_documents=frozenset({KNOWN[:16]})))
+    decision = gate.decide("q", [from_doc(0, 0.95, OTHER)])
+    assert decision.band == "answer" and not decision.calibrated
+
+
+def test_only_the_chunks_the_gate_reads_must_be_known() -> None:
+    gate = CalibratedGate(model(domain="test", domain_documents=frozenset({KNOWN[:16]})))
+    top = [from_doc(i, 0.05 - i * 0.001, KNOWN) for i in range(3)]
+    decision = gate.decide("q", [*top, from_doc(9, 0.01, OTHER), from_doc(8, 0.02, OTHER)])  # 4th/5th: not read
+    assert decision.band == "decline" and decision.calibrated
+
+
+def test_a_gate_file_without_a_domain_is_trusted_everywhere_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "gate.json"
+    legacy = model().to_json()
+    del legacy["domain"], legacy["domain_documents"]
+    path.write_text(json.dumps(legacy))
+    decision = CalibratedGate(GateModel.load(path)).decide("q", [from_doc(0, 0.05, OTHER)])
+    assert decision.band == "decline" and decision.calibrated
+
+
+def test_the_domain_round_trips_through_the_gate_file(tmp_path: Path) -> None:
+    path = tmp_path / "gate.json"
+    original = model(domain="mine", domain_documents=frozenset({KNOWN[:16], OTHER[:16]}))
+    path.write_text(json.dumps(original.to_json()))
+    assert GateModel.load(path) == original
+
+
+def test_the_shipped_gate_covers_the_sample_corpus_as_written(tmp_path: Path) -> None:
+    """The sample corpus a fresh `make run` loads is fitz-gov: the shipped gate must count it as calibrated,
+    byte for byte as the loader hashes the files (else the demo would never decline)."""
+    from ingest.sample import write_sample_corpus
+    from services.core.answerability import DEFAULT_GATE, domain_key
+    from services.core.types import sha256_hex
+
+    shipped = GateModel.load(DEFAULT_GATE)
+    paths = write_sample_corpus(tmp_path, max_docs=25)
+    assert paths and shipped.domain.startswith("fitz-gov")
+    assert all(domain_key(sha256_hex(p.read_bytes())) in shipped.domain_documents for p in paths)
+    assert domain_key(sha256_hex(b"# My lecture notes\n\nColBERT scores by late interaction.\n")) not in (
+        shipped.domain_documents
+    )
