@@ -8,7 +8,10 @@ used for training or tuning). Users bring their own set as JSONL, one object per
                                                      #   file name without extension, its source, or doc_id)
      "expect": "answer",                             # optional: "answer" or "abstain" -> asked through /chat
      "reference": "Q3 sales rose 12% over Q2.",      # optional: reference answer (string metrics)
-     "reference_contexts": ["Q3 revenue was ..."]}   # optional: passages a good retrieval returns
+     "reference_contexts": ["Q3 revenue was ..."],   # optional: passages a good retrieval returns
+     "exclude_docs": ["<doc_id>"],                   # optional: asked of the corpus without these documents
+                                                     #   (a leave-one-out near miss, eval/generate.py)
+     "split": "test"}                                # optional: train/dev/test; eval.run --split picks one
 
 An item with ``relevant_docs`` is scored on ``/search``; an item with ``expect`` is asked on ``/chat``;
 one item can be both.
@@ -45,6 +48,8 @@ class EvalItem:
     reference: str = ""
     reference_contexts: tuple[str, ...] = ()
     category: str = ""
+    exclude_docs: tuple[str, ...] = ()  # doc ids the question is asked without (filters.exclude_doc_id)
+    split: str = ""  # "", or the split of a generated set (by document: eval/generate.py)
 
     @classmethod
     def from_json(cls, row: dict) -> EvalItem:
@@ -64,12 +69,15 @@ class EvalItem:
             reference=str(row.get("reference") or ""),
             reference_contexts=tuple(str(c) for c in row.get("reference_contexts") or ()),
             category=str(row.get("category") or ""),
+            exclude_docs=tuple(str(d) for d in row.get("exclude_docs") or ()),
+            split=str(row.get("split") or ""),
         )
 
     def to_json(self) -> dict:
         row = asdict(self)
         row["relevant_docs"] = list(self.relevant_docs)
         row["reference_contexts"] = list(self.reference_contexts)
+        row["exclude_docs"] = list(self.exclude_docs)
         return {k: v for k, v in row.items() if v not in ("", (), [], None)}
 
 
@@ -109,7 +117,8 @@ def _pick(items: Sequence[EvalItem], n: int, rng: random.Random) -> list[EvalIte
 # --- user JSONL -----------------------------------------------------------------------------------
 
 
-def read_jsonl(path: Path) -> EvalSet:
+def read_jsonl(path: Path, split: str | None = None) -> EvalSet:
+    """A user's (or a generated) set; ``split``: only its items of that split (items without one always count)."""
     items = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -120,8 +129,10 @@ def read_jsonl(path: Path) -> EvalSet:
             raise ValueError(f"{path}:{n}: {exc}") from exc
     if len({i.id for i in items}) != len(items):
         raise ValueError(f"{path}: duplicate item ids")
+    if split:
+        items = [i for i in items if i.split in ("", split)]
     return EvalSet(
-        name=path.stem,
+        name=path.stem if not split or not any(i.split for i in items) else f"{path.stem}-{split}",
         retrieval=tuple(i for i in items if i.relevant_docs),
         rag=tuple(i for i in items if i.expect),
         notes={"source": str(path)},

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from eval.evalset import EvalItem
 from services.contract.client import ApiClient, ApiClientError
-from services.contract.schemas import ChatOptions, SentenceOut
+from services.contract.schemas import ChatOptions, Filters, SentenceOut
 from services.core import tracing
 from services.core.measure import latency_summary, mean
 
@@ -73,6 +73,17 @@ class CaseOutcome:
         return self.declined if self.expect == "abstain" else not self.declined
 
 
+def item_options(item: EvalItem, options: ChatOptions | None) -> ChatOptions | None:
+    """The run's options, plus the item's leave-one-out exclusion: the question is asked of the corpus without
+    its source document (narrowing whatever filters the run sets)."""
+    if not item.exclude_docs:
+        return options
+    chosen = options.chosen() if options else {}
+    filters = Filters(**chosen.pop("filters", {}))
+    filters.exclude_doc_id = sorted({*filters.exclude_doc_id, *item.exclude_docs})
+    return ChatOptions(**chosen, filters=filters)
+
+
 def ask_all(api: ApiClient, items: Sequence[EvalItem], options: ChatOptions | None = None) -> list[CaseOutcome]:
     """Ask every case (``options``: per-request overrides such as the answerability gate off) and score its
     behaviour and grounding; the Ragas scores come later, from ``score_all``."""
@@ -83,7 +94,7 @@ def ask_all(api: ApiClient, items: Sequence[EvalItem], options: ChatOptions | No
             span.set_attribute("input.value", item.question)
             started = time.perf_counter()
             try:
-                reply = api.chat([{"role": "user", "content": item.question}], options)
+                reply = api.chat([{"role": "user", "content": item.question}], item_options(item, options))
             except ApiClientError as exc:
                 outcome.error = exc.message
                 span.set_attribute("eval.error", outcome.error)

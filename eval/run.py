@@ -201,7 +201,7 @@ def load_set(args: argparse.Namespace, settings: EvalSettings) -> EvalSet:
     N is ``--sample`` or ``RAG_EVAL_SAMPLE_SIZE``; M is ``--rag-sample``, else ``--sample`` when given (a quick
     run shrinks both), else ``RAG_EVAL_RAG_SAMPLE_SIZE``. Both are seeded samples (``EvalSet.sample``).
     """
-    evalset = read_jsonl(Path(args.dataset)) if args.dataset else fitz_gov_set(args.split)
+    evalset = read_jsonl(Path(args.dataset), args.split) if args.dataset else fitz_gov_set(args.split)
     if args.full:
         return evalset
     n_retrieval = args.sample or settings.eval_sample_size
@@ -258,12 +258,20 @@ def parse_args(argv: list[str] | None, settings: EvalSettings) -> argparse.Names
         "--split",
         choices=("test", "dev"),
         default="test",
-        help="fitz-gov split: test reports, dev tunes (make answerability --verify-from a dev report)",
+        help="split: test reports, dev tunes (make answerability --verify-from a dev report); with --dataset, "
+        "the items of that split of a generated set (items without a split always count)",
     )
     parser.add_argument("--threshold", type=float, default=settings.eval_regression_threshold)
     parser.add_argument("--reports-dir", default=str(settings.eval_reports_dir))
     parser.add_argument("--boot-local", action="store_true", help="start a local stack if the API does not answer")
     parser.add_argument("--local-data-dir", default=".data/eval", help="store of the local stack (--boot-local)")
+    parser.add_argument(
+        "--local-corpus",
+        action="append",
+        default=None,
+        help="a folder the local stack serves instead of the whole fitz-gov corpus, beside the 400-document "
+        "sample a first make run loads (repeatable; --boot-local; e.g. eval/ood/corpus)",
+    )
     return parser.parse_args(argv)
 
 
@@ -284,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_UNREACHABLE
             from eval.local_stack import LocalStack
 
-            stack = LocalStack(args.api_url, Path(args.local_data_dir))
+            corpus = [Path(p) for p in args.local_corpus] if args.local_corpus else None
+            stack = LocalStack(args.api_url, Path(args.local_data_dir), corpus=corpus)
             stack.start()
             if settings.eval_judge_base_url == "local":  # the booted stack's own LLM judges (a weak judge)
                 settings = settings.model_copy(update={"eval_judge_base_url": stack.llm_url})

@@ -132,7 +132,7 @@ def search_options(options: RetrievalOptions) -> SearchOptions:
         rerank=options.rerank,
         late_interaction=options.late_interaction,
         min_score=options.min_score,
-        filters=SearchFilters(tuple(f.source), tuple(f.doc_id), tuple(f.tags)) if f else None,
+        filters=SearchFilters(tuple(f.source), tuple(f.doc_id), tuple(f.tags), tuple(f.exclude_doc_id)) if f else None,
     )
 
 

@@ -22,6 +22,11 @@ class Filters(BaseModel):
     source: list[str] = Field(default_factory=list, max_length=100, description="exact source paths/URIs")
     doc_id: list[str] = Field(default_factory=list, max_length=100)
     tags: list[str] = Field(default_factory=list, max_length=100)
+    exclude_doc_id: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="documents never returned (narrows only; the evaluation's leave-one-out near misses)",
+    )
 
 
 class RetrievalOptions(BaseModel):

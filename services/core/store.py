@@ -44,17 +44,29 @@ class StoreUnavailableError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class SearchFilters:
+    """What a search may return: any of ``source``/``doc_id``/``tags`` when given, never ``exclude_doc_id``.
+
+    The exclusion only narrows: the evaluation asks a question of the corpus without its source document
+    (leave-one-out, eval/generate.py), which is how a near miss is made from an answerable question."""
+
     source: tuple[str, ...] = ()
     doc_id: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    exclude_doc_id: tuple[str, ...] = ()
+
+    def conditions(self) -> tuple[list[tuple[str, tuple[str, ...]]], list[tuple[str, tuple[str, ...]]]]:
+        """``(must, must_not)`` as (payload key, any of these values), the same for every store."""
+        must = [(k, v) for k, v in (("source", self.source), ("doc_id", self.doc_id), ("tags", self.tags)) if v]
+        return must, [("doc_id", self.exclude_doc_id)] if self.exclude_doc_id else []
 
     def to_qdrant(self) -> models.Filter | None:
-        must: list[models.Condition] = [
-            models.FieldCondition(key=key, match=models.MatchAny(any=list(values)))
-            for key, values in (("source", self.source), ("doc_id", self.doc_id), ("tags", self.tags))
-            if values
-        ]
-        return models.Filter(must=must) if must else None
+        must, must_not = self.conditions()
+        if not must and not must_not:
+            return None
+        return models.Filter(
+            must=[models.FieldCondition(key=k, match=models.MatchAny(any=list(v))) for k, v in must] or None,
+            must_not=[models.FieldCondition(key=k, match=models.MatchAny(any=list(v))) for k, v in must_not] or None,
+        )
 
 
 class VectorStore(Protocol):
@@ -70,6 +82,10 @@ class VectorStore(Protocol):
         tokens: Sequence[np.ndarray] | None = None,
     ) -> int: ...
     def chunk_ids(self, doc_id: str) -> set[str]: ...
+    def document_chunks(self, doc_id: str) -> list[RetrievedChunk]:
+        """One document's chunks in reading order (``chunk_index``), score 0: what the question generator reads."""
+        ...
+
     def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int: ...
     def get_document(self, doc_id: str) -> DocumentRecord | None: ...
     def put_document(self, record: DocumentRecord) -> None: ...
@@ -290,6 +306,20 @@ class QdrantStore:
             ids.update(str(p.id) for p in page)
             if offset is None:
                 return ids
+
+    def document_chunks(self, doc_id: str) -> list[RetrievedChunk]:
+        flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))])
+        out: list[RetrievedChunk] = []
+        offset: Any = None
+        while True:
+            page, offset = self._call(
+                functools.partial(
+                    self.client.scroll, self.collection, scroll_filter=flt, limit=256, offset=offset, with_payload=True
+                )
+            )
+            out.extend(RetrievedChunk.from_payload(str(p.id), 0.0, p.payload or {}) for p in page)
+            if offset is None:
+                return sorted(out, key=lambda c: c.chunk_index)
 
     def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int:
         stale = sorted(self.chunk_ids(doc_id) - (keep or set()))

@@ -97,12 +97,13 @@ def folder_kind(path: str | Path) -> FolderKind:
 def edge_filter(filters: SearchFilters | None) -> qe.Filter | None:
     if filters is None:
         return None
-    must: list[Any] = [
-        qe.FieldCondition(key=key, match=qe.MatchAny(list(values)))
-        for key, values in (("source", filters.source), ("doc_id", filters.doc_id), ("tags", filters.tags))
-        if values
-    ]
-    return qe.Filter(must=must) if must else None
+    must, must_not = filters.conditions()
+    if not must and not must_not:
+        return None
+    return qe.Filter(
+        must=[qe.FieldCondition(key=k, match=qe.MatchAny(list(v))) for k, v in must] or None,
+        must_not=[qe.FieldCondition(key=k, match=qe.MatchAny(list(v))) for k, v in must_not] or None,
+    )
 
 
 def _doc_filter(doc_id: str) -> qe.Filter:
@@ -369,6 +370,20 @@ class EdgeStore:
                     return out
 
         return self._call(self.collection, ids, set())
+
+    def document_chunks(self, doc_id: str) -> list[RetrievedChunk]:
+        def read(shard: qe.EdgeShard) -> list[RetrievedChunk]:
+            out: list[RetrievedChunk] = []
+            offset: Any = None
+            while True:
+                page, offset = shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=256, filter=_doc_filter(doc_id), with_payload=True)
+                )
+                out.extend(RetrievedChunk.from_payload(str(r.id), 0.0, dict(r.payload or {})) for r in page)
+                if offset is None:
+                    return sorted(out, key=lambda c: c.chunk_index)
+
+        return self._call(self.collection, read, [])
 
     def delete_chunks(self, doc_id: str, keep: set[str] | None = None) -> int:
         with self._writes, self._lock:

@@ -114,6 +114,11 @@ FILTERS = {
     "doc_id": SearchFilters(doc_id=("00000000-0000-4000-8000-000000000003",)),
     "tags": SearchFilters(tags=("beta",)),
     "tags+source": SearchFilters(source=("mem://doc-2", "mem://doc-5", "mem://doc-9"), tags=("alpha", "gamma")),
+    # leave-one-out (eval/generate.py): everything but two documents, alone and narrowing a tag filter
+    "exclude": SearchFilters(
+        exclude_doc_id=("00000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000001")
+    ),
+    "tags-exclude": SearchFilters(tags=("beta",), exclude_doc_id=("00000000-0000-4000-8000-000000000002",)),
 }
 
 
@@ -158,7 +163,10 @@ def test_both_engines_rank_the_same_ids_in_the_same_order(
         if FILTERS[flt] is not None:
             f = FILTERS[flt]
             assert all(
-                (not f.source or h.source in f.source) and (not f.tags or set(h.tags) & set(f.tags)) for h in edge
+                (not f.source or h.source in f.source)
+                and (not f.tags or set(h.tags) & set(f.tags))
+                and h.doc_id not in f.exclude_doc_id
+                for h in edge
             )
         if late:
             edge, client = (stores[e].search(**kwargs, late=tokens) for e in ENGINES)  # type: ignore[arg-type]
@@ -187,6 +195,16 @@ def test_payloads_and_counts_agree(stores: dict[str, VectorStore]) -> None:
     assert [(h.id, h.text, h.doc_id, h.source, h.title, h.chunk_index, h.tags) for h in a] == [
         (h.id, h.text, h.doc_id, h.source, h.title, h.chunk_index, h.tags) for h in b
     ]
+
+
+def test_a_documents_chunks_come_back_whole_and_in_reading_order(stores: dict[str, VectorStore]) -> None:
+    doc = "00000000-0000-4000-8000-000000000005"
+    edge, client = (stores[e].document_chunks(doc) for e in ENGINES)
+    assert [c.chunk_index for c in edge] == list(range(CHUNKS_PER_DOC))
+    assert [(c.id, c.text, c.content_hash) for c in edge] == [(c.id, c.text, c.content_hash) for c in client]
+    assert {c.id for c in edge} == stores["edge"].chunk_ids(doc) and {c.doc_id for c in edge} == {doc}
+    assert edge[0].content_hash == "h5"
+    assert stores["edge"].document_chunks("00000000-0000-4000-8000-999999999999") == []
 
 
 def record(n: int, status: str = "pending") -> DocumentRecord:

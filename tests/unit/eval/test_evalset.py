@@ -95,3 +95,28 @@ def test_jsonl_rejects_duplicate_ids(tmp_path: Path) -> None:
     path.write_text(row + "\n" + row + "\n")
     with pytest.raises(ValueError, match="duplicate"):
         read_jsonl(path)
+
+
+def test_a_generated_set_keeps_its_split_and_leave_one_out_exclusion(tmp_path: Path) -> None:
+    from eval.rag_eval import item_options
+    from services.contract.schemas import ChatOptions, Filters
+
+    rows = [
+        {"id": "a", "question": "Q1?", "expect": "answer", "relevant_docs": ["d1"], "split": "test"},
+        {"id": "b", "question": "Q1?", "expect": "abstain", "exclude_docs": ["d1"], "split": "test"},
+        {"id": "c", "question": "Q2?", "expect": "answer", "relevant_docs": ["d2"], "split": "dev"},
+        {"id": "d", "question": "Q3?", "expect": "abstain"},  # no split: in every one
+    ]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    test = read_jsonl(path, "test")
+    assert [i.id for i in test.rag] == ["a", "b", "d"] and test.name == "questions-test"
+    assert [i.id for i in read_jsonl(path).rag] == ["a", "b", "c", "d"]
+    twin = test.rag[1]
+    assert twin.exclude_docs == ("d1",) and EvalItem.from_json(twin.to_json()) == twin
+    sent = item_options(twin, ChatOptions(answerability_gate=False, filters=Filters(tags=["x"])))
+    assert sent is not None and sent.chosen() == {
+        "answerability_gate": False,
+        "filters": {"tags": ["x"], "exclude_doc_id": ["d1"]},
+    }
+    assert item_options(test.rag[0], None) is None
