@@ -311,6 +311,11 @@ class ChatSettings(CommonSettings):
     verify_lexical_weight: float = Field(
         0.5, ge=0, le=1, description="blend of word overlap into the cross-encoder's support score"
     )
+    verify_strict_claims: bool = Field(
+        True,
+        description="a sentence whose numbers, dates or names a source lacks gets no support from it "
+        "(a constraint applied after the scores, not a weight)",
+    )
 
 
 class ChatPipelineSettings(EmbedderSettings, RerankerSettings, StoreSettings, LlmSettings, ChatSettings):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from services.core.citations import CITATION_MARKER, cited, format_citations, replace_citations, strip_citations
 from services.core.grounding import SentenceSupport, Verification
 from services.core.prompt import declined
-from services.core.text import STOPWORDS, content_words, coverage
+from services.core.text import STOPWORDS, ClaimIndex, claim_index, claims, content_words, coverage, missing_claims
 
 __all__ = [
     "BatchPairScorer",
@@ -171,6 +171,15 @@ class Verifier:
     - when none is kept (wrong citations, or none written), the best-supporting source is cited if it
       supports the sentence; otherwise the sentence is ``supported=False`` with no citations.
 
+    Specifics are a constraint, not a score (``strict_claims``, on by default): a source that lacks one of a
+    sentence's numbers, dates or names (``services.core.text.missing_claims``) gives that sentence support 0,
+    whatever the cross-encoder and the word overlap say, so it can neither be cited nor count as support. Why:
+    "... has 10,000 parameters [1]" scored 0.76 against a chunk with no number in it, and a named company's share
+    price scored 0.58 against an unnamed stock whose previous close was that figure; a cross-encoder reads both as
+    on topic, and one wrong number barely moves word overlap. Names the question used count like any other (the
+    question's names also make an answer's first word a name: "Acme's share price ..."); so does a number
+    the question used: "It does not open at 8 am" is unsupported by a source that only says 9 am.
+
     Sentences that are not judged:
 
     - a refusal ("I don't know ...", as ``prompt.declined`` tells) claims nothing: supported, no
@@ -178,7 +187,9 @@ class Verifier:
     - a sentence with fewer than ``min_content_words`` content words ("Yes.", "It is.") cannot be
       judged on its own: it takes the verdict, citations and score of the nearest judged sentence
       before it (else after it), without repeating the markers in the text. When the answer has no
-      other sentence to lean on, it is judged like any other.
+      other sentence to lean on, it is judged like any other. With ``strict_claims``, one holding a
+      specific that no source has ("It has 10,000.") is unsupported instead (score 0, no citations);
+      the same holds for an echo.
     - with the ``question`` given, a sentence that only restates it (no content word the question lacks:
       "The teams played in the 2030 Super Bowl.") is an echo: it leans on its neighbours like a short
       one. An answer of echoes alone ("PostgreSQL is faster for reads." to "Which is faster for reads,
@@ -211,6 +222,7 @@ class Verifier:
         threshold: float,
         lexical_weight: float,
         min_content_words: int = 3,
+        strict_claims: bool = True,
     ) -> None:
         if not 0.0 <= threshold <= 1.0 or not 0.0 <= lexical_weight <= 1.0:
             raise ValueError("threshold and lexical_weight must lie in [0, 1]")
@@ -218,6 +230,7 @@ class Verifier:
         self.threshold = threshold
         self.lexical_weight = lexical_weight if scorer is not None else 1.0
         self.min_content_words = min_content_words
+        self.strict_claims = strict_claims
         scorer_name = getattr(scorer, "name", type(scorer).__name__) if scorer is not None else ""
         if scorer is None or self.lexical_weight == 1.0:
             self.name = "lexical"
@@ -236,6 +249,20 @@ class Verifier:
             kinds = ["judge" if k == "echo" else k for k in kinds]
         judged = [i for i, k in enumerate(kinds) if k == "judge"]
         scores = self._support([strip_citations(originals[i]) for i in judged], sources, asked, lexical=not echoes_only)
+        unfounded: dict[int, set[str]] = {}  # per sentence, the specifics that no source holds
+        if self.strict_claims:  # a constraint on the scores: a source lacking a sentence's specific gives it 0
+            indexes = [claim_index(src) for src in sources]
+            known = _names(question, originals)
+            gaps = {i: self._missing(originals[i], indexes, known) for i, k in enumerate(kinds) if k != "refusal"}
+            scores = [
+                [0.0 if lacking else value for value, lacking in zip(row, gaps[i], strict=True)]
+                for i, row in zip(judged, scores, strict=True)
+            ]
+            unfounded = {  # for the sentences that lean on a neighbour: a specific in no source is no support
+                i: set.intersection(*lacking) if lacking else set(claims(originals[i], known_names=known).all)
+                for i, lacking in gaps.items()
+                if kinds[i] != "judge"
+            }
 
         verdicts: dict[int, SentenceSupport] = {}
         for i, row in zip(judged, scores, strict=True):
@@ -243,7 +270,7 @@ class Verifier:
         for i, kind in enumerate(kinds):
             if kind == "refusal":
                 verdicts[i] = SentenceSupport(strip_citations(originals[i]), (), True, 1.0, cited(originals[i]))
-            elif kind == "echo" and not judged:  # the answer only restates the question
+            elif kind in ("short", "echo") and (unfounded.get(i) or not judged):  # unfounded, or only an echo
                 verdicts[i] = SentenceSupport(strip_citations(originals[i]), (), False, 0.0, cited(originals[i]))
             elif kind in ("short", "echo"):
                 before = [j for j in judged if j < i]
@@ -257,6 +284,12 @@ class Verifier:
                 )
         sentences = tuple(verdicts[i] for i in range(len(spans)))
         return Verification(sentences, _rebuild(answer, spans, sentences))
+
+    @staticmethod
+    def _missing(sentence: str, indexes: Sequence[ClaimIndex], known: frozenset[str]) -> list[set[str]]:
+        """The sentence's specifics each source lacks (one set per source; empty sets where it holds them all)."""
+        said = claims(sentence, known_names=known)
+        return [missing_claims(said, index) for index in indexes] if said else [set() for _ in indexes]
 
     def _kind(self, sentence: str, asked: set[str]) -> str:
         plain = strip_citations(sentence).replace("’", "'")
@@ -300,6 +333,15 @@ class Verifier:
         return SentenceSupport(text, kept, bool(kept), float(best_score), model)
 
 
+def _names(question: str | None, sentences: Sequence[str]) -> frozenset[str]:
+    """Names the question and the answer use inside a sentence: a sentence's first word is a name when it is one of
+    these ("Acme's share price is ..." to "What is the share price of Acme?")."""
+    found: set[str] = set()
+    for text in (question or "", *sentences):
+        found |= claims(text).names
+    return frozenset(found)
+
+
 _TAIL = re.compile(r"[.!?…:;]+[\"'”’)\]]*$")
 
 
@@ -326,4 +368,9 @@ def _rebuild(answer: str, spans: Sequence[tuple[int, int]], sentences: Sequence[
 
 def verifier_from_settings(settings: ChatSettings, scorer: PairScorer | None) -> Verifier:
     """The verifier the settings ask for; ``settings.verify_answers`` says whether the caller runs it."""
-    return Verifier(scorer, threshold=settings.verify_threshold, lexical_weight=settings.verify_lexical_weight)
+    return Verifier(
+        scorer,
+        threshold=settings.verify_threshold,
+        lexical_weight=settings.verify_lexical_weight,
+        strict_claims=settings.verify_strict_claims,
+    )
