@@ -51,7 +51,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +68,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("eval.generate")
 
 PROMPT_VERSION = "gen-v1"
+SAMPLE_MARK = "/sample-corpus/"  # where make run writes the fitz-gov sample it loads on a first run
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
 STYLES: dict[str, str] = {
@@ -468,29 +468,6 @@ def run(
 # --- the CLI: the deployment's store, retriever, verifier and LLM, in this process -----------------------
 
 
-@contextmanager
-def open_components(settings: Settings) -> Iterator[tuple[Any, Any, Verifier]]:
-    """(store, retriever, verifier) over the data dir's store, with the API's models and settings."""
-    from services.core.factory import build_embedder, build_reranker, build_store, build_verifier
-    from services.core.retrieval import Retriever
-
-    try:
-        store = build_store(settings)
-    except Exception as exc:  # the embedded store's folder is held by a running API
-        raise SystemExit(
-            f"eval.generate: cannot open the store of {settings.data_dir} ({exc}); stop the API that uses it "
-            "(make run) or set RAG_QDRANT_URL to a Qdrant server"
-        ) from exc
-    try:
-        embedder = build_embedder(settings)
-        embedder.warm_up()
-        reranker = build_reranker(settings)
-        reranker.warm_up()
-        yield store, Retriever(embedder, store, reranker), build_verifier(settings, reranker)
-    finally:
-        store.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     from services.core.settings import Settings
 
@@ -501,7 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-chunks", type=int, default=2000, help="chunks sampled at most")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--boot-llm", action="store_true", help="start the local LLM server when none answers")
-    parser.add_argument("--exclude-sample", action="store_true", help="leave out the fitz-gov sample corpus")
+    parser.add_argument(
+        "--include-sample",
+        action="store_true",
+        help="also write questions on the fitz-gov sample corpus (left out by default when the store holds other "
+        "documents: the shipped models were fitted on fitz-gov already)",
+    )
     parser.add_argument("--max-copied-run", type=int, default=GenerateConfig.max_copied_run)
     parser.add_argument("--dedupe", type=float, default=GenerateConfig.dedupe)
     parser.add_argument("--near-miss-every", type=int, default=GenerateConfig.near_miss_every)
@@ -515,13 +497,15 @@ def main(argv: list[str] | None = None) -> int:
         from eval.local_stack import ensure_llm
 
         llm_url, llm_proc = ensure_llm(llm_url, settings.data_dir)
+    from services.core.factory import build_verifier, open_retriever
+
     try:
-        with open_components(settings) as (store, retriever, verifier):
-            docs = {
-                r.doc_id: store.document_chunks(r.doc_id)
-                for r in store.list_documents()
-                if not (args.exclude_sample and "/sample-corpus/" in r.source)
-            }
+        with open_retriever(settings) as (store, retriever):
+            verifier = build_verifier(settings, retriever.reranker)
+            records = store.list_documents()
+            own = [r for r in records if SAMPLE_MARK not in r.source]
+            picked = records if args.include_sample or not own else own
+            docs = {r.doc_id: store.document_chunks(r.doc_id) for r in picked}
             docs = {d: c for d, c in docs.items() if c}
             if not docs:
                 print(f"eval.generate: the store of {settings.data_dir} holds no documents", file=sys.stderr)
@@ -531,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
             root = settings.data_dir / "generated"
             out_dir = root / version
             summary = asyncio.run(_generate(args, settings, llm_url, retriever, verifier, docs, out_dir))
+    except RuntimeError as exc:  # the store is held by a running API, or the LLM never came up
+        print(f"eval.generate: {exc}", file=sys.stderr)
+        return 2
     finally:
         if llm_proc is not None:
             from services.core.processes import stop_all

@@ -48,21 +48,13 @@ SPLITS = ("train", "dev", "test")
 def open_retriever(data_dir: Path) -> Iterator[tuple[Retriever, Settings]]:
     """The API's retrieval path over the fitz-gov index in ``data_dir`` (ingested once, shared with make eval)."""
     from ingest.sample import ensure_corpus_index
-    from services.core.factory import build_embedder, build_reranker, build_store
-    from services.core.retrieval import Retriever
+    from services.core import factory
     from services.core.settings import Settings
 
     ensure_corpus_index(data_dir)  # the same store `make eval` boots its API on, ingested once
-    settings = Settings(_env_file=None, data_dir=data_dir)
-    embedder = build_embedder(settings)
-    embedder.warm_up()
-    store = build_store(settings)
-    reranker = build_reranker(settings)
-    reranker.warm_up()
-    try:
-        yield Retriever(embedder, store, reranker), settings
-    finally:
-        store.close()
+    settings = Settings(_env_file=None, data_dir=data_dir, adapted_models=False)  # the shipped models' scores
+    with factory.open_retriever(settings) as (_, retriever):
+        yield retriever, settings
 
 
 def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -191,7 +183,13 @@ def split_report(model: GateModel, rows: list[dict[str, Any]]) -> dict[str, floa
     }
 
 
-def fit(data: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> tuple[GateModel, dict[str, Any]]:
+def fit(
+    data: dict[str, list[dict[str, Any]]],
+    args: argparse.Namespace,
+    domain: tuple[str, frozenset[str]] | None = None,
+) -> tuple[GateModel, dict[str, Any]]:
+    """Fit on train, calibrate and choose the bands on dev, report every split; ``domain``: the documents it is
+    calibrated for (default: the fitz-gov corpus, ``fitz_gov_domain``)."""
     x_train, y_train = matrix(data["train"])
     mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
     scale[scale == 0] = 1.0
@@ -218,7 +216,7 @@ def fit(data: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> tupl
             "domain_documents": frozenset(),
         }
     )
-    model = with_domain(model, fitz_gov_domain())
+    model = with_domain(model, domain or fitz_gov_domain())
     report = {split: split_report(model, data[split]) for split in SPLITS}
     report["retrieval"] = meta["settings"]
     report["params"] = {"l2": args.l2, "answer_rate": args.answer_rate, "leak_rate": args.leak_rate}

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -245,19 +246,50 @@ def freeze_lower_layers(model: object, n: int) -> None:
     logger.info("froze embeddings + %d of %d layers", n, len(base.encoder.layer))
 
 
-def train(args: argparse.Namespace) -> Path:
-    import torch
+def fit_cross_encoder(
+    model: Any, pairs: list[tuple[str, str, float]], args: argparse.Namespace, workdir: Path
+) -> float:
+    """Fine-tune ``model`` (a sentence-transformers ``CrossEncoder``) on (query, passage, label) pairs with binary
+    cross-entropy, the lower layers frozen; the seconds it took. Shared by ``make reranker`` and ``make adapt``."""
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import (
-        CrossEncoder,
-        CrossEncoderTrainer,
-        CrossEncoderTrainingArguments,
-    )
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    freeze_lower_layers(model, args.freeze_layers)
+    dataset = Dataset.from_dict(
+        {"query": [p[0] for p in pairs], "passage": [p[1] for p in pairs], "label": [p[2] for p in pairs]}
+    )
+    targs = CrossEncoderTrainingArguments(
+        output_dir=str(workdir / "ckpt"),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps or -1,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_ratio=args.warmup_ratio,
+        seed=args.seed,
+        save_strategy="no",
+        logging_steps=50,
+        report_to="none",
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    started = time.perf_counter()
+    CrossEncoderTrainer(model=model, args=targs, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model)).train()
+    return time.perf_counter() - started
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(args: argparse.Namespace) -> Path:
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    seed_everything(args.seed)
     pairs, data_stats = mine_pairs(
         hard_negatives=args.hard_negatives,
         random_negatives=args.random_negatives,
@@ -276,27 +308,7 @@ def train(args: argparse.Namespace) -> Path:
         for name in TRANSFORMER_FILES:
             shutil.copy(_packaged_minilm() / name, base / name)
         model = CrossEncoder(str(base), num_labels=1, max_length=args.max_length, device="cpu", local_files_only=True)
-        freeze_lower_layers(model, args.freeze_layers)
-        dataset = Dataset.from_dict(
-            {"query": [p[0] for p in pairs], "passage": [p[1] for p in pairs], "label": [p[2] for p in pairs]}
-        )
-        targs = CrossEncoderTrainingArguments(
-            output_dir=str(Path(tmp) / "ckpt"),
-            num_train_epochs=args.epochs,
-            max_steps=args.max_steps or -1,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_ratio=args.warmup_ratio,
-            seed=args.seed,
-            save_strategy="no",
-            logging_steps=50,
-            report_to="none",
-            use_cpu=True,
-            dataloader_num_workers=0,
-        )
-        started = time.perf_counter()
-        CrossEncoderTrainer(model=model, args=targs, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model)).train()
-        train_seconds = time.perf_counter() - started
+        train_seconds = fit_cross_encoder(model, pairs, args, Path(tmp))
         if out.exists():
             shutil.rmtree(out)
         model.save_pretrained(str(out))

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from services.core.grounding import Band, GateDecision
-from services.core.model_registry import MODELS_DIR
+from services.core.model_registry import MODELS_DIR, find_adapted
 from services.core.text import content_words, coverage, specific_words
 from services.core.types import RetrievedChunk
 
@@ -202,13 +202,19 @@ class CalibratedGate:
 
 
 def gate_from_settings(settings: ChatSettings, reranker: object) -> CalibratedGate | None:
-    """The shipped gate, or None (with a warning) when its file is missing or was fitted for another reranker."""
+    """The gate for the reranker that runs: ``RAG_ANSWERABILITY_MODEL``, else the one ``make adapt`` fitted with it
+    (an adapted reranker), else the shipped one; None (with a warning) when the file is missing or was fitted
+    for another reranker."""
+    name = getattr(reranker, "name", "none")
     path = Path(settings.answerability_model) if settings.answerability_model else DEFAULT_GATE
+    if not settings.answerability_model:
+        adapted = find_adapted(settings.data_dir)
+        if adapted is not None and adapted.name == name:  # the reranker that runs is the adapted one
+            path = adapted.gate
     if not path.exists():
         logger.warning("answerability gate off: %s not found (make answerability)", path)
         return None
     model = GateModel.load(path)
-    name = getattr(reranker, "name", "none")
     if name != model.reranker:
         logger.warning(
             "answerability gate off: %s was fitted on reranker %r scores, the API runs %r (make answerability)",

@@ -8,10 +8,14 @@ at start-up. (The store is the exception: opening a Qdrant client or an Edge fol
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal
 
 from services.core.embedder import SentenceTransformerEmbedder
+from services.core.model_registry import AdaptedModels, find_adapted
 from services.core.reranker import CrossEncoderReranker, NoReranker, Reranker
 from services.core.settings import (
     ChatSettings,
@@ -24,10 +28,14 @@ from services.core.settings import (
 from services.core.store import QdrantStore, VectorStore
 from services.core.store_edge import MIGRATE_COMMAND, EdgeStore, folder_kind
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # the chat-side builders import their modules when called: the ingest CLI needs none of them
     from services.core.answerability import CalibratedGate
     from services.core.evidence import EvidenceSelector
     from services.core.llm import OpenAICompatibleLLM
+    from services.core.retrieval import Retriever
+    from services.core.settings import Settings
     from services.core.verify import Verifier
 
 
@@ -55,13 +63,20 @@ def build_embedder(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
     )
 
 
-def build_reranker(settings: RerankerSettings) -> Reranker:
-    """The second stage the settings pick (``RAG_RERANKER``), not loaded yet (``warm_up()`` loads it)."""
+def build_reranker(settings: RerankerSettings, adapted: AdaptedModels | None | Literal["find"] = "find") -> Reranker:
+    """The second stage the settings pick (``RAG_RERANKER``), not loaded yet (``warm_up()`` loads it): the one
+    ``make adapt`` fitted for this deployment when there is one (``adapted``: ``"find"`` looks in the data dir as
+    ``RAG_ADAPTED_MODELS`` says; given, that one; None, the configured one)."""
     if settings.reranker == "none":
         return NoReranker()
     apply_offline_env(settings)
+    if adapted == "find":
+        adapted = find_adapted(settings.data_dir, settings.reranker_model) if settings.adapted_models else None
+    if adapted is not None:
+        logger.info("reranker: %s, adapted to this deployment's documents (%s)", adapted.name, adapted.root)
     return CrossEncoderReranker(
-        settings.reranker_model,
+        str(adapted.reranker) if adapted else settings.reranker_model,
+        name=adapted.name if adapted else None,
         batch_size=settings.reranker_batch_size,
         max_length=settings.reranker_max_length,
         device=settings.device,
@@ -147,3 +162,30 @@ def build_store(settings: StoreSettings) -> VectorStore:
         replication_factor=settings.qdrant_replication_factor,
         write_consistency_factor=settings.qdrant_write_consistency_factor,
     ).open()
+
+
+@contextmanager
+def open_retriever(
+    settings: Settings, adapted: AdaptedModels | None | Literal["find"] = "find"
+) -> Iterator[tuple[VectorStore, Retriever]]:
+    """The API's retrieval path in this process, loaded: its store (closed on exit) and a ``Retriever`` over it
+    with the configured embedder and reranker. For the tools that read a deployment's store (question
+    generation, ``make adapt``, ``make answerability``). An embedded store held by a running API fails with
+    the reason and what to do."""
+    from services.core.retrieval import Retriever
+
+    try:
+        store = build_store(settings)
+    except Exception as exc:  # qdrant-edge: one process owns a folder
+        raise RuntimeError(
+            f"cannot open the store of {settings.data_dir} ({exc}): stop the API that uses it (make run), "
+            "or set RAG_QDRANT_URL to a Qdrant server, which any number of clients share"
+        ) from exc
+    try:
+        embedder = build_embedder(settings)
+        embedder.warm_up()
+        reranker = build_reranker(settings, adapted)
+        reranker.warm_up()
+        yield store, Retriever(embedder, store, reranker)
+    finally:
+        store.close()

@@ -107,6 +107,45 @@ def _in_hf_cache(repo_id: str) -> bool:
     return isinstance(hit, str)
 
 
+ADAPTED_DIR = "adapted"  # <data dir>/adapted: what `make adapt` wrote for this deployment (train/adapt.py)
+
+
+@dataclass(frozen=True)
+class AdaptedModels:
+    """The cross-encoder and gate ``make adapt`` fitted on this deployment's documents, from ``base_reranker``."""
+
+    root: Path
+    name: str  # the adapted reranker's name: what its gate file was fitted on
+    base_reranker: str
+
+    @property
+    def reranker(self) -> Path:
+        return self.root / "reranker"
+
+    @property
+    def gate(self) -> Path:
+        return self.root / "gate.json"
+
+
+def find_adapted(data_dir: Path, base_reranker: str | None = None) -> AdaptedModels | None:
+    """The adapted models in ``data_dir`` when they are complete and (``base_reranker`` given) were made from it:
+    a folder adapted from another reranker is ignored, the settings chose that one. ``make adapt`` swaps the folder in
+    whole, so a half-written one is never found here."""
+    import json
+
+    manifest = data_dir / ADAPTED_DIR / "manifest.json"
+    try:
+        raw = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = AdaptedModels(manifest.parent, str(raw.get("name", "")), str(raw.get("base_reranker", "")))
+    if base_reranker is not None and found.base_reranker != base_reranker:
+        return None
+    if not found.name or not found.gate.exists():
+        return None
+    return found if (found.reranker / "config.json").exists() else None
+
+
 class LoadOnce(Generic[T]):
     """A model loaded at most once, by ``warm_up()``, safe to call from many threads at once (the API's
     lifespan and the first requests may race): the components' constructors stay pure and their readiness

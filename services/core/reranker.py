@@ -103,10 +103,12 @@ class CrossEncoderReranker:
         fusion_weight: float = 0.0,
         backend: InferenceBackend = "torch",
         model_cache: Path | str = Path(".data/models"),
+        name: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"RAG_RERANKER_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
-        self.name = model
+        self.model_ref = model  # a packaged alias, a folder or a hub id: where the weights come from
+        self.name = name or model  # what it is called: the answerability gate is fitted to one name
         self.backend = backend  # what runs the transformer (services/core/backends.py)
         self.model_cache = Path(model_cache)  # exports of non-torch backends
         self.batch_size = batch_size
@@ -124,7 +126,7 @@ class CrossEncoderReranker:
         self._model.warm_up()
 
     def _load(self) -> CrossEncoder:
-        target, _ = resolve(self.name, RERANKERS, "RAG_RERANKER_MODEL")  # a missing model fails here, fast
+        target, _ = resolve(self.model_ref, RERANKERS, "RAG_RERANKER_MODEL")  # a missing model fails here, fast
         from sentence_transformers import CrossEncoder
 
         logger.info("loading cross-encoder %s from %s", self.name, target)

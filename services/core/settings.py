@@ -253,6 +253,11 @@ class RerankerSettings(RetrievalSettings, ModelRuntimeSettings):
     rerank_fusion_weight: float = Field(
         1.0, ge=0, le=1, description="blend of first-stage score into the order (1 = first-stage order; see README)"
     )
+    adapted_models: bool = Field(
+        True,
+        description="serve the cross-encoder and gate that make adapt fitted on this deployment's documents "
+        "(<data dir>/adapted) when they exist and were made from RAG_RERANKER_MODEL; false: the shipped ones",
+    )
 
 
 class LlmModelSettings(CommonSettings):
