@@ -9,17 +9,19 @@ stack declined questions they answer word for word, with nothing to show it. A d
 2. **Write** with the configured LLM (own prompts, ``PROMPT_VERSION``): for each chunk one question that it
    answers, in a style taken in turn: ``factoid``, ``why-how``, ``paraphrase``, ``multi-sentence``; and for every
    ``--near-miss-every``-th chunk one *near miss*: same topic, a detail the passage does not give.
-3. **Keep** an answerable question only when (a) the verifier (services/core/verify.py, the API's own: cross-
-   encoder + word overlap, numbers and names must be in the source) finds every sentence of its reference answer
-   supported by the source chunk, (b) it does not copy the chunk's wording (no run of more than
-   ``--max-copied-run`` words in a row from it: a copied question only tests string matching), and (c) it is no
-   duplicate of a kept one (``--dedupe`` share of shared content words).
+3. **Keep** a question only when it stands on its own (no "in the passage") and, when answerable, when
+   (a) the verifier (services/core/verify.py, the API's own: cross-encoder + word overlap, numbers and names
+   must be in the source) finds every sentence of its reference answer supported by the source chunk, (b) it
+   does not copy the chunk's wording (no run of more than ``--max-copied-run`` words in a row from it: a copied
+   question only tests string matching), and (c) it is no duplicate of a kept one (``--dedupe`` share of shared
+   content words).
 4. **Unanswerable twins**: (a) *leave-one-out*: the same question asked of the corpus without its source
    document (``exclude_docs``; the API narrows retrieval with ``filters.exclude_doc_id``), kept when what remains
    is on topic (a near miss, not nothing) and the verifier finds the reference answer in none of the top chunks;
    when another document does support it, that document joins the question's relevant documents instead.
-   (b) the LLM's near miss, kept when retrieval brings the source's topic back and the verifier finds the answer
-   the LLM imagined in none of the top chunks.
+   (b) the LLM's near miss, kept when retrieval brings the source's topic back, the verifier finds the answer
+   the LLM imagined in none of the top chunks, and some word of the question is in none of them either (else
+   nothing shows the detail is missing: the guess may just be wrong).
 5. **Split by document** into train/dev/test (``split_documents``: no document in two splits), so a model tuned
    on train/dev is measured on documents it never saw.
 
@@ -47,6 +49,7 @@ import hashlib
 import json
 import logging
 import re
+import signal
 import sys
 import time
 from collections import Counter
@@ -57,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from services.core.reranker import titled_passage
-from services.core.text import content_words, coverage, words
+from services.core.text import content_words, coverage, specific_words, words
 from services.core.types import RetrievedChunk
 
 if TYPE_CHECKING:
@@ -124,6 +127,19 @@ def parse_qa(text: str) -> tuple[str, str] | None:
 
 def _tokens(text: str) -> list[str]:
     return [w.lower() for w in words(text)]
+
+
+# A question must stand on its own: a user asks the corpus, not "the passage" a writer was shown.
+_NOT_STANDALONE = re.compile(
+    r"\b(?:the|this|given|above|following|provided)\s+(?:passage|text|excerpt|document|section|paragraph|snippet)\b"
+    r"|\b(?:according to|in) the (?:passage|text|author)\b",
+    re.IGNORECASE,
+)
+
+
+def standalone(question: str) -> bool:
+    """False for a question that points at the text it was written from ("the first enum in the given passage")."""
+    return not _NOT_STANDALONE.search(question)
 
 
 def copied_run(question: str, passage: str) -> int:
@@ -277,6 +293,9 @@ class Generator:
             out.dropped.append(f"{kind}: not in the Q/A format")
             return None
         question, answer = parsed
+        if not standalone(question):
+            out.dropped.append(f"{kind}: points at the passage")
+            return None
         if copied_run(question, chunk.text) > self.config.max_copied_run:
             out.dropped.append(f"{kind}: copies the chunk's wording")
             return None
@@ -368,6 +387,12 @@ class Generator:
             return
         if _any_supported(self.verifier, guess, _passages(hits), question):
             out.dropped.append("near-miss: the documents may hold the answer")
+            return
+        asked = content_words(question) | specific_words(question)
+        if coverage(asked, " ".join(_passages(hits))) >= 1.0:
+            # every word of it is in the top chunks: nothing shows the asked-for detail is missing, and the LLM's
+            # guess may simply be wrong ("Which library provides specialized container datatypes?")
+            out.dropped.append("near-miss: every word of it is in the top chunks")
             return
         self.deduper.add(question)
         out.rows.append(
@@ -491,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
+    # SIGTERM ends the run like Ctrl-C: the LLM this run started is stopped, and progress.jsonl resumes it
+    signal.signal(signal.SIGTERM, _interrupt)
     llm_proc = None
     llm_url = settings.llm_base_url
     if args.boot_llm:
@@ -540,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(manifest, indent=2))
     print(f"eval.generate: {manifest['kept']} questions in {out_dir / 'questions.jsonl'} ({summary['stopped']})")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def _generate(

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from eval.evalset import EvalItem
 from services.contract.client import ApiClient, ApiClientError
-from services.contract.schemas import ChunkOut, SearchRequest
+from services.contract.schemas import ChunkOut, Citation, SearchRequest
 from services.core import tracing
 from services.core.measure import latency_summary, mean, mrr_at_k, ndcg_at_k, recall_at_k
 
@@ -25,7 +25,7 @@ RECALL_KS = (1, 5, 10)
 SEARCH_TOP_K = 10
 
 
-def judged_id(hit: ChunkOut, relevant: frozenset[str] | set[str]) -> str:
+def judged_id(hit: ChunkOut | Citation, relevant: frozenset[str] | set[str]) -> str:
     """The id a hit is judged under: the judged id it matches, else its file name without extension.
 
     fitz-gov documents are ingested as ``<fitz-gov id>.md``, so the file name is the judged id; a user's

@@ -37,6 +37,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.evalset import EvalItem
+from eval.ir import judged_id
 from services.contract.client import ApiClient, ApiClientError
 from services.contract.schemas import ChatOptions, Filters, SentenceOut
 from services.core import tracing
@@ -67,6 +68,7 @@ class CaseOutcome:
     sentences: list[SentenceOut] = field(default_factory=list)  # empty: the answer was not verified
     decline_reason: str | None = None
     answerability: dict[str, Any] | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)  # n, doc, title and what the model read of each
 
     @property
     def correct_behaviour(self) -> bool:
@@ -105,7 +107,18 @@ def ask_all(api: ApiClient, items: Sequence[EvalItem], options: ChatOptions | No
                 outcome.sentences, outcome.decline_reason = reply.sentences, reply.decline_reason
                 gate = reply.answerability
                 outcome.answerability = gate.model_dump(mode="json") if gate else None
-                outcome.scores.update(behaviour_scores(outcome) | grounding_scores(outcome))
+                outcome.sources = [
+                    {
+                        "n": c.n,
+                        "doc": judged_id(c, set(item.relevant_docs)),
+                        "title": c.title,
+                        "read": c.excerpt or c.text,
+                    }
+                    for c in reply.sources
+                ]
+                outcome.scores.update(
+                    behaviour_scores(outcome) | grounding_scores(outcome) | citation_scores(outcome, item)
+                )
                 span.set_attribute("output.value", reply.answer)
                 span.set_attribute("eval.expect", outcome.expect)
                 span.set_attribute("eval.correct_behaviour", outcome.correct_behaviour)
@@ -135,6 +148,16 @@ def grounding_scores(outcome: CaseOutcome) -> dict[str, float]:
     if citations:
         out["citation_precision"] = sum(len(s.citations) for s in sentences if s.supported) / citations
     return out
+
+
+def citation_scores(outcome: CaseOutcome, item: EvalItem) -> dict[str, float]:
+    """``first_citation_correct``: for an answered case with judged documents, whether the answer's first verified
+    citation is one of them (what a user clicks first). A case answered without any citation scores 0."""
+    if outcome.declined or not item.relevant_docs or not outcome.sentences:
+        return {}
+    first = next((n for s in outcome.sentences for n in s.citations), None)
+    docs = {src["n"]: src["doc"] for src in outcome.sources}
+    return {"first_citation_correct": float(first is not None and docs.get(first) in item.relevant_docs)}
 
 
 def non_llm_metrics() -> dict[str, Any]:

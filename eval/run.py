@@ -148,6 +148,7 @@ def evaluate(
                     "judge_errors": c.judge_errors,
                     "scores": {k: round(v, 4) for k, v in c.scores.items()},
                     "sentences": [s.model_dump(mode="json") for s in c.sentences],
+                    "sources": c.sources,
                 }
                 for c in cases
             ],  # fmt: skip

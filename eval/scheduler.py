@@ -7,6 +7,12 @@ eval/run.py) so a crash or a leak in one run never takes the scheduler down, log
 (non-zero = regression or failure, also visible as ``gate_failed`` in the history), and waits for the
 next time. SIGTERM stops it between runs, or ends the running evaluation first.
 
+Each night measures fitz-gov (the shipped models' reference) and then, when the deployment has one, the test
+split of its own generated question set (``make generate``; ``RAG_EVAL_GENERATED_SET``, default
+``<data dir>/generated/latest/questions.jsonl``), every RAG case of it, into ``<reports>/generated``: a report
+and a paired-bootstrap gate of its own, so a drop on the user's documents fails the night as one on fitz-gov
+does. The set is looked up at each run, so one generated after the scheduler started is measured too.
+
     python -m eval.scheduler                # forever
     python -m eval.scheduler --now          # one run at start, then on schedule
 """
@@ -21,6 +27,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from eval.schedule import Schedule
 from services.core.settings import EvalSettings
@@ -39,28 +46,52 @@ def eval_command(settings: EvalSettings, extra: list[str] | None = None) -> list
     ]  # fmt: skip
 
 
+def generated_set(settings: EvalSettings) -> Path | None:
+    """The deployment's generated question set the nightly run measures, when there is one."""
+    path = settings.eval_generated_set or settings.data_dir / "generated" / "latest" / "questions.jsonl"
+    return path if path.exists() else None
+
+
+def evaluations(settings: EvalSettings) -> list[list[str]]:
+    """Tonight's runs: fitz-gov, then the generated set's test split (all its cases) in its own reports folder."""
+    runs = [eval_command(settings)]
+    found = generated_set(settings)
+    if found is not None:
+        own = settings.model_copy(update={"eval_reports_dir": settings.eval_reports_dir / "generated"})
+        runs.append(eval_command(own, ["--dataset", str(found), "--split", "test", "--full"]))
+    return runs
+
+
 class Scheduler:
+    """Runs ``commands`` (a fixed command, or a function giving tonight's commands) on the schedule."""
+
     def __init__(
         self,
         schedule: Schedule,
-        command: list[str],
+        commands: list[str] | Callable[[], list[list[str]]],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.schedule = schedule
-        self.command = command
+        self.commands = commands
         self.clock = clock
         self.stopping = threading.Event()
         self.current: subprocess.Popen[bytes] | None = None
 
     def run_once(self) -> int:
-        logger.info("evaluation starting: %s", " ".join(self.command))
-        self.current = subprocess.Popen(self.command)
-        code = self.current.wait()
-        self.current = None
-        level = logging.INFO if code == 0 else logging.ERROR
-        logger.log(level, "evaluation finished with exit status %s%s", code, "" if code == 0 else " (see report)")
-        return code
+        """Every command in turn (a stop ends the rest); the worst exit status."""
+        worst = 0
+        for command in self.commands() if callable(self.commands) else [self.commands]:
+            if self.stopping.is_set():
+                break
+            logger.info("evaluation starting: %s", " ".join(command))
+            self.current = subprocess.Popen(command)
+            code = self.current.wait()
+            self.current = None
+            level = logging.INFO if code == 0 else logging.ERROR
+            logger.log(level, "evaluation finished with exit status %s%s", code, "" if code == 0 else " (see report)")
+            worst = max(worst, code)
+        return worst
 
     def loop(self, *, run_now: bool = False, max_runs: int | None = None) -> None:
         runs = 0
@@ -89,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--now", action="store_true", help="run one evaluation at start, then follow the schedule")
     args = parser.parse_args(argv)
     schedule = Schedule.parse(settings.eval_schedule)  # a bad schedule fails here, at start
-    scheduler = Scheduler(schedule, eval_command(settings))
+    scheduler = Scheduler(schedule, lambda: evaluations(settings))
     signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
     signal.signal(signal.SIGINT, lambda *_: scheduler.stop())
     logger.info("schedule %r (UTC), reports in %s", settings.eval_schedule, settings.eval_reports_dir)

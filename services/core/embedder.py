@@ -158,7 +158,12 @@ class SentenceTransformerEmbedder:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def embed_query(self, text: str) -> np.ndarray:
-        vec = self.model.encode([self.query_prefix + text], normalize_embeddings=self.normalize, convert_to_numpy=True)
+        vec = self.model.encode(
+            [self.query_prefix + text],
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,  # one query: a bar per question would flood a tool's log at INFO
+        )
         return np.asarray(vec[0], dtype=np.float32)
 
     def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
@@ -177,7 +182,9 @@ class SentenceTransformerEmbedder:
 
     def _token_outputs(self, texts: list[str]) -> list[dict]:
         # output_value=None gives one dict of outputs per text; the library's overloads do not say so.
-        return self.model.encode(texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=True)  # type: ignore[return-value]
+        return self.model.encode(  # type: ignore[return-value]
+            texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=True, show_progress_bar=False
+        )
 
     def _tokens(self, out: dict) -> np.ndarray:
         mask = np.asarray(out["attention_mask"], dtype=bool)

@@ -396,6 +396,11 @@ class EvalSettings(TracingSettings, EmbedderSettings, LlmModelSettings, ApiKeySe
     eval_judge_model: str | None = None
     eval_judge_api_key: SecretStr = SecretStr("not-needed")
     eval_judge_timeout_s: float = Field(900.0, gt=0, description="per judge call; a CPU model is slow")
+    eval_generated_set: Path | None = Field(
+        None,
+        description="a generated question set the nightly run also measures (its test split); empty = "
+        "<data dir>/generated/latest/questions.jsonl when make generate has written one",
+    )
 
 
 class PhoenixSettings(CommonSettings):

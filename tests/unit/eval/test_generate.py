@@ -258,3 +258,20 @@ def test_the_version_follows_the_corpus_model_and_seed() -> None:
 def test_the_prompt_shows_the_passage_and_asks_for_two_lines() -> None:
     text = ANSWERABLE_PROMPT.format(title="Heapq", section="", text=HEAP, style="a question")
     assert HEAP in text and "Q: <the question>" in text and "A: <the answer>" in text
+
+
+def test_a_question_about_the_passage_itself_is_not_a_users_question() -> None:
+    from eval.generate import standalone
+
+    assert not standalone("What is the name of the first enum in the given passage?")
+    assert not standalone("According to the text, why is insort slow?")
+    assert standalone("Why is insort slow on long lists?") and standalone("Which section of a ZIP file holds names?")
+
+
+def test_a_near_miss_whose_every_word_the_documents_hold_is_not_trusted() -> None:
+    heap = chunk("heapq", HEAP)
+    near = {"heapq module": "Q: Which item does heapq keep at heap[0]?\nA: The largest item."}
+    out = generator(FakeWriter({}, near), FakeSearcher([heap])).from_chunk(
+        heap, style="factoid", near_miss=True, split="test"
+    )
+    assert out.rows == [] and "near-miss: every word of it is in the top chunks" in out.dropped

@@ -248,3 +248,26 @@ def test_the_run_is_one_evaluator_span_with_the_metrics(tmp_path: Path, spans: I
     assert root.attributes["eval.metric.ndcg@10"] == report["metrics"]["ndcg@10"]
     children = [s for s in spans.get_finished_spans() if s.parent and s.parent.span_id == root.context.span_id]
     assert sorted({s.name for s in children}) == ["eval.chat", "eval.search"]
+
+
+def test_the_first_citation_is_right_when_it_names_a_judged_document() -> None:
+    from eval.rag_eval import CaseOutcome, citation_scores
+    from services.contract.schemas import SentenceOut
+
+    item = EvalItem("a", "Where does the Krebs cycle occur?", relevant_docs=("bio_001",), expect="answer")
+    outcome = CaseOutcome("a", "answer", item.question, answer="In the matrix [2]. It cycles [1].")
+    outcome.sources = [
+        {"n": 1, "doc": "x", "title": "", "read": ""},
+        {"n": 2, "doc": "bio_001", "title": "", "read": ""},
+    ]
+    outcome.sentences = [
+        SentenceOut(text="Its matrix [2].", citations=[2], supported=True, score=0.9),
+        SentenceOut(text="It cycles [1].", citations=[1], supported=True, score=0.9),
+    ]
+    assert citation_scores(outcome, item) == {"first_citation_correct": 1.0}
+    outcome.sentences = list(reversed(outcome.sentences))
+    assert citation_scores(outcome, item) == {"first_citation_correct": 0.0}
+    outcome.sentences = [SentenceOut(text="Uncited.", citations=[], supported=False, score=0.1)]
+    assert citation_scores(outcome, item) == {"first_citation_correct": 0.0}  # answered without any citation
+    outcome.declined = True
+    assert citation_scores(outcome, item) == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,25 @@ def test_scheduled_command_uses_the_settings() -> None:
     assert cmd[cmd.index("--api-url") + 1] == "http://api:8000" and cmd[cmd.index("--sample") + 1] == "7"
     assert cmd[cmd.index("--rag-sample") + 1] == "0"  # every RAG case
     assert cmd[cmd.index("--reports-dir") + 1] == "/r"
+
+
+def test_a_night_measures_the_generated_set_too_once_there_is_one(tmp_path: Path) -> None:
+    from eval.scheduler import evaluations
+
+    settings = EvalSettings(_env_file=None, data_dir=tmp_path, eval_reports_dir=tmp_path / "reports")
+    assert len(evaluations(settings)) == 1  # fitz-gov only: nothing generated yet
+    generated = tmp_path / "generated" / "latest" / "questions.jsonl"
+    generated.parent.mkdir(parents=True)
+    generated.write_text('{"id": "a", "question": "Q?", "expect": "answer", "split": "test"}\n')
+    fitz, own = evaluations(settings)
+    assert "--dataset" not in fitz and own[own.index("--dataset") + 1] == str(generated)
+    assert own[own.index("--split") + 1] == "test" and own[own.index("--reports-dir") + 1] == str(
+        tmp_path / "reports" / "generated"
+    )
+
+
+def test_the_nights_worst_status_is_its_status() -> None:
+    runs = [[sys.executable, "-c", "raise SystemExit(0)"], [sys.executable, "-c", "raise SystemExit(1)"]]
+    scheduler = RecordingScheduler(Schedule.parse("02:00"), lambda: runs)
+    scheduler.loop(run_now=True, max_runs=0)
+    assert scheduler.codes == [1]
