@@ -28,7 +28,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate bench docs clean \
+.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate adapt bench docs clean \
 	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup
 
 help:
@@ -46,6 +46,7 @@ help:
 	@echo "make eval       IR metrics + Ragas against the running API (boots a local one if none); EVAL_ARGS=--full"
 	@echo "make eval-ood   the out-of-domain set (eval/ood: Python docs, 117 questions read by hand) on its own local stack"
 	@echo "make generate   questions from the deployment's own documents (eval/generate.py; GEN_ARGS=--target 300)"
+	@echo "make adapt      cross-encoder + gate fitted on them, served after a restart (train/adapt.py; ADAPT_ARGS)"
 	@echo "make docs       regenerate the figures in README.md and docs/ from bench/results, eval/reports, models"
 	@echo "make up         compose (docker, else podman): build, start every container, wait until healthy"
 	@echo "                (LLM_PROFILE=llamacpp|ollama|gpu|tgi; AIRGAP=1 builds from local bases and packaged models)"
@@ -182,7 +183,12 @@ eval-ood: setup llm-setup
 
 # Questions written from the documents in $(DATA_DIR)'s store (stop make run first: the embedded store has one owner).
 generate: setup llm-setup
-	$(BIN)/python -m eval.generate --boot-llm $(GEN_ARGS)
+	$(BIN)/python -m eval.generate --boot-llm --data-dir $(DATA_DIR) $(GEN_ARGS)
+
+# The cross-encoder and the gate fitted on those questions, into $(DATA_DIR)/adapted (the API serves them after a
+# restart). Run make generate first; stop make run first (the embedded store has one owner).
+adapt: setup
+	$(BIN)/python -m train.adapt --data-dir $(DATA_DIR) $(ADAPT_ARGS)
 
 # The figures in README.md and docs/ are generated blocks (<!-- generated:NAME:start/end -->) rendered from the
 # result files, never typed: the runs above refresh them when they end; DOCS_ARGS=--check only compares (exit 1

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from services.core.answerability import GateModel, domain_key, features
+from services.core.measure import bootstrap_ci
 from services.core.model_registry import ADAPTED_DIR, RERANKERS, resolve
 from services.core.reranker import titled_passage
 from services.core.types import RetrievedChunk
@@ -108,21 +109,17 @@ def reciprocal_ranks(rows: Sequence[dict[str, Any]], search: Search) -> list[flo
     return out
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, n: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Means of a and b and of b - a, with a 95 % percentile interval of the paired difference."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(x) == 0:
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> dict[str, Any]:
+    """Means of a and b and of b - a, with the paired difference's 95 % bootstrap interval."""
+    if not a:
         return {"n": 0}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n, len(x)))
-    diffs = (y[idx] - x[idx]).mean(axis=1)
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    diff = bootstrap_ci([y - x for x, y in zip(a, b, strict=True)], seed=seed)
     return {
-        "n": len(x),
-        "before": round(float(x.mean()), 4),
-        "after": round(float(y.mean()), 4),
-        "diff": round(float((y - x).mean()), 4),
-        "ci95": [round(float(low), 4), round(float(high), 4)],
+        "n": len(a),
+        "before": round(float(np.mean(a)), 4),
+        "after": round(float(np.mean(b)), 4),
+        "diff": round(diff.mean, 4),
+        "ci95": [round(diff.low, 4), round(diff.high, 4)],
     }
 
 
@@ -152,13 +149,13 @@ def by_split(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {s: [r for r in rows if r.get("split") == s] for s in SPLITS}
 
 
-def check_enough(splits: dict[str, list[dict[str, Any]]]) -> None:
+def check_enough(splits: dict[str, list[dict[str, Any]]], min_per_class: int = MIN_PER_CLASS) -> None:
     for split in ("train", "dev"):
         labels = [r["expect"] for r in splits[split]]
-        if labels.count("answer") < MIN_PER_CLASS or labels.count("abstain") < MIN_PER_CLASS:
+        if labels.count("answer") < min_per_class or labels.count("abstain") < min_per_class:
             raise ValueError(
                 f"the generated {split} split has {labels.count('answer')} answerable and {labels.count('abstain')} "
-                f"unanswerable questions; a gate needs {MIN_PER_CLASS} of each: run make generate with a larger "
+                f"unanswerable questions; a gate needs {min_per_class} of each: run make generate with a larger "
                 "--target (or on more documents)"
             )
 
@@ -219,7 +216,7 @@ def adapt(args: argparse.Namespace) -> Path:
     manifest_path = generated / "manifest.json"
     gen_manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     splits = by_split(rows)
-    check_enough(splits)
+    check_enough(splits, args.min_per_class)
     shipped_gate = GateModel.load(Path(args.shipped_gate))
     documents = {r["provenance"]["doc_id"] for r in rows}
     root = settings.data_dir / ADAPTED_DIR
@@ -360,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--answer-rate", type=float, default=0.95, help="dev answerable questions kept out of decline")
     parser.add_argument("--leak-rate", type=float, default=0.1, help="dev unanswerable ones allowed to skip verify")
+    parser.add_argument(
+        "--min-per-class", type=int, default=MIN_PER_CLASS, help="questions of each label train/dev need"
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
