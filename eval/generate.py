@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("eval.generate")
 
-PROMPT_VERSION = "gen-v1"
+PROMPT_VERSION = "gen-v2"  # v2: split and style by hash, leave-one-out checked on the top chunks together
 SAMPLE_MARK = "/sample-corpus/"  # where make run writes the fitz-gov sample it loads on a first run
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
@@ -118,8 +118,8 @@ def parse_qa(text: str) -> tuple[str, str] | None:
     match = _QA.search(text)
     if not match:
         return None
-    question = match.group("q").strip().strip('"').strip()
-    answer = match.group("a").strip().strip('"').strip()
+    question = match.group("q").strip().strip('"*').strip()
+    answer = match.group("a").strip().strip('"*').strip()
     if not question.endswith("?") or not 3 <= len(question.split()) <= 40 or not answer:
         return None
     return question, answer
@@ -181,17 +181,27 @@ class Deduper:
         self.kept.append(content_words(question))
 
 
+def _unit(key: str) -> float:
+    """A stable number in [0, 1) for ``key``: the same document always draws the same one."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+
+
 def split_documents(doc_ids: Sequence[str], shares: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> dict[str, Split]:
-    """Each document in exactly one split, by a stable hash order; dev and test get at least one document each
-    when there are three or more (a tiny corpus still has something to tune on and something to report)."""
-    ordered = sorted(set(doc_ids), key=lambda d: hashlib.sha256(d.encode()).hexdigest())
+    """Each document in exactly one split, decided by its own hash: adding documents never moves another one (a
+    model adapted on one version's train documents is not then measured on them as another version's test).
+    Corpora too small for every split to draw a document (fewer than 10, or a split left empty) are split by
+    hash order instead, dev and test one document each at least when there are three or more."""
+    unique = sorted(set(doc_ids))
+    drawn: dict[str, Split] = {
+        d: "test" if _unit(d) < shares[2] else "dev" if _unit(d) < shares[2] + shares[1] else "train" for d in unique
+    }
+    if len(unique) >= 10 and set(drawn.values()) == set(SPLITS):
+        return drawn
+    ordered = sorted(unique, key=_unit)
     n = len(ordered)
     n_test = max(1, round(n * shares[2])) if n >= 3 else 0
     n_dev = max(1, round(n * shares[1])) if n >= 3 else 0
-    out: dict[str, Split] = {}
-    for i, doc in enumerate(ordered):
-        out[doc] = "test" if i < n_test else "dev" if i < n_test + n_dev else "train"
-    return out
+    return {doc: "test" if i < n_test else "dev" if i < n_test + n_dev else "train" for i, doc in enumerate(ordered)}
 
 
 def sample_chunks(
@@ -355,9 +365,12 @@ class Generator:
         if not rest:
             out.dropped.append("leave-one-out: nothing left to retrieve")
             return
-        supporting = [h for h in rest if _fully_supported(self.verifier, answer, _passages([h]), question)]
-        if supporting:
-            relevant.extend(sorted({h.doc_id for h in supporting} - set(relevant)))
+        # the remaining top chunks together, as the API's verifier would read them: an answer another document
+        # words differently or spreads over two chunks still counts as found
+        found = self.verifier.verify(answer, _passages(rest), question)
+        if found.sentences and all(s.supported for s in found.sentences):
+            others = {rest[n - 1].doc_id for s in found.sentences for n in s.citations}
+            relevant.extend(sorted(others - set(relevant)))
             out.dropped.append("leave-one-out: another document answers it too")
             return
         if coverage(content_words(question), " ".join(_passages(rest[:3]))) < self.config.on_topic:
@@ -446,11 +459,14 @@ def run(
     kept = sum(len(r["rows"]) for r in done.values())
     stopped = "chunks exhausted"
     chunks = list(sample_chunks(docs, max_chunks))
+    if progress_path.exists() and progress_path.read_bytes()[-1:] not in (b"", b"\n"):
+        with progress_path.open("a", encoding="utf-8") as torn:  # a crash mid-line: the next record starts afresh
+            torn.write("\n")
     with (
         progress_path.open("a", encoding="utf-8") as log,
         tqdm(total=len(chunks), initial=len(done), desc="generate", unit="chunk", dynamic_ncols=True) as bar,
     ):
-        for i, chunk in enumerate(chunks):
+        for chunk in chunks:
             if chunk.id in done:
                 continue
             if kept >= target:
@@ -459,11 +475,13 @@ def run(
             if time.monotonic() - started > budget_s:
                 stopped = "time budget spent"
                 break
+            # style and near miss drawn per chunk, not by position: the round-robin over documents would otherwise
+            # give each document one style, and near misses to every other document only
             every = generator.config.near_miss_every
+            near = bool(every) and _unit("near-miss:" + chunk.id) < 1 / every
             outcome = generator.from_chunk(
-                chunk, style=styles[i % len(styles)], near_miss=bool(every) and i % every == 0,
-                split=splits[chunk.doc_id],
-            )  # fmt: skip
+                chunk, style=styles[int(_unit(chunk.id) * len(styles))], near_miss=near, split=splits[chunk.doc_id]
+            )
             record = {"chunk_id": chunk.id, "rows": outcome.rows, "dropped": outcome.dropped}
             log.write(json.dumps(record, ensure_ascii=False) + "\n")
             log.flush()

@@ -79,7 +79,7 @@ class Scheduler:
         self.current: subprocess.Popen[bytes] | None = None
 
     def run_once(self) -> int:
-        """Every command in turn (a stop ends the rest); the worst exit status."""
+        """Every command in turn (a stop ends the rest); the first non-zero exit status, else 0."""
         worst = 0
         for command in self.commands() if callable(self.commands) else [self.commands]:
             if self.stopping.is_set():
@@ -90,7 +90,7 @@ class Scheduler:
             self.current = None
             level = logging.INFO if code == 0 else logging.ERROR
             logger.log(level, "evaluation finished with exit status %s%s", code, "" if code == 0 else " (see report)")
-            worst = max(worst, code)
+            worst = worst or code  # the first failure (a signal-killed run is negative, still a failure)
         return worst
 
     def loop(self, *, run_now: bool = False, max_runs: int | None = None) -> None:

@@ -27,6 +27,7 @@ from services.core.factory import (
     build_reranker,
     build_store,
     build_verifier,
+    sentence_scorer,
 )
 from services.core.grounding import AnswerabilityGate, AnswerVerifier
 from services.core.llm import LLMClient
@@ -51,6 +52,9 @@ class Components:
     verifier: AnswerVerifier | None = None
     evidence: EvidenceSelector | None = None
     maintainer: IndexMaintainer | None = None  # builds the store's index after uploads, off the request path
+    # the cross-encoder the verifier and the evidence selector score sentences with: the reranker itself, except
+    # when that is one make adapt fitted (their thresholds were chosen on the shipped one's scores)
+    scorer: Reranker | None = None
     queue: JobQueue | None = None  # upload jobs (ingest/jobs.py); None: built from the settings when first used
     spool: UploadSpool | None = None
     _worker: threading.Thread | None = field(default=None, repr=False)
@@ -61,6 +65,8 @@ class Components:
         """Load the models and create the store's collections: the API's start-up (idempotent, thread-safe)."""
         self.embedder.warm_up()
         self.reranker.warm_up()
+        if self.scorer is not None:
+            self.scorer.warm_up()  # idempotent: the same object as the reranker unless it is an adapted one
         self.pipeline.warm_up()  # the chunker, and the collections (a Qdrant server that is down defers them)
 
     # -- ingest jobs --------------------------------------------------------------------------------
@@ -145,6 +151,7 @@ def build_components(
     embedder = embedder if embedder is not None else build_embedder(settings)
     store = store if store is not None else build_store(settings)
     reranker = build_reranker(settings)
+    scorer = sentence_scorer(settings, reranker)
     return Components(
         settings=settings,
         embedder=embedder,
@@ -154,7 +161,8 @@ def build_components(
         retriever=Retriever(embedder, store, reranker),
         pipeline=build_pipeline(settings, embedder, store),
         gate=build_gate(settings, reranker),
-        verifier=build_verifier(settings, reranker),
-        evidence=build_evidence(settings, reranker),
+        verifier=build_verifier(settings, scorer),
+        evidence=build_evidence(settings, scorer),
         maintainer=IndexMaintainer(store),
+        scorer=scorer,
     )

@@ -160,7 +160,7 @@ class GateModel:
         fields = {k: raw[k] for k in cls.__dataclass_fields__ if k not in optional or k in raw}
         for k in ("features", "mean", "scale", "coef"):
             fields[k] = tuple(fields[k])
-        fields["domain_documents"] = frozenset(domain_key(h) for h in fields.get("domain_documents", ()))
+        fields["domain_documents"] = frozenset(domain_key(h) for h in fields.get("domain_documents") or ())
         model = cls(**fields)
         if set(model.features) - set(FEATURES):
             raise ValueError(f"{path}: unknown features {sorted(set(model.features) - set(FEATURES))}")

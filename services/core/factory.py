@@ -86,6 +86,15 @@ def build_reranker(settings: RerankerSettings, adapted: AdaptedModels | None | L
     )
 
 
+def sentence_scorer(settings: RerankerSettings, reranker: Reranker) -> Reranker:
+    """The cross-encoder that scores sentences for the verifier and the evidence selector: the reranker, unless
+    it is one ``make adapt`` fitted; then the configured one it was adapted from, because the verifier's
+    thresholds were chosen on that one's scores and its precision was measured with it."""
+    if isinstance(reranker, CrossEncoderReranker) and reranker.model_ref != settings.reranker_model:
+        return build_reranker(settings, adapted=None)
+    return reranker
+
+
 def pair_scorer(reranker: Reranker) -> CrossEncoderReranker | None:
     """The cross-encoder the verifier and the evidence selector score sentences with, when there is one."""
     return reranker if isinstance(reranker, CrossEncoderReranker) else None

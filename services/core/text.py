@@ -104,6 +104,10 @@ _LAYOUT_PREFIX = re.compile(r"^[ \t]*(?:[-*+•–]|[0-9]{1,3}[.)]|#{1,6})[ \t]+
 # Capitalised or upper-case words that are not names: units, currency codes, honorifics.
 _NOT_NAMES = frozenset(
     "pm am kg km cm mm mg ml gb mb kb tb gib mib ghz mhz khz hz usd eur gbp mr mrs ms dr prof".split()  # noqa: SIM905
+    # the words an answer uses about its own sources and layout, which a model capitalises: "according to Source
+    # [1]", "Based on the Context", "NOTE:", "In Summary"
+    + "source sources context document documents passage passages summary note important tip warning".split()  # noqa: SIM905
+    + "answer question step steps example examples tl;dr".split()  # noqa: SIM905
 )
 # What opens a clause, so the capital after it is grammar rather than a name: a sentence end, a colon, an opening
 # quote, a bullet or table bar (markdown emphasis "**" and spaces before the word are skipped first). Brackets and
@@ -184,6 +188,8 @@ def name_key(word: str) -> str:
     w = _CONTRACTION.sub("", word.replace("’", "'"))
     if _DOTTED_ACRONYM.fullmatch(w):
         w = w.replace(".", "")
+    if len(w) > 2 and w[-1] == "s" and w[:-1].isupper():
+        w = w[:-1]  # a plural acronym: "APIs" is "API", "GPUs" "GPU"
     return _MONTHS.get(w.lower()) or stem(w)
 
 

@@ -254,10 +254,8 @@ class Verifier:
             indexes = [claim_index(src) for src in sources]
             known = _names(question, originals)
             gaps = {i: self._missing(originals[i], indexes, known) for i, k in enumerate(kinds) if k != "refusal"}
-            scores = [
-                [0.0 if lacking else value for value, lacking in zip(row, gaps[i], strict=True)]
-                for i, row in zip(judged, scores, strict=True)
-            ]
+            said = {i: claims(originals[i], known_names=known).all for i in judged}
+            scores = [self._constrained(row, gaps[i], said[i]) for i, row in zip(judged, scores, strict=True)]
             unfounded = {  # for the sentences that lean on a neighbour: a specific in no source is no support
                 i: set.intersection(*lacking) if lacking else set(claims(originals[i], known_names=known).all)
                 for i, lacking in gaps.items()
@@ -284,6 +282,22 @@ class Verifier:
                 )
         sentences = tuple(verdicts[i] for i in range(len(spans)))
         return Verification(sentences, _rebuild(answer, spans, sentences))
+
+    def _constrained(self, row: Sequence[float], lacking: Sequence[set[str]], said: frozenset[str]) -> list[float]:
+        """A sentence's support from each source under the claims rule: only sources holding every specific of it
+        may support it, the others get 0. Except when no supporting source holds them all and the supporting
+        sources hold them between them ("founded by Jane Doe [1], employs 5,000 [2]"): then each of those that
+        holds at least one keeps its score, and one holding none of them (the wrong source cited for a number)
+        gets 0."""
+        if not said:
+            return list(row)
+        supporting = [j for j, value in enumerate(row) if value >= self.threshold]
+        unheld = set(said)
+        for j in supporting:
+            unheld &= lacking[j]
+        if unheld or not supporting or any(not lacking[j] for j in supporting):
+            return [0.0 if lacking[j] else value for j, value in enumerate(row)]
+        return [0.0 if lacking[j] >= said else value for j, value in enumerate(row)]
 
     @staticmethod
     def _missing(sentence: str, indexes: Sequence[ClaimIndex], known: frozenset[str]) -> list[set[str]]:

@@ -451,3 +451,13 @@ def test_strict_claims_is_on_by_default_and_read_from_the_settings() -> None:
     assert verifier_from_settings(Settings(), None).strict_claims is True
     off = Settings().model_copy(update={"verify_strict_claims": False})
     assert verifier_from_settings(off, None).strict_claims is False
+
+
+def test_a_sentence_joining_two_sources_is_supported_by_both_together() -> None:
+    sources = ["Acme Corp was founded by Jane Doe in a garage.", "The firm employs 5,000 engineers worldwide."]
+    result = confident().verify("Acme Corp, founded by Jane Doe, employs 5,000 engineers [1][2].", sources)
+    (s,) = result.sentences
+    assert s.supported and s.citations == (1, 2)
+    # a third source holding none of its specifics does not join in, and one specific in no source still fails
+    result = confident().verify("Acme Corp, founded by Jane Doe, employs 7,500 engineers [1][2].", sources)
+    assert not result.sentences[0].supported and result.sentences[0].citations == ()

@@ -275,3 +275,19 @@ def test_a_near_miss_whose_every_word_the_documents_hold_is_not_trusted() -> Non
         heap, style="factoid", near_miss=True, split="test"
     )
     assert out.rows == [] and "near-miss: every word of it is in the top chunks" in out.dropped
+
+
+def test_adding_a_document_moves_no_other_document_to_another_split() -> None:
+    docs = [f"doc-{i}" for i in range(40)]
+    before, after = split_documents(docs), split_documents([*docs, "doc-new"])
+    assert all(after[d] == before[d] for d in docs)
+    assert 0.05 < sum(v == "test" for v in before.values()) / len(docs) < 0.4
+
+
+def test_a_record_after_a_torn_line_is_not_glued_to_it(tmp_path: Path) -> None:
+    (tmp_path / "progress.jsonl").write_text('{"chunk_id": "x", "rows": [], "dropped": []}\n{"chunk_id": "y", "ro')
+    docs = {"heapq": [chunk("heapq", HEAP)]}
+    writer = FakeWriter({"heapq module": "Q: Which element sits at index zero of the heap?\nA: The smallest item."})
+    run(docs, generator(writer, FakeSearcher([chunk("heapq", HEAP)]), near_miss_every=0), tmp_path, target=9,
+        budget_s=60, max_chunks=5)  # fmt: skip
+    assert set(read_progress(tmp_path / "progress.jsonl")) == {"x", "heapq-chunk-0000"}

@@ -10,8 +10,6 @@ from services.core.verify import Verifier
 pytestmark = pytest.mark.unit
 
 
-
-
 def test_precision_counts_what_the_verifier_keeps_and_recall_what_the_reader_keeps() -> None:
     labels = ["supported", "supported", "unsupported", "unsupported", "refusal"]
     verdict: list[bool | None] = [True, False, True, False, True]

@@ -111,7 +111,11 @@ def test_the_adapted_reranker_is_built_with_its_name_and_gets_its_own_gate(tmp_p
     assert getattr(reranker, "model_ref", "") == str(tmp_path / "adapted" / "reranker")
     gate = gate_from_settings(settings, reranker)
     assert gate is not None and gate.name == "adapted-gate-x" and gate.model.domain == "mine"
+    from services.core.factory import sentence_scorer
+
+    assert sentence_scorer(settings, reranker).name == "fitzgov-minilm-l6"  # the verifier keeps the shipped one
     shipped = build_reranker(settings.model_copy(update={"adapted_models": False}))
+    assert sentence_scorer(settings, shipped) is shipped
     assert shipped.name == "fitzgov-minilm-l6"
     gate = gate_from_settings(settings, shipped)
     assert gate is not None and gate.model.domain.startswith("fitz-gov")  # the shipped one for the shipped reranker
