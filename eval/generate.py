@@ -49,7 +49,6 @@ import hashlib
 import json
 import logging
 import re
-import signal
 import sys
 import time
 from collections import Counter
@@ -59,6 +58,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from services.core.processes import interrupt_on_sigterm
 from services.core.reranker import titled_passage
 from services.core.text import content_words, coverage, specific_words, words
 from services.core.types import RetrievedChunk
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
     # SIGTERM ends the run like Ctrl-C: the LLM this run started is stopped, and progress.jsonl resumes it
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     llm_proc = None
     llm_url = settings.llm_base_url
     if args.boot_llm:
@@ -585,10 +585,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(manifest, indent=2))
     print(f"eval.generate: {manifest['kept']} questions in {out_dir / 'questions.jsonl'} ({summary['stopped']})")
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 async def _generate(

@@ -49,6 +49,7 @@ from eval.report import SCHEMA_VERSION, metrics_ci, per_item_values, write_run
 from services.contract.client import ApiClient, ApiClientError
 from services.contract.schemas import ChatOptions
 from services.core import tracing
+from services.core.processes import interrupt_on_sigterm
 from services.core.settings import EvalSettings
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
@@ -277,6 +278,7 @@ def parse_args(argv: list[str] | None, settings: EvalSettings) -> argparse.Names
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_sigterm()  # a stopped run still stops the local stack it booted
     settings = EvalSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "absl"):  # a line per request / per ROUGE call would drown the progress bars

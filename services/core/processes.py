@@ -371,3 +371,15 @@ def _group_alive(pgid: int) -> bool:
 def _wait_group(pgid: int, deadline: float) -> None:
     while _group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM end this process as Ctrl-C does (``KeyboardInterrupt``), so ``finally`` blocks run and stop the
+    servers a tool started (a local LLM, an API): by default SIGTERM kills Python outright and leaves them running.
+    Call it from a command's ``main`` (the main thread), never at import."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set a handler
+        signal.signal(signal.SIGTERM, interrupt)
