@@ -601,10 +601,13 @@ async def _generate(
 
     llm: LLMClient = build_llm(settings.model_copy(update={"llm_base_url": llm_url}))
     loop = asyncio.get_running_loop()
+    seed = args.seed  # llama.cpp samples reproducibly with a seed: the same corpus gives the same set
 
     def write(prompt: str) -> str:
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
-        future = asyncio.run_coroutine_threadsafe(llm.complete(messages, max_tokens=160, temperature=0.3), loop)
+        future = asyncio.run_coroutine_threadsafe(
+            llm.complete(messages, max_tokens=160, temperature=0.3, seed=seed), loop
+        )
         return future.result().text
 
     def search(question: str, exclude: Sequence[str] = ()) -> list[RetrievedChunk]:

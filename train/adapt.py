@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import random
 import shutil
 import tempfile
@@ -48,6 +49,7 @@ import numpy as np
 from services.core.answerability import GateModel, domain_key, features
 from services.core.measure import bootstrap_ci
 from services.core.model_registry import ADAPTED_DIR, RERANKERS, resolve
+from services.core.processes import interrupt_on_sigterm
 from services.core.reranker import titled_passage
 from services.core.types import RetrievedChunk
 from train.answerability import SPLITS, fit, roc_auc, split_report
@@ -221,6 +223,8 @@ def adapt(args: argparse.Namespace) -> Path:
     shipped_gate = GateModel.load(Path(args.shipped_gate))
     documents = {r["provenance"]["doc_id"] for r in rows}
     root = settings.data_dir / ADAPTED_DIR
+    for stale in settings.data_dir.glob(".adapted-*"):  # a staging folder a killed run left behind
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".adapted-", dir=settings.data_dir))
     try:
         # before: the configured cross-encoder and the shipped gate; the training pairs come from the same path
@@ -303,7 +307,7 @@ def adapt(args: argparse.Namespace) -> Path:
                 "pairs": len(pairs),
                 "generated_pairs": len(generated_pairs),
                 "fitz_gov_pairs": len(fitz),
-                "steps": args.max_steps,
+                "steps": args.max_steps or math.ceil(len(pairs) / args.batch_size * args.epochs),
                 "seconds": round(seconds, 1),
                 "params": {k: v for k, v in vars(args).items() if k not in ("data_dir", "generated", "shipped_gate")},
             },
@@ -356,8 +360,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--shipped-gate", default=str(Path(__file__).resolve().parents[1] / "models/answerability/gate.json")
     )
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--max-steps", type=int, default=300, help="stop after N steps (0: full epochs)")
+    parser.add_argument(
+        "--epochs", type=float, default=2.0, help="passes over the pairs (a few hundred questions: more overfits them)"
+    )
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: --epochs full passes)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--freeze-layers", type=int, default=3)
@@ -374,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    interrupt_on_sigterm()  # a stopped run removes its staging folder; the adapted folder in use stays as it was
     started = time.perf_counter()
     root = adapt(args)
     print((root / "README.md").read_text(encoding="utf-8"))
