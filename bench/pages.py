@@ -534,6 +534,23 @@ DEFAULTS_RUN = Source(
 GATE_OFF = Source(
     "eval/reports/test-2026-12-03/gate-off/report.json", 'make eval EVAL_ARGS="--rag-sample 0 --gate-off --sample 20"'
 )
+OOD_DIR = "eval/reports/ood-2026-12-07"
+OOD_COMMAND = "make eval-ood"
+OOD_SHIPPED = Source(
+    f"{OOD_DIR}/shipped/report.json",
+    f"RAG_GATE_OUTSIDE_DOMAIN=decline RAG_VERIFY_STRICT_CLAIMS=false RAG_ADAPTED_MODELS=false {OOD_COMMAND}",
+)
+OOD_DEFAULTS = Source(f"{OOD_DIR}/defaults/report.json", f"RAG_ADAPTED_MODELS=false {OOD_COMMAND}")
+OOD_ADAPTED = Source(
+    f"{OOD_DIR}/adapted/report.json",
+    f"make generate adapt DATA_DIR=.data/eval-ood && RAG_ADAPTED_MODELS=true {OOD_COMMAND}",
+)
+GOAL_OOD_ANSWER_RATE, GOAL_OOD_ABSTENTION, GOAL_OOD_FIRST_CITATION = 0.85, 0.80, 0.80  # issue 27
+VERIFIER_LABELS = Source(
+    f"{OOD_DIR}/verifier.json",
+    f"python -m eval.verifier_precision --labels eval/ood/sentence-labels.jsonl --out {OOD_DIR}/verifier.json",
+)
+GOAL_VERIFIER_PRECISION = 0.95
 JUDGED = Source(
     "eval/reports/judged-2026-12-03/report.json",
     'RAG_EVAL_JUDGE_BASE_URL=local make eval EVAL_ARGS="--sample 5 --rag-sample 6"',
@@ -565,6 +582,7 @@ METRIC_NAMES = {
     "ndcg@10": "nDCG@10",
     "mrr@10": "MRR@10",
     "abstention_accuracy": "abstention accuracy (cases to decline)",
+    "first_citation_correct": "first citation names a relevant document (answered cases)",
     "answer_rate": "answer rate (cases to answer)",
     "sentence_supported": "answered sentences the verifier found supported",
     "citation_coverage": "answered sentences carrying a citation",
@@ -681,6 +699,66 @@ def render_gate(r: Results) -> str:
             f"today's defaults ({r.link(2)}; paired against the first in `compare-with-gate-on.md` beside it).",
             "",
             _goal_line(now),
+        ]
+    )
+
+
+def render_ood(r: Results) -> str:
+    """The out-of-domain set (eval/ood) under the shipped behaviour, today's defaults and the adapted models."""
+    rows = []
+    for label, report in zip(
+        ("shipped models, gate trusted everywhere, verifier without the names-and-numbers rule", "today's defaults "
+         "(gate declines only on its calibration domain; names-and-numbers rule)", "adapted to the corpus "
+         "(make generate + make adapt on the Python docs, RAG_ADAPTED_MODELS=true; the hand-written set never used)"),
+        r.docs,
+        strict=True,
+    ):  # fmt: skip
+        rows.append([*_answer_cells(label, report, "first_citation_correct"), _declined(report)])
+    header = ["out-of-domain set", "abstention accuracy", "answer rate", "first citation names the right document",
+              "declined"]  # fmt: skip
+    last = r[len(r) - 1]["metrics"]
+    met = (
+        last["answer_rate"] >= GOAL_OOD_ANSWER_RATE
+        and last["abstention_accuracy"] >= GOAL_OOD_ABSTENTION
+        and last.get("first_citation_correct", 0.0) >= GOAL_OOD_FIRST_CITATION
+    )
+    return "\n".join(
+        [
+            markdown_table(header, rows),
+            "",
+            f"Goal (adapted): answer rate ≥ {GOAL_OOD_ANSWER_RATE:.2f} with abstention ≥ {GOAL_OOD_ABSTENTION:.2f} and "
+            f"the first citation right for ≥ {GOAL_OOD_FIRST_CITATION:.2f} of answered questions: "
+            f"**{'met' if met else 'not met'}** ({last['answer_rate']:.2f} / {last['abstention_accuracy']:.2f} / "
+            f"{last.get('first_citation_correct', float('nan')):.2f}).",
+        ]
+    )
+
+
+def render_verifier(r: Results) -> str:
+    """The verifier against sentences labelled by reading (eval/verifier_precision.py)."""
+    doc = r[0]
+
+    def cell(part: Mapping[str, Any]) -> str:
+        return f"{fmt_interval(part['value'], *part['ci95'])} (n={part['n']})"
+
+    rows = [
+        [label, cell(doc[key]["precision"]), cell(doc[key]["recall"]), cell(doc[key]["unsupported_caught"])]
+        for label, key in (("as configured (numbers, dates, names must be in the source)", "configured"),
+                           ("without that rule", "strict_claims_off"))
+    ]  # fmt: skip
+    counts = doc["by_label"]
+    precision = doc["configured"]["precision"]["value"]
+    return "\n".join(
+        [
+            f"{doc['sentences']} answer sentences labelled by reading ({counts['supported']} supported, "
+            f"{counts['unsupported']} unsupported, {counts['refusal']} refusals left out); verifier "
+            f"`{doc['verifier']['scorer']}`, threshold {doc['verifier']['threshold']}, lexical weight "
+            f"{doc['verifier']['lexical_weight']}; 95 % bootstrap intervals.",
+            "",
+            markdown_table(["verifier", "precision", "recall", "unsupported sentences caught"], rows),
+            "",
+            f"Goal, precision ≥ {GOAL_VERIFIER_PRECISION:.2f} against the labels: "
+            f"**{'met' if precision >= GOAL_VERIFIER_PRECISION else 'not met'}** ({precision:.3f}).",
         ]
     )
 
@@ -914,6 +992,7 @@ def render_compose(r: Results) -> str:
 
 def render_headline(r: Results) -> str:
     on, off, gate, query, before, compose = r[0], r[1], r[2], r[3], r[4], r[5]
+    ood_shipped, ood_adapted, verifier = r[6], r[7], r[8]
     q, b = query["results"], before["results"]
     was = day(before["date"])
     images = compose["images"]
@@ -931,6 +1010,18 @@ def render_headline(r: Results) -> str:
         [f"answer rate, gate on / off ({n_of(on, 'answer_rate')} answerable)",
          f"**{ci(on, 'answer_rate')}** / {ci(off, 'answer_rate')}", "same runs",
          "[eval/reports/test-2026-12-03](eval/reports/test-2026-12-03)"],
+        [f"out-of-domain set (Python docs, {n_of(ood_adapted, 'answer_rate')} answerable / "
+         f"{n_of(ood_adapted, 'abstention_accuracy')} unanswerable): answer rate / abstention, shipped → adapted",
+         f"{ci(ood_shipped, 'answer_rate')} / {ci(ood_shipped, 'abstention_accuracy')} → "
+         f"{ci(ood_adapted, 'answer_rate')} / {ci(ood_adapted, 'abstention_accuracy')}",
+         f"`{OOD_ADAPTED.command}`; {r.link(6)}, {r.link(7)}",
+         "[grounding.md](docs/grounding.md#7-learning-from-the-deployments-own-documents)"],
+        [f"verifier precision against {verifier['configured']['precision']['n']} sentences it kept, labelled by "
+         "reading (not by the verifier)",
+         f"{fmt_interval(verifier['configured']['precision']['value'], *verifier['configured']['precision']['ci95'])}"
+         f" (recall {verifier['configured']['recall']['value']:.2f})",
+         f"`{VERIFIER_LABELS.command.split(' --out')[0]}`; {r.link(8)}",
+         "[grounding.md](docs/grounding.md#the-verifiers-precision-against-labels-read-by-someone-else)"],
         ["answered sentences carrying a verified citation",
          f"{ci(on, 'sentence_supported')} ({n_of(on, 'sentence_supported')} answers)", "same run",
          "[grounding.md](docs/grounding.md)"],
@@ -975,6 +1066,8 @@ BLOCKS: dict[str, Block] = {
         Block("eval-history", (EVAL_HISTORY,), render_eval_history),
         Block("eval-gate", (GATE_ON, GATE_OFF, DEFAULTS_RUN), render_gate),
         Block("eval-answerability", (ANSWERABILITY,), render_answerability),
+        Block("eval-ood", (OOD_SHIPPED, OOD_DEFAULTS, OOD_ADAPTED), render_ood),
+        Block("verifier-precision", (VERIFIER_LABELS,), render_verifier),
         Block("llm-probe", (LLM_PROBE,), render_llm_probe),
         Block("bench-chunking", (CHUNKING,), render_chunking),
         Block("llm-models", (LLM_MODELS,), render_llm_models),
@@ -983,7 +1076,11 @@ BLOCKS: dict[str, Block] = {
         Block("eval-retrieval", (RETRIEVAL,), render_retrieval),
         Block("scaling-measured", (INGEST, INGEST_LOAD, QUERY, HNSW, SCALE), render_scaling),
         Block("compose", (COMPOSE,), render_compose),
-        Block("headline", (GATE_ON, GATE_OFF, ANSWERABILITY, QUERY, QUERY_BEFORE, COMPOSE), render_headline),
+        Block(
+            "headline",
+            (GATE_ON, GATE_OFF, ANSWERABILITY, QUERY, QUERY_BEFORE, COMPOSE, OOD_SHIPPED, OOD_ADAPTED, VERIFIER_LABELS),
+            render_headline,
+        ),
     )
 }
 
@@ -997,7 +1094,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "docs/retrieval-quality.md": ("eval-retrieval",),
     "docs/scaling.md": ("scaling-measured",),
     "docs/deployment.md": ("compose",),
-    "docs/grounding.md": ("eval-gate", "llm-probe"),
+    "docs/grounding.md": ("eval-gate", "eval-ood", "verifier-precision", "llm-probe"),
     "docs/ingestion.md": ("bench-chunking",),
     "docs/llm-serving.md": ("llm-models", "llm-quality"),
 }  # fmt: skip

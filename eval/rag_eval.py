@@ -48,7 +48,7 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # else Ragas sends usage an
 logger = logging.getLogger(__name__)
 
 BEHAVIOUR_METRICS = ("abstention_accuracy", "answer_rate")
-GROUNDING_METRICS = ("sentence_supported", "citation_coverage", "citation_precision")
+GROUNDING_METRICS = ("sentence_supported", "citation_coverage", "citation_precision", "first_citation_correct")
 NON_LLM_METRICS = ("non_llm_context_precision", "non_llm_context_recall", "string_similarity", "rouge_l", "bleu")
 JUDGE_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 

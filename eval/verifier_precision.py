@@ -56,9 +56,9 @@ def read_labels(path: Path) -> list[dict[str, Any]]:
 
 def verdicts(verifier: Verifier, rows: Sequence[dict[str, Any]]) -> list[bool | None]:
     """The verifier's ``supported`` for each labelled sentence (None when its answer split differently)."""
-    by_case: dict[str, list[int]] = {}
+    by_case: dict[tuple[str, str], list[int]] = {}  # one case may have several answers (from several runs)
     for i, row in enumerate(rows):
-        by_case.setdefault(row["case"], []).append(i)
+        by_case.setdefault((row["case"], row["answer"]), []).append(i)
     out: list[bool | None] = [None] * len(rows)
     for indexes in by_case.values():
         first = rows[indexes[0]]

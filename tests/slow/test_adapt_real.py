@@ -201,7 +201,9 @@ def test_a_question_the_shipped_gate_declined_is_answered_with_its_citation_afte
 ) -> None:
     answerable = [r for r in adapted if r["expect"] == "answer"]
     shipped = Settings(_env_file=None, data_dir=data_dir, adapted_models=False, gate_outside_domain="decline")  # type: ignore[call-arg]
-    mine = Settings(_env_file=None, data_dir=data_dir, llm_base_url=llm_base_url, llm_model=LLM_ALIAS)  # type: ignore[call-arg]
+    mine = Settings(
+        _env_file=None, data_dir=data_dir, llm_base_url=llm_base_url, llm_model=LLM_ALIAS, adapted_models=True
+    )  # type: ignore[call-arg]
     shipped_name, before = bands(shipped, answerable)
     adapted_name, after = bands(mine, answerable)
     assert shipped_name == "fitzgov-minilm-l6" and adapted_name.startswith("adapted-")

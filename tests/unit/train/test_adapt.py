@@ -105,7 +105,7 @@ def test_the_adapted_reranker_is_built_with_its_name_and_gets_its_own_gate(tmp_p
     from services.core.factory import build_reranker
 
     adapted_folder(tmp_path / "adapted")
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path, adapted_models=True)  # type: ignore[call-arg]
     reranker = build_reranker(settings)
     assert reranker.name == "adapted-fitzgov-minilm-l6-1234abcd"
     assert getattr(reranker, "model_ref", "") == str(tmp_path / "adapted" / "reranker")
