@@ -58,6 +58,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ingest.sample import SAMPLE_MARK
 from services.core.processes import interrupt_on_sigterm
 from services.core.reranker import titled_passage
 from services.core.text import content_words, coverage, specific_words, words
@@ -71,7 +72,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("eval.generate")
 
 PROMPT_VERSION = "gen-v2"  # v2: split and style by hash, leave-one-out checked on the top chunks together
-SAMPLE_MARK = "/sample-corpus/"  # where make run writes the fitz-gov sample it loads on a first run
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
 STYLES: dict[str, str] = {

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from services.datasets.fitz_gov import CorpusDoc
 
 logger = logging.getLogger(__name__)
+# where a first make run writes the sample it loads (services/launcher.py): a source path holding this is fitz-gov
+SAMPLE_MARK = "/sample-corpus/"
 
 
 def write_sample_corpus(dest: Path, max_docs: int = 400) -> list[Path]:

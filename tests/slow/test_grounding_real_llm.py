@@ -154,18 +154,27 @@ def test_a_question_the_corpus_cannot_answer_is_declined_without_an_llm_call(
 
 
 def test_the_shipped_gate_declines_it_too(client: TestClient, components: Components) -> None:
+    """The shipped gate's score says "unanswerable" here too. These uploaded documents are not the fitz-gov ones it
+    was calibrated on, so by default it does not decline before generation (the verifier decides: "Canberra" is in
+    no source, so the answer is withheld); trusted everywhere, as before calibration domains, it declines."""
     if not DEFAULT_GATE.exists():
         pytest.skip(f"{DEFAULT_GATE} is not shipped yet (make answerability)")
     shipped = gate_from_settings(components.settings, components.reranker)
     assert shipped is not None, f"{DEFAULT_GATE} was fitted for another reranker than the shipped one"
-    previous, components.gate = components.gate, shipped
+    previous = components.gate
     try:
+        components.gate = shipped
         body = chat(client, UNANSWERABLE)
+        components.gate = CalibratedGate(shipped.model, outside_domain="decline")
+        trusted = chat(client, UNANSWERABLE)
     finally:
         components.gate = previous
     assert body["answerability"]["model"] == shipped.name
-    assert body["answerability"]["band"] == "decline", body["answerability"]
-    assert body["declined"] and body["decline_reason"] == "no_relevant_sources"
+    assert body["answerability"]["calibrated"] is False and body["answerability"]["band"] == "verify"
+    assert body["answerability"]["score"] < shipped.model.decline_below
+    assert body["declined"] and body["decline_reason"] in ("unsupported_answer", "model_declined"), body["answer"]
+    assert trusted["answerability"]["band"] == "decline", trusted["answerability"]
+    assert trusted["declined"] and trusted["decline_reason"] == "no_relevant_sources"
 
 
 def test_an_answer_written_without_citations_comes_back_cited_on_each_sentence(

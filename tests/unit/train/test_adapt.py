@@ -61,7 +61,7 @@ def test_training_pairs_label_the_source_chunk_other_documents_and_a_near_miss()
 
 def test_a_split_too_small_for_a_gate_is_refused_with_what_to_do() -> None:
     rows = [row(i, "answer" if i % 2 else "abstain", "factoid", "train" if i < 20 else "dev") for i in range(24)]
-    with pytest.raises(ValueError, match=r"generated dev split has 2 answerable and 2 unanswerable.*--target"):
+    with pytest.raises(ValueError, match=r"2 answerable and 2 unanswerable dev questions.*--target"):
         check_enough(by_split(rows))
 
 
