@@ -596,8 +596,7 @@ async def _generate(
     docs: Mapping[str, Sequence[RetrievedChunk]],
     out_dir: Path,
 ) -> dict[str, Any]:
-    from services.core.factory import build_llm
-    from services.core.store import SearchFilters
+    from services.core.factory import build_llm, searcher
 
     llm: LLMClient = build_llm(settings.model_copy(update={"llm_base_url": llm_url}))
     loop = asyncio.get_running_loop()
@@ -610,12 +609,7 @@ async def _generate(
         )
         return future.result().text
 
-    def search(question: str, exclude: Sequence[str] = ()) -> list[RetrievedChunk]:
-        filters = SearchFilters(exclude_doc_id=tuple(exclude)) if exclude else None
-        found = retriever.search(
-            question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k, filters=filters
-        )
-        return list(found.chunks)
+    search = searcher(retriever, settings)
 
     config = GenerateConfig(
         max_copied_run=args.max_copied_run, dedupe=args.dedupe, near_miss_every=args.near_miss_every

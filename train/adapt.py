@@ -215,7 +215,7 @@ decline at all on documents outside fitz-gov. The whole pipeline (gate, LLM, ver
 def adapt(args: argparse.Namespace) -> Path:
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from services.core.factory import open_retriever
+    from services.core.factory import open_retriever, searcher
     from services.core.model_registry import AdaptedModels
     from services.core.settings import Settings
 
@@ -236,7 +236,7 @@ def adapt(args: argparse.Namespace) -> Path:
     try:
         # before: the configured cross-encoder and the shipped gate; the training pairs come from the same path
         with open_retriever(settings, adapted=None) as (store, retriever):
-            search = _searcher(retriever, settings)
+            search = searcher(retriever, settings)
             texts = {d: {c.id: c.text for c in store.document_chunks(d)} for d in documents}
             # the gate's domain: the deployment's own documents at adapt time (what the generator drew from, the
             # fitz-gov sample a first make run loads left out), not only those a kept question came from
@@ -264,7 +264,7 @@ def adapt(args: argparse.Namespace) -> Path:
         adapted = AdaptedModels(staging, name, settings.reranker_model)
         # after: the adapted cross-encoder, loaded from the staging folder exactly as the API will load it
         with open_retriever(settings, adapted=adapted) as (_, retriever):
-            search = _searcher(retriever, settings)
+            search = searcher(retriever, settings)
             data: dict[str, list[dict[str, Any]]] = {s: gate_rows(splits[s], search) for s in SPLITS}
             rr_after = reciprocal_ranks(test_answerable, search)
         domain = (
@@ -334,20 +334,6 @@ def adapt(args: argparse.Namespace) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("adapted models in %s: %s", root, json.dumps(report["test"]))
     return root
-
-
-def _searcher(retriever: Any, settings: Any) -> Search:
-    """The API's retrieval (first stage, rerank, top-k) for one question, optionally without some documents."""
-    from services.core.store import SearchFilters
-
-    def search(question: str, exclude: Sequence[str] = ()) -> list[RetrievedChunk]:
-        filters = SearchFilters(exclude_doc_id=tuple(exclude)) if exclude else None
-        found = retriever.search(
-            question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k, filters=filters
-        )
-        return list(found.chunks)
-
-    return search
 
 
 def _scores(model: GateModel, rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:

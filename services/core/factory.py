@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # the chat-side builders import their modules when called: th
     from services.core.evidence import EvidenceSelector
     from services.core.llm import OpenAICompatibleLLM
     from services.core.retrieval import Retriever
-    from services.core.settings import Settings
+    from services.core.settings import RetrievalSettings, Settings
+    from services.core.types import RetrievedChunk
     from services.core.verify import Verifier
 
 
@@ -198,3 +199,18 @@ def open_retriever(
         yield store, Retriever(embedder, store, reranker)
     finally:
         store.close()
+
+
+def searcher(retriever: Retriever, settings: RetrievalSettings) -> Callable[..., list[RetrievedChunk]]:
+    """``search(question, exclude=())``: the API's retrieval with its defaults (first stage, rerank, top-k) for
+    one question, optionally without some documents (leave-one-out). The tools' one way to ask the store."""
+    from services.core.store import SearchFilters
+
+    def search(question: str, exclude: Sequence[str] = ()) -> list[RetrievedChunk]:
+        filters = SearchFilters(exclude_doc_id=tuple(exclude)) if exclude else None
+        found = retriever.search(
+            question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k, filters=filters
+        )
+        return list(found.chunks)
+
+    return search
