@@ -121,3 +121,16 @@ def test_the_extractive_answer_quotes_the_best_sentence_with_its_source_number()
     )
     assert extractive_answer(excerpts) == "From the sources: “The tower is 324 metres tall.” [2]"
     assert extractive_answer([]) is None
+
+
+def test_a_sentence_repeated_by_overlapping_chunks_is_shown_once_under_the_better_ranked_chunk() -> None:
+    shared = "The bridge opened to traffic in 1932."
+    first = chunk(0, f"{FILLER[0]} {shared}", "Harbour Bridge")
+    overlap = chunk(1, f"{shared}  It carries eight lanes.", "Harbour Bridge")
+    excerpts = EvidenceSelector(FakeScorer({"1932": 10.0, "lanes": 9.0}), budget_tokens=40, neighbours=0).select(
+        "when did the bridge open and how many lanes", [first, overlap]
+    )
+    texts = " ".join(e.text for e in excerpts)
+    assert texts.count("1932") == 1
+    assert excerpts[0].chunk is first and "1932" in excerpts[0].text
+    assert excerpts[1].text.endswith("It carries eight lanes.") and "1932" not in excerpts[1].text
