@@ -29,7 +29,8 @@ export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate adapt bench docs clean \
-	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup
+	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup \
+	postgres-setup
 
 help:
 	@echo "make run        set up and start the stack locally"
@@ -104,7 +105,7 @@ browser-setup:
 
 # The suite runs air-gapped: in a loopback-only network namespace (scripts/airgapped.sh), where any reach
 # outside this machine fails, and tests/airgap.py fails the test whose process even tried.
-test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup
+test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup postgres-setup
 	$(BIN)/ruff check .
 	scripts/airgapped.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -113,6 +114,12 @@ test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup
 redis-setup:
 	@command -v redis-server >/dev/null && command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy; }
+
+# The application database's tests run a real PostgreSQL (tests/postgres_server.py starts a cluster of its own on
+# a free port, as the package's postgres user when the tests run as root); SQLite needs nothing.
+postgres-setup:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 airgap-setup:
 	@command -v ip >/dev/null && command -v unshare >/dev/null || { $(SUDO) apt-get update -qq && \
@@ -169,9 +176,13 @@ bench: setup llm-setup
 	$(if $(filter 1,$(COMPOSE_TEST)),$(MAKE) compose-test)
 
 # One scheduled-style evaluation now: a sample of the fitz-gov test split (EVAL_ARGS=--full for all of it),
-# against RAG_EVAL_API_URL, or a temporary local stack over .data/eval when nothing answers there.
+# against RAG_EVAL_API_URL, or a temporary local stack over .data/eval when nothing answers there; then the
+# thumbs-down a person accepted as cases (python -m eval.feedback), into eval/reports/user-cases.
 eval: setup llm-setup
 	$(BIN)/python -m eval.run --boot-local $(EVAL_ARGS)
+	@cases=$(DATA_DIR)/eval/user-cases.jsonl; $(BIN)/python -m eval.feedback export $$cases && \
+		if [ -s $$cases ]; then $(BIN)/python -m eval.run --boot-local --full --dataset $$cases \
+			--reports-dir eval/reports/user-cases; fi
 	$(DOCS)
 
 # The out-of-domain set (eval/ood/README.md): the Python documentation beside the 400-document sample a first make

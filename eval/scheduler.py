@@ -11,7 +11,9 @@ Each night measures fitz-gov (the shipped models' reference) and then, when the 
 split of its own generated question set (``make generate``; ``RAG_EVAL_GENERATED_SET``, default
 ``<data dir>/generated/latest/questions.jsonl``), every RAG case of it, into ``<reports>/generated``: a report
 and a paired-bootstrap gate of its own, so a drop on the user's documents fails the night as one on fitz-gov
-does. The set is looked up at each run, so one generated after the scheduler started is measured too.
+does. The set is looked up at each run, so one generated after the scheduler started is measured too. Last come
+the user cases: thumbs-down that a person accepted as regression cases (``python -m eval.feedback``), read from
+the application database at each run, into ``<reports>/user-cases``.
 
     python -m eval.scheduler                # forever
     python -m eval.scheduler --now          # one run at start, then on schedule
@@ -52,13 +54,39 @@ def generated_set(settings: EvalSettings) -> Path | None:
     return path if path.exists() else None
 
 
+def user_cases(settings: EvalSettings) -> Path | None:
+    """The accepted thumbs-down cases (eval/feedback.py), exported for tonight's run; None when there are none or
+    the application database cannot be read (logged: the other sections still run)."""
+    from eval.feedback import export, open_state
+    from services.state.db import DatabaseUnavailable, SchemaTooNew
+
+    path = settings.eval_reports_dir / "user-cases" / "cases.jsonl"
+    try:
+        state = open_state(settings)
+    except (DatabaseUnavailable, SchemaTooNew) as exc:
+        logger.warning("user cases skipped: %s", exc)
+        return None
+    try:
+        return path if export(state, path) else None
+    except DatabaseUnavailable as exc:
+        logger.warning("user cases skipped: %s", exc)
+        return None
+    finally:
+        state.db.close()
+
+
 def evaluations(settings: EvalSettings) -> list[list[str]]:
-    """Tonight's runs: fitz-gov, then the generated set's test split (all its cases) in its own reports folder."""
+    """Tonight's runs, a report and a gate each: fitz-gov; the generated set's test split (all its cases); the
+    user cases people's thumbs-down became (all of them)."""
     runs = [eval_command(settings)]
     found = generated_set(settings)
     if found is not None:
         own = settings.model_copy(update={"eval_reports_dir": settings.eval_reports_dir / "generated"})
         runs.append(eval_command(own, ["--dataset", str(found), "--split", "test", "--full"]))
+    cases = user_cases(settings)
+    if cases is not None:
+        own = settings.model_copy(update={"eval_reports_dir": settings.eval_reports_dir / "user-cases"})
+        runs.append(eval_command(own, ["--dataset", str(cases), "--full"]))
     return runs
 
 

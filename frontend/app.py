@@ -20,7 +20,14 @@ import gradio as gr
 from frontend import render
 from frontend.chat import ChatState, new_session_id, run_turn
 from services.contract.client import ApiClientError, AsyncApiClient
-from services.contract.schemas import ChatOptions, DocumentOut, Filters, Readiness
+from services.contract.schemas import (
+    FEEDBACK_COMMENT_MAX_CHARS,
+    ChatOptions,
+    DocumentOut,
+    FeedbackRequest,
+    Filters,
+    Readiness,
+)
 from services.core.settings import FrontendSettings
 from services.core.types import RetrievalMode
 
@@ -106,6 +113,12 @@ class ChatTab:
     top_k: gr.Slider
     source_filter: gr.Dropdown
     sources: gr.HTML
+    past: gr.Dropdown
+    feedback_row: gr.Group
+    reason: gr.Radio
+    comment: gr.Textbox
+    send_feedback: gr.Button
+    feedback_info: gr.HTML
 
 
 @dataclass(frozen=True)
@@ -174,9 +187,23 @@ def chat_tab(settings: FrontendSettings) -> ChatTab:
                 height=520,
                 label="Conversation",
                 placeholder="Ask a question about your documents. Answers cite sources as [n].",
-                feedback_options=None,
+                feedback_options=("Like", "Dislike"),  # thumbs on each answer; the reason form opens on a dislike
                 buttons=["copy"],
             )
+            with gr.Group(visible=False, elem_id="feedback-form") as feedback_row:
+                reason = gr.Radio(
+                    [(label, value) for value, label in render.FEEDBACK_REASONS.items()],
+                    label="What was wrong with this answer?",
+                    elem_id="feedback-reason",
+                )
+                comment = gr.Textbox(
+                    label="Comment (optional)",
+                    max_length=FEEDBACK_COMMENT_MAX_CHARS,
+                    lines=2,
+                    elem_id="feedback-comment",
+                )
+                send_feedback = gr.Button("Send feedback", size="sm", elem_id="send-feedback")
+            feedback_info = gr.HTML("", elem_id="feedback-info")
             with gr.Row():
                 question = gr.Textbox(
                     placeholder="Ask about your documents…",
@@ -192,6 +219,7 @@ def chat_tab(settings: FrontendSettings) -> ChatTab:
             with gr.Row():
                 stop = gr.Button("Stop", elem_id="stop", size="sm")
                 new_chat = gr.Button("New chat", elem_id="new-chat", size="sm")
+            past = gr.Dropdown(choices=[], value=None, label="Past conversations", elem_id="past-conversations")
             with gr.Accordion("Retrieval settings", open=False, elem_id="retrieval-settings"):
                 mode = gr.Radio(
                     [("hybrid (dense + BM25)", "hybrid"), ("dense", "dense"), ("sparse (BM25)", "sparse")],
@@ -227,6 +255,12 @@ def chat_tab(settings: FrontendSettings) -> ChatTab:
         top_k=top_k,
         source_filter=source_filter,
         sources=sources,
+        past=past,
+        feedback_row=feedback_row,
+        reason=reason,
+        comment=comment,
+        send_feedback=send_feedback,
+        feedback_info=feedback_info,
     )
 
 
@@ -267,9 +301,22 @@ def documents_tab() -> DocumentsTab:
 # endpoint's description, and their names are the endpoint names (/respond is what API clients call).
 
 
-def wire_chat_tab(api: AsyncApiClient, chat: ChatTab, state: gr.State, status: gr.HTML) -> None:
+async def past_choices(api: AsyncApiClient, session_id: str | None) -> Any:
+    """The past-conversations picker's choices (left as they are when the API cannot list them)."""
+    try:
+        found = await api.conversations(session_id)
+    except ApiClientError:
+        return gr.update()
+    return gr.update(choices=[(render.conversation_label(c), c.id) for c in found], value=None)
+
+
+def wire_chat_tab(
+    api: AsyncApiClient, chat: ChatTab, state: gr.State, status: gr.HTML, remembered: gr.BrowserState
+) -> None:
     """Send/Enter streams a turn and then refreshes the banner; Stop, New chat and the chat's trash icon
-    cancel a running turn. Must run inside the ``gr.Blocks`` context that holds ``chat``."""
+    cancel a running turn; a thumbs-down opens the reason form; the past-conversations picker reopens one.
+    ``remembered`` is the browser's copy of the conversation id, so a reload shows it again. Must run inside
+    the ``gr.Blocks`` context that holds ``chat``."""
 
     async def respond(
         chat_state: ChatState | None,
@@ -295,23 +342,81 @@ def wire_chat_tab(api: AsyncApiClient, chat: ChatTab, state: gr.State, status: g
                 chat_state.info_html(),
             )
 
-    async def refresh_status(chat_state: ChatState | None) -> str:
+    async def refresh_status(chat_state: ChatState | None) -> tuple[Any, ...]:
         banner, _ = await overview(api, session_of(chat_state))
-        return banner
+        return banner, await past_choices(api, session_of(chat_state))
 
-    def start_new_chat() -> tuple[Any, ...]:
+    async def start_new_chat() -> tuple[Any, ...]:
         chat_state = ChatState(session_id=new_session_id())
-        return chat_state, [], chat_state.sources_html(), "", chat_state.info_html()
+        hidden = gr.update(visible=False)
+        past = await past_choices(api, chat_state.session_id)
+        return (
+            chat_state,
+            chat_state.session_id,
+            [],
+            chat_state.sources_html(),
+            "",
+            chat_state.info_html(),
+            hidden,
+            past,
+        )
+
+    async def reopen(chat_state: ChatState | None, conversation_id: str | None) -> tuple[Any, ...]:
+        keep = (gr.update(),) * 5
+        if not conversation_id or (chat_state and conversation_id == chat_state.session_id):
+            return (chat_state, *keep)
+        try:
+            kept = await api.conversation(conversation_id, session_of(chat_state))
+        except ApiClientError as exc:
+            return (chat_state, gr.update(), gr.update(), gr.update(), render.error_message(exc.message), gr.update())
+        if kept is None:
+            return (chat_state, *keep)
+        chat_state = ChatState.restore(kept)
+        display = [dict(m) for m in chat_state.display]
+        return chat_state, chat_state.session_id, display, chat_state.sources_html(), chat_state.info_html(), None
+
+    async def on_like(chat_state: ChatState | None, data: gr.LikeData) -> tuple[Any, ...]:
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        answer_id = chat_state.answer_ids.get(index) if chat_state else None
+        if chat_state is None or answer_id is None:
+            return chat_state, render.feedback_note("none"), gr.update(visible=False)
+        rating = "up" if data.liked is True else "down"
+        try:
+            await api.feedback(FeedbackRequest(id=answer_id, rating=rating), chat_state.session_id)
+        except ApiClientError as exc:
+            return chat_state, render.feedback_note("failed", exc.message), gr.update(visible=False)
+        chat_state.feedback_for = answer_id if rating == "down" else None
+        return chat_state, render.feedback_note(rating), gr.update(visible=rating == "down")
+
+    async def send_reason(chat_state: ChatState | None, reason: str | None, comment: str) -> tuple[Any, ...]:
+        if chat_state is None or chat_state.feedback_for is None:
+            return render.feedback_note("none"), gr.update(visible=False), None, ""
+        request = FeedbackRequest(id=chat_state.feedback_for, rating="down", reason=reason, comment=comment or None)
+        try:
+            await api.feedback(request, chat_state.session_id)
+        except ApiClientError as exc:
+            return render.feedback_note("failed", exc.message), gr.update(), gr.update(), gr.update()
+        return render.feedback_note("sent"), gr.update(visible=False), None, ""
 
     chat_inputs = [state, chat.question, chat.mode, chat.rerank, chat.top_k, chat.source_filter]
     chat_outputs = [state, chat.question, chat.chatbot, chat.sources, chat.turn_info]
     events = [trigger(respond, chat_inputs, chat_outputs) for trigger in (chat.send.click, chat.question.submit)]
     for event in events:
-        event.then(refresh_status, [state], [status])
+        event.then(refresh_status, [state], [status, chat.past])
     chat.stop.click(None, None, None, cancels=[*events])  # a Dependency is the dict the stubs ask for
-    new_chat_outputs = [state, chat.chatbot, chat.sources, chat.question, chat.turn_info]
+    new_chat_outputs = [
+        state, remembered, chat.chatbot, chat.sources, chat.question, chat.turn_info, chat.feedback_row, chat.past
+    ]  # fmt: skip
     chat.new_chat.click(start_new_chat, None, new_chat_outputs, cancels=[*events])
     chat.chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=[*events])  # the chat's own trash icon
+    reopen_outputs = [state, remembered, chat.chatbot, chat.sources, chat.turn_info, chat.past]
+    chat.past.input(reopen, [state, chat.past], reopen_outputs, cancels=[*events])
+    chat.chatbot.like(on_like, [state], [state, chat.feedback_info, chat.feedback_row])
+    chat.send_feedback.click(
+        send_reason,
+        [state, chat.reason, chat.comment],
+        [chat.feedback_info, chat.feedback_row, chat.reason, chat.comment],
+    )
 
 
 def wire_documents_tab(
@@ -371,18 +476,40 @@ def build_app(settings: FrontendSettings, client: AsyncApiClient | None = None) 
 
     with gr.Blocks(title="ragstack · chat with your documents", analytics_enabled=False) as demo:
         state = gr.State(None)  # a ChatState, made per browser session in on_load
+        # the conversation's id in the browser's storage: a reload reopens it from the API
+        remembered = gr.BrowserState(None, storage_key="ragstack-conversation")
         gr.Markdown("## ragstack · chat with your documents")
         status = gr.HTML(render.banner("info", "Connecting to the API…"), elem_id="status")
         with gr.Tabs():
             chat = chat_tab(settings)
             docs = documents_tab()
 
-        async def on_load(chat_state: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
+        async def on_load(
+            chat_state: ChatState | None, current_filter: list[str], conversation_id: str | None
+        ) -> tuple[Any, ...]:
+            if chat_state is None and conversation_id:
+                try:
+                    kept = await api.conversation(conversation_id, conversation_id)
+                except ApiClientError:
+                    kept = None  # the API or its database is down: a new conversation under the same id
+                chat_state = ChatState.restore(kept) if kept else ChatState(session_id=conversation_id)
             chat_state = chat_state or ChatState()
             banner, documents = await overview(api, chat_state.session_id)
-            return (chat_state, banner, *document_updates(documents, current_filter))
+            return (
+                chat_state,
+                chat_state.session_id,
+                [dict(m) for m in chat_state.display],
+                chat_state.sources_html(),
+                chat_state.info_html(),
+                await past_choices(api, chat_state.session_id),
+                banner,
+                *document_updates(documents, current_filter),
+            )
 
-        demo.load(on_load, [state, chat.source_filter], [state, status, *document_outputs(docs, chat.source_filter)])
-        wire_chat_tab(api, chat, state, status)
+        loaded = [state, remembered, chat.chatbot, chat.sources, chat.turn_info, chat.past, status]
+        demo.load(
+            on_load, [state, chat.source_filter, remembered], [*loaded, *document_outputs(docs, chat.source_filter)]
+        )
+        wire_chat_tab(api, chat, state, status, remembered)
         wire_documents_tab(api, docs, state, status, chat.source_filter)
     return demo

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +29,7 @@ from services.contract.client import (
     StreamErrorEvent,
     TokenEvent,
 )
-from services.contract.schemas import ChatOptions, ChatResponse, Citation
+from services.contract.schemas import ChatOptions, ChatResponse, Citation, ConversationOut
 from services.core import tracing
 from services.core.citations import cited_among
 
@@ -100,6 +100,23 @@ class ChatState:
     turns: list[render.TurnSources] = field(default_factory=list)
     phase: str = "idle"  # idle | retrieving | streaming | done | error
     info: str = ""  # one line under the chat about the last answer (model, tokens, time) or its failure
+    # the API's id of each answered assistant message, by its index in ``display``: what feedback names
+    answer_ids: dict[int, str] = field(default_factory=dict)
+    feedback_for: str | None = None  # the answer a thumbs-down's reason form is about
+
+    @classmethod
+    def restore(cls, conversation: ConversationOut) -> ChatState:
+        """The state of a conversation the API kept (a reload, or one reopened from the list)."""
+        state = cls(session_id=conversation.id)
+        for turn, kept in enumerate(conversation.turns, start=1):
+            done = kept.response
+            text, cited = answer_view(done, done.sources, turn)
+            state.display.append({"role": "user", "content": kept.question})
+            state.display.append({"role": "assistant", "content": text})
+            state.answer_ids[len(state.display) - 1] = kept.id
+            state.turns.append(render.TurnSources(turn, kept.question, tuple(done.sources), tuple(cited)))
+            state.history += [{"role": "user", "content": kept.question}, {"role": "assistant", "content": done.answer}]
+        return state
 
     def sources_html(self) -> str:
         return render.sources_panel(self.turns)
@@ -173,6 +190,21 @@ async def _finish(
 ) -> None:
     """Show the final answer: the verified one (flagged sentences, verified links) or why it was declined."""
     answer = done.answer
+    text, cited = answer_view(done, sources, turn)
+    if state.turns and state.turns[-1].turn == turn:
+        state.turns[-1] = render.TurnSources(turn, question, tuple(sources), tuple(cited))
+    else:
+        state.turns.append(render.TurnSources(turn, question, tuple(sources), tuple(cited)))
+    if not sources:
+        text += "\n\n" + render.no_sources_hint(await _index_empty(client, state.session_id))
+    state.display[-1]["content"] = text
+    if done.id:
+        state.answer_ids[len(state.display) - 1] = done.id
+    state.history = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def answer_view(done: ChatResponse, sources: Sequence[Citation], turn: int) -> tuple[str, list[int]]:
+    """The bubble of a final answer and the source numbers it verifiably cites (a declined one cites none)."""
     numbers = [s.n for s in sources]
     withheld = render.declined_message(done.decline_reason)
     if withheld:
@@ -181,16 +213,9 @@ async def _finish(
         verified = dict.fromkeys(n for s in done.sentences if s.supported for n in s.citations)  # ordered set
         cited = [n for n in verified if n in numbers]
     else:
-        cited = cited_among(answer, numbers)
-    if state.turns and state.turns[-1].turn == turn:
-        state.turns[-1] = render.TurnSources(turn, question, tuple(sources), tuple(cited))
-    else:
-        state.turns.append(render.TurnSources(turn, question, tuple(sources), tuple(cited)))
-    text = withheld or render.verified_answer(answer, done.sentences, numbers, turn) or "(empty answer)"
-    if not sources:
-        text += "\n\n" + render.no_sources_hint(await _index_empty(client, state.session_id))
-    state.display[-1]["content"] = text
-    state.history = [*state.history, {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        cited = cited_among(done.answer, numbers)
+    text = withheld or render.verified_answer(done.answer, done.sentences, numbers, turn) or "(empty answer)"
+    return text, cited
 
 
 async def _index_empty(client: AsyncApiClient, session_id: str) -> bool:

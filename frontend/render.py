@@ -9,9 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from html import escape
 
-from services.contract.schemas import Citation, DocumentOut, IngestOutcome, IngestResponse, Readiness, SentenceOut
+from services.contract.schemas import (
+    Citation,
+    ConversationSummary,
+    DocumentOut,
+    IngestOutcome,
+    IngestResponse,
+    Readiness,
+    SentenceOut,
+)
 from services.core.citations import replace_citations, strip_citations  # the API's citation grammar
 
 UNSUPPORTED_TITLE = "not supported by the sources"
@@ -313,3 +322,32 @@ def document_choices(documents: Sequence[DocumentOut]) -> list[tuple[str, str]]:
 def source_choices(documents: Sequence[DocumentOut]) -> list[str]:
     """Distinct sources, sorted, for the source filter (the API filters on exact source strings)."""
     return sorted({d.source for d in documents})
+
+
+# --- feedback and past conversations -----------------------------------------------------------------
+
+FEEDBACK_REASONS = {
+    "wrong_source": "Wrong source",
+    "should_have_declined": "Should have said it does not know",
+    "missed_answer": "Missed the answer (the documents hold it)",
+    "unhelpful": "Unhelpful",
+    "other": "Other",
+}
+
+_FEEDBACK_NOTES = {
+    "up": ("ok", "Thanks: marked as helpful."),
+    "down": ("info", "Thanks: marked as not helpful. Tell us what was wrong below (optional)."),
+    "sent": ("ok", "Thanks: your feedback was recorded and will be reviewed."),
+    "none": ("warning", "This answer has no record to attach feedback to (it failed or is from before a restart)."),
+    "failed": ("error", "Feedback was not recorded"),
+}
+
+
+def feedback_note(kind: str, detail: str = "") -> str:
+    level, text = _FEEDBACK_NOTES[kind]
+    return banner(level, escape(text + (f": {detail}" if detail else "")))
+
+
+def conversation_label(c: ConversationSummary) -> str:
+    when = c.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return f"{c.title} · {c.turns} {'question' if c.turns == 1 else 'questions'} · {when} UTC"

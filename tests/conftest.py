@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,6 +14,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Exports of the default openvino-int8 backends are made once per checkout and shared by every test's stack
 # (each test has its own data dir; without this, each in-process or launched API would export them again).
 os.environ.setdefault("RAG_MODEL_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".data" / "models"))
+# The application database (services/state) of every API a test builds without its own: one SQLite file per test
+# session in a temporary folder, never the checkout's .data/app.db. Tests of the default location unset it.
+os.environ.setdefault("RAG_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='ragstack-test-db-')}/app.db")
 
 from collections.abc import Callable
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from services.api import errors
 from services.api.components import Components, build_components
 from services.api.deps import require_api_key
 from services.api.middleware import LimitsMiddleware
-from services.api.routes import chat, documents, health, openai_compat, search
+from services.api.routes import chat, documents, feedback, health, openai_compat, search
 from services.core import tracing
 from services.core.settings import ApiSettings
+from services.state.db import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ def create_app(settings: ApiSettings | None = None, components: Components | Non
                 built.close_sync()  # release the store (an embedded folder's lock) for the next start
                 raise
             app.state.components = built
+            with suppress(DatabaseUnavailable):  # migrate now; a database that is down is logged, chat still serves
+                await run_in_threadpool(built.app_state)
         else:
             app.state.components = components
         logger.info("API ready on %s:%s", settings.api_host, settings.api_port)
@@ -73,7 +77,7 @@ def create_app(settings: ApiSettings | None = None, components: Components | Non
     protected = [Depends(require_api_key)] if keyed else []
     responses = {**errors.RESPONSES, **errors.AUTH_RESPONSES} if keyed else errors.RESPONSES
     app.include_router(health.router, responses=errors.RESPONSES)
-    for router in (search.router, chat.router, openai_compat.router, documents.router):
+    for router in (search.router, chat.router, openai_compat.router, documents.router, feedback.router):
         app.include_router(router, dependencies=protected, responses=responses)
     app.add_middleware(
         LimitsMiddleware,

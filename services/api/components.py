@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from ingest.factory import build_pipeline, build_queue, build_spool
@@ -35,6 +36,8 @@ from services.core.reranker import Reranker
 from services.core.retrieval import Retriever
 from services.core.settings import ApiSettings
 from services.core.store import VectorStore
+from services.state.db import Database, DatabaseUnavailable, SchemaTooNew
+from services.state.store import AppState
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,10 @@ class Components:
     scorer: Reranker | None = None
     queue: JobQueue | None = None  # upload jobs (ingest/jobs.py); None: built from the settings when first used
     spool: UploadSpool | None = None
+    state: AppState | None = None  # conversations and feedback (services/state); opened on first use
+    _state_error: str = field(default="", repr=False)
+    _state_retry_at: float = field(default=0.0, repr=False)
+    _state_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _worker: threading.Thread | None = field(default=None, repr=False)
     _worker_stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _worker_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -68,6 +75,35 @@ class Components:
         if self.scorer is not None:
             self.scorer.warm_up()  # idempotent: the same object as the reranker unless it is an adapted one
         self.pipeline.warm_up()  # the chunker, and the collections (a Qdrant server that is down defers them)
+
+    # -- application state --------------------------------------------------------------------------
+
+    STATE_RETRY_S = 5.0
+
+    def app_state(self) -> AppState:
+        """The application database, opened on first use, and again once it is back after being down.
+
+        Raises ``DatabaseUnavailable`` with the reason (the feedback and conversation routes' 503); tried at most
+        every few seconds while it fails, so a database that is down costs a request nothing but the error."""
+        with self._state_lock:
+            if self.state is not None:
+                return self.state
+            now = time.monotonic()
+            if now < self._state_retry_at:
+                raise DatabaseUnavailable(self._state_error)
+            try:
+                db = Database.open(self.settings)
+            except (DatabaseUnavailable, SchemaTooNew) as exc:
+                self._state_error, self._state_retry_at = str(exc), now + self.STATE_RETRY_S
+                logger.error("application database unavailable: %s", exc)
+                raise DatabaseUnavailable(str(exc)) from exc
+            self.state = AppState(db, retention_days=self.settings.conversation_retention_days)
+            try:
+                if forgotten := self.state.purge():
+                    logger.info("forgot %d turns past the %d-day retention", forgotten, self.state.retention_days)
+            except DatabaseUnavailable as exc:
+                logger.warning("retention purge skipped: %s", exc)
+            return self.state
 
     # -- ingest jobs --------------------------------------------------------------------------------
 
@@ -132,6 +168,8 @@ class Components:
 
     def close_sync(self) -> None:
         self.stop_ingest_worker()
+        if self.state is not None:
+            self.state.db.close()
         if self.queue is not None:
             self.queue.close()
         if self.maintainer is not None:

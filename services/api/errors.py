@@ -21,6 +21,8 @@ from services.core.llm import LLMUnavailableError
 from services.core.model_registry import ModelUnavailableError
 from services.core.retrieval import LateInteractionUnavailableError
 from services.core.store import StoreUnavailableError
+from services.state.db import DatabaseUnavailable
+from services.state.store import UnknownTurn
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +65,12 @@ def _documented(description: str) -> dict[str, Any]:
 # Declared on every route so the OpenAPI document lists what clients really get (schemathesis checks it).
 RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _documented("malformed request (e.g. a broken multipart body)"),
-    404: _documented("no such document"),
+    404: _documented("no such document, answer or conversation"),
     413: _documented("body, upload or query over its limit"),
-    503: _documented("a dependency (LLM, Qdrant) is down, or too many requests are in flight; see Retry-After"),
+    503: _documented(
+        "a dependency (LLM, Qdrant, the application database) is down, or too many requests are in flight; "
+        "see Retry-After"
+    ),
 }
 # Only on the routes that require a key, and only when one is configured (RAG_API_KEY).
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: _documented("missing or invalid API key")}
@@ -79,8 +84,10 @@ def status_for(exc: BaseException) -> int:
         return exc.status_code
     if isinstance(exc, RequestValidationError | LateInteractionUnavailableError):
         return 422
-    if isinstance(exc, LLMUnavailableError | StoreUnavailableError | ModelUnavailableError):
+    if isinstance(exc, LLMUnavailableError | StoreUnavailableError | ModelUnavailableError | DatabaseUnavailable):
         return 503
+    if isinstance(exc, UnknownTurn):
+        return 404
     return 500
 
 
@@ -128,6 +135,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
         return error_response(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return error_response(503, f"application database unavailable: {exc}", headers={"Retry-After": "5"})
+
+    @app.exception_handler(UnknownTurn)
+    async def _unknown_turn(_: Request, exc: UnknownTurn) -> JSONResponse:
+        return error_response(404, f"no answer {exc.args[0]!r} is on record (never given, deleted, or past retention)")
 
     @app.exception_handler(LateInteractionUnavailableError)
     async def _late(_: Request, exc: LateInteractionUnavailableError) -> JSONResponse:

@@ -7,13 +7,16 @@ chat surfaces cannot drift apart. Domain errors become HTTP statuses in ``servic
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+from starlette.concurrency import run_in_threadpool
 
 from services.api.errors import status_for
 from services.chat.pipeline import ChatEvent, ChatInput, ChatResult, DoneEvent, FailedEvent, SearchOptions, TokenEvent
@@ -31,6 +34,10 @@ from services.contract.schemas import (
 from services.core import spans, tracing
 from services.core.retrieval import SearchResult
 from services.core.store import SearchFilters
+from services.state.db import DatabaseUnavailable
+from services.state.store import AppState, TurnRecord
+
+logger = logging.getLogger(__name__)
 
 
 class RequestTrace:
@@ -41,14 +48,21 @@ class RequestTrace:
     """
 
     def __init__(self, name: str, headers: Mapping[str, str], input_value: str) -> None:
-        self.session_id = headers.get(tracing.SESSION_HEADER) or None
+        self.session_id = (headers.get(tracing.SESSION_HEADER) or "")[:128] or None
         self.ended = False
+        # the answer's id (ChatResponse.id): its key for feedback. Not the trace id: one trace may hold many
+        # requests (an evaluation run is one trace).
+        self.answer_id = uuid.uuid4().hex
         with tracing.session(self.session_id):
             self.span = tracing.tracer().start_span(
                 name, context=tracing.context_from(headers), openinference_span_kind="chain"
             )
+        ctx = self.span.get_span_context()
+        self.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+        self.span_id = format(ctx.span_id, "016x") if ctx.is_valid and self.span.is_recording() else None
         if self.span.is_recording():
             self.span.set_attributes(spans.chain_input(input_value))
+            self.span.set_attribute("rag.answer_id", self.answer_id)
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -181,11 +195,12 @@ def retrieval_info(r: SearchResult) -> dict[str, Any]:
     }
 
 
-def chat_response(result: ChatResult) -> ChatResponse:
+def chat_response(result: ChatResult, answer_id: str = "") -> ChatResponse:
     """The one shape of a chat answer: /chat's body and ``done`` event, and /v1's extension fields."""
     sources = Citation.numbered(result.sources, result.excerpts)
     gate = result.answerability
     return ChatResponse(
+        id=answer_id,
         answer=result.answer,
         citations=[sources[n - 1] for n in result.citations if 1 <= n <= len(sources)],
         sources=sources,
@@ -246,3 +261,36 @@ def without_sources_footer(answer: str) -> str:
     """An earlier answer as the model wrote it: OpenAI clients send their history back with our footer, and its
     numbers belong to that turn's sources, not this one's, so the model must not read them as citations."""
     return answer[: m.start()] if (m := _FOOTER.search(answer)) else answer
+
+
+# --- the record of an answer (conversations, feedback) ---------------------------------------------------
+
+
+def turn_record(rt: RequestTrace, question: str, response: ChatResponse, route: str) -> TurnRecord:
+    return TurnRecord(
+        id=rt.answer_id,
+        question=question,
+        answer=response.answer,
+        declined=response.declined,
+        decline_reason=response.decline_reason,
+        conversation_id=rt.session_id,
+        route=route,
+        trace_id=rt.trace_id,
+        span_id=rt.span_id,
+        # the answer as given, with what it rested on and the models that gave it (the LLM, the gate, the
+        # reranker); timings are not part of what a person judges
+        detail=response.model_dump(mode="json", exclude={"timings_ms"}),
+    )
+
+
+async def record_turn(app_state: Callable[[], AppState], record: TurnRecord) -> None:
+    """Keep the answer for its conversation and its feedback. Best effort: a database that is down costs the record
+    (logged), never the answer."""
+
+    def write() -> None:
+        app_state().record_turn(record)
+
+    try:
+        await run_in_threadpool(write)
+    except DatabaseUnavailable as exc:
+        logger.warning("answer %s not recorded: %s", record.id, exc)

@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -42,7 +43,11 @@ from services.contract.schemas import (
     ChatRequest,
     ChatResponse,
     Citation,
+    ConversationOut,
+    ConversationSummary,
     DocumentOut,
+    FeedbackOut,
+    FeedbackRequest,
     IngestResponse,
     Readiness,
     SearchRequest,
@@ -114,6 +119,7 @@ ChatEvent = SourcesEvent | TokenEvent | ChatResponse | StreamErrorEvent
 
 _CITATIONS = TypeAdapter(list[Citation])
 _DOCUMENTS = TypeAdapter(list[DocumentOut])
+_CONVERSATIONS = TypeAdapter(list[ConversationSummary])
 
 
 def parse_event(name: str, data: str) -> ChatEvent | None:
@@ -317,6 +323,12 @@ class ApiClient(_Client):
         """One answer in one body (``stream: false``); ``options``: only what is set is sent."""
         return parse(ChatResponse, self._request("POST", "/chat", json=chat_request(messages, options, stream=False)))
 
+    def feedback(self, request: FeedbackRequest) -> FeedbackOut:
+        return parse(FeedbackOut, self._request("POST", "/feedback", json=request.model_dump(exclude_none=True)))
+
+    def conversation(self, conversation_id: str) -> ConversationOut:
+        return parse(ConversationOut, self._request("GET", f"/conversations/{quote(conversation_id, safe='')}"))
+
 
 # --- asynchronous: the chat UI -----------------------------------------------------------------------
 
@@ -383,6 +395,26 @@ class AsyncApiClient(_Client):
             return IngestResponse(files=[], seconds=0.0)
         data = {"tags": tags} if tags.strip() else None
         return parse(IngestResponse, await self._request("POST", "/documents", session_id, files=files, data=data))
+
+    async def feedback(self, request: FeedbackRequest, session_id: str | None = None) -> FeedbackOut:
+        body = request.model_dump(exclude_none=True)
+        return parse(FeedbackOut, await self._request("POST", "/feedback", session_id, json=body))
+
+    async def conversations(self, session_id: str | None = None, limit: int = 50) -> list[ConversationSummary]:
+        response = await self._request("GET", "/conversations", session_id, params={"limit": limit})
+        try:
+            return _CONVERSATIONS.validate_json(response.content)
+        except ValidationError as exc:
+            raise ApiResponseError(f"GET /conversations returned a body that is not a list: {exc}") from exc
+
+    async def conversation(self, conversation_id: str, session_id: str | None = None) -> ConversationOut | None:
+        """Its answers in order; None when the API keeps none under this id."""
+        path = f"/conversations/{quote(conversation_id, safe='')}"
+        response = await self._send("GET", path, session_id)
+        if response.status_code == 404:
+            return None
+        raise_for_status(response)
+        return parse(ConversationOut, response)
 
     async def stream_chat(
         self, messages: Sequence[Mapping[str, Any]], options: ChatOptions | None = None, session_id: str | None = None

@@ -7,6 +7,7 @@ here reaches the chat UI and the evaluation without a hand-kept copy.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -179,6 +180,11 @@ class AnswerabilityOut(BaseModel):
 
 
 class ChatResponse(BaseModel):
+    id: str = Field(
+        "",
+        description="the answer's id (32 hex digits), for POST /feedback; the OpenAI route's completion id is "
+        "chatcmpl-<this id>",
+    )
     answer: str = Field(description="the answer with verified [n] markers (the refusal text when declined)")
     citations: list[Citation] = Field(description="sources cited in the answer, by [n]")
     sources: list[Citation] = Field(description="all sources given to the model, numbered as in the prompt")
@@ -204,6 +210,60 @@ class ChatResponse(BaseModel):
         default_factory=dict,
         description="per step: embed, retrieve, rerank, gate, llm_connect, first_token, generate, verify, total",
     )
+
+
+# --- feedback and conversations -------------------------------------------------------------------
+
+FeedbackReason = Literal["wrong_source", "should_have_declined", "missed_answer", "unhelpful", "other"]
+FEEDBACK_COMMENT_MAX_CHARS = 2000
+ANSWER_ID_PATTERN = r"^(chatcmpl-)?[0-9a-f]{32}$"
+
+
+class FeedbackRequest(BaseModel):
+    """A person's verdict on one answer. A later one on the same answer replaces it."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(
+        ...,
+        pattern=ANSWER_ID_PATTERN,
+        description="the answer's id: ChatResponse.id, or the completion id of /v1/chat/completions",
+    )
+    rating: Literal["up", "down"]
+    reason: FeedbackReason | None = Field(None, description="why a thumbs-down (optional)")
+    comment: str | None = Field(None, max_length=FEEDBACK_COMMENT_MAX_CHARS)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    answer_id: str
+    rating: Literal["up", "down"]
+    reason: str | None = None
+    comment: str | None = None
+    review: Literal["none", "pending", "accepted", "rejected"] = Field(
+        description="a thumbs-down waits for review (python -m eval.feedback) before it joins the nightly eval"
+    )
+    created_at: datetime
+
+
+class TurnOut(BaseModel):
+    id: str
+    question: str
+    created_at: datetime
+    response: ChatResponse = Field(description="the answer as it was given (its timings left out)")
+    feedback: FeedbackOut | None = None
+
+
+class ConversationSummary(BaseModel):
+    id: str
+    title: str = Field(description="its first question")
+    turns: int
+    started_at: datetime
+    updated_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: str
+    turns: list[TurnOut]
 
 
 # --- OpenAI-compatible ------------------------------------------------------------------------

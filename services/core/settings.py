@@ -6,13 +6,13 @@ what it uses:
 
     app (entry point)                              class              groups
     API (services.api.main)                        ApiSettings        IngestSettings + ChatPipelineSettings
-                                                                      + API key + API server
+                                                                      + API key + API server + database
     ingest CLI, folder watcher, worker             IngestSettings     common, tracing, embedder, chunking,
       (ingest.cli, ingest.worker)                                     store, ingestion
     chat UI (frontend.main)                        FrontendSettings   common, tracing, API key, retrieval
                                                                       defaults, request limits, frontend
     evaluation (eval.run, eval.scheduler)          EvalSettings       common, tracing, API key, embedder,
-                                                                      LLM model, evaluation
+                                                                      LLM model, evaluation, database
     local Phoenix (services.phoenix.server)        PhoenixSettings    common, Phoenix server
     local LLM server (services.llm.server)         LlmServerSettings  common, LLM model, LLM server
     launcher (make run), bench, train, tests       Settings           all of the above
@@ -70,6 +70,30 @@ class TracingSettings(CommonSettings):
     tracing_sample_ratio: float = Field(1.0, ge=0, le=1)
     tracing_queue_size: int = Field(2048, ge=16, description="spans buffered; beyond it they are dropped")
     tracing_export_timeout_s: float = Field(2.0, gt=0)
+    phoenix_api_url: str | None = Field(
+        None,
+        description="Phoenix's REST API (feedback annotations, eval experiments); empty = the tracing endpoint's "
+        "scheme and host",
+    )
+
+
+class DatabaseSettings(CommonSettings):
+    """The application database: conversations and feedback (services/state). SQLite in the data dir unless a URL
+    names another (PostgreSQL in compose: ``postgresql+psycopg://user:password@host:5432/db``)."""
+
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the application database; empty = sqlite:///<data_dir>/app.db"
+    )
+    database_timeout_s: float = Field(5.0, gt=0, description="connect / lock wait before the database counts as down")
+    conversation_retention_days: int = Field(
+        90, ge=0, description="turns older than this are forgotten (accepted eval cases are kept); 0 = keep all"
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'app.db').resolve()}"
 
 
 class ApiKeySettings(CommonSettings):
@@ -365,9 +389,7 @@ class IngestSettings(TracingSettings, EmbedderSettings, ChunkingSettings, StoreS
     """The ingest pipeline and its processes: ``python -m ingest.cli`` (sync, watch, ...), ``ingest.worker``."""
 
 
-# The pydantic mypy plugin gives each class a `model_construct` listing its own fields, and mypy then finds the two
-# composites' versions incompatible (they list different fields); at run time pydantic merges them as it should.
-class ApiSettings(IngestSettings, ChatPipelineSettings, ApiKeySettings, ApiServerSettings):  # type: ignore[misc]
+class ApiSettings(IngestSettings, ChatPipelineSettings, ApiKeySettings, ApiServerSettings, DatabaseSettings):
     """``python -m services.api.main``: the API ingests (uploads, in-process queue) and answers."""
 
 
@@ -380,7 +402,7 @@ class FrontendSettings(TracingSettings, RetrievalSettings, ApiKeySettings, Reque
     frontend_timeout_s: float = Field(300.0, gt=0, description="longest wait for one API answer (streamed chat)")
 
 
-class EvalSettings(TracingSettings, EmbedderSettings, LlmModelSettings, ApiKeySettings):
+class EvalSettings(TracingSettings, EmbedderSettings, LlmModelSettings, ApiKeySettings, DatabaseSettings):
     """``python -m eval.run`` / ``eval.scheduler`` (make eval): measures a running API; the judge's embeddings
     are the stack's bi-encoder, and its model defaults to ``RAG_LLM_MODEL``."""
 

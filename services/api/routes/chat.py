@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -27,7 +27,7 @@ verified before any of it is sent: one `token` carries the verified answer (or t
 differ from the streamed tokens' markers; clients should show it once it arrives."""
 
 
-async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
+async def sse(stream: rag.EventStream, record: Callable[[ChatResponse], Awaitable[None]]) -> AsyncIterator[bytes]:
     async for item in stream:
         match item:
             case SourcesEvent(sources=sources, excerpts=excerpts):
@@ -35,7 +35,9 @@ async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
             case TokenEvent(text=text):
                 yield event("token", {"text": text})
             case DoneEvent(result=result):
-                yield event("done", rag.chat_response(result).model_dump(mode="json"))
+                response = rag.chat_response(result, stream.rt.answer_id)
+                await record(response)  # before `done`: feedback on it may follow at once
+                yield event("done", response.model_dump(mode="json"))
             case FailedEvent(error=error, partial_answer=partial):
                 yield event("error", StreamError(message=error.message, partial_answer=partial).model_dump())
 
@@ -50,11 +52,18 @@ async def sse(stream: rag.EventStream) -> AsyncIterator[bytes]:
 async def chat(body: ChatRequest, components: ComponentsDep, request: Request):  # JSON or SSE
     pipeline = components.chat_pipeline()
     turn = rag.chat_input(body.messages, body, body.max_tokens, body.temperature)
-    rt = rag.RequestTrace("rag.chat", request.headers, body.messages[-1].text())
+    question = body.messages[-1].text()
+    rt = rag.RequestTrace("rag.chat", request.headers, question)
+
+    async def record(response: ChatResponse) -> None:
+        await rag.record_turn(components.app_state, rag.turn_record(rt, question, response, "chat"))
+
     if not body.stream:
         with rt.active():
             result = await pipeline.answer(turn)
         rt.finish(result.answer)
-        return rag.chat_response(result)
+        response = rag.chat_response(result, rt.answer_id)
+        await record(response)
+        return response
     stream = await rag.EventStream.open(rt, pipeline.run(turn))
-    return StreamingResponse(sse(stream), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(sse(stream, record), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -14,7 +14,6 @@ of it. The ``answer`` field stays the answer alone.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from services.api.deps import ComponentsDep
 from services.api.sse import SSE_HEADERS, event
 from services.chat.pipeline import DoneEvent, FailedEvent, SourcesEvent, TokenEvent
 from services.contract.schemas import ChatOptions, ChatResponse, OpenAIChatRequest
+from services.state.store import COMPLETION_PREFIX
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -55,8 +55,9 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
     turn = rag.chat_input(
         body.messages, body.rag or ChatOptions(), body.max_completion_tokens or body.max_tokens, body.temperature
     )
-    rt = rag.RequestTrace("rag.chat", request.headers, body.messages[-1].text())
-    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    question = body.messages[-1].text()
+    rt = rag.RequestTrace("rag.chat", request.headers, question)
+    completion_id = f"{COMPLETION_PREFIX}{rt.answer_id}"  # POST /feedback takes it as the answer's id
     created = int(time.time())
     model = _model_name(components)
     with_footer = components.settings.openai_sources_footer
@@ -68,7 +69,8 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
         with rt.active():
             result = await pipeline.answer(turn)
         rt.finish(result.answer)
-        response = rag.chat_response(result)
+        response = rag.chat_response(result, rt.answer_id)
+        await rag.record_turn(components.app_state, rag.turn_record(rt, question, response, "openai"))
         usage = result.usage
         return {
             "id": completion_id,
@@ -109,7 +111,8 @@ async def chat_completions(body: OpenAIChatRequest, components: ComponentsDep, r
                 case TokenEvent(text=text):
                     yield chunk({"content": text})
                 case DoneEvent(result=result):
-                    response = rag.chat_response(result)
+                    response = rag.chat_response(result, rt.answer_id)
+                    await rag.record_turn(components.app_state, rag.turn_record(rt, question, response, "openai"))
                     if text := footer(response):
                         yield chunk({"content": text})
                     extra = rag.openai_extensions(response)

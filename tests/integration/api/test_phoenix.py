@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from phoenix_server import read_spans, start_phoenix, stop
@@ -71,6 +72,46 @@ def test_chat_trace_lands_in_phoenix(
     if screenshot and os.environ.get("RAG_UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(screenshot, SCREENSHOTS / "phoenix-trace.png")
+
+
+def test_a_thumbs_down_becomes_an_annotation_on_the_answers_root_span(
+    phoenix: str, client: TestClient, corpus: dict[str, str], components: Components
+) -> None:
+    """POST /feedback stores the verdict and annotates the chat's root span in Phoenix (read back over REST), so
+    the dashboard can filter traces by thumbs."""
+    settings = Settings(_env_file=None, tracing_endpoint=f"{phoenix}/v1/traces", tracing_project="ragstack-feedback")
+    tracing.setup_tracing(settings, "api")
+    saved = components.settings
+    components.settings = saved.model_copy(update={"tracing_endpoint": settings.tracing_endpoint})
+    try:
+        body = {"messages": [{"role": "user", "content": "How long is the password reset link valid?"}]}
+        r = client.post("/chat", json=body, headers={"X-Session-Id": "feedback-session"})
+        assert r.status_code == 200, r.text
+        answer_id = r.json()["id"]
+        tracing.shutdown()  # the root span reaches Phoenix now; the annotation waits for it otherwise
+        feedback = {"id": answer_id, "rating": "down", "reason": "wrong_source", "comment": "cites the FAQ"}
+        r = client.post("/feedback", json=feedback)
+        assert r.status_code == 201, r.text
+    finally:
+        components.settings = saved
+        tracing.shutdown()
+
+    [root] = [
+        s for s in read_spans(phoenix, "ragstack-feedback", expect=1, names={"rag.chat"}) if s["name"] == "rag.chat"
+    ]
+    span_id = root["context"]["span_id"]
+    assert flat(root["attributes"])["rag.answer_id"] == answer_id
+    got = httpx.get(
+        f"{phoenix}/v1/projects/ragstack-feedback/span_annotations", params={"span_ids": [span_id]}, timeout=10
+    )
+    assert got.status_code == 200, got.text
+    [annotation] = [a for a in got.json()["data"] if a["name"] == "user_feedback"]
+    assert annotation["annotator_kind"] == "HUMAN"
+    assert annotation["result"]["label"] == "thumbs_down" and annotation["result"]["score"] == 0.0
+    assert (
+        "wrong_source" in annotation["result"]["explanation"] and "cites the FAQ" in annotation["result"]["explanation"]
+    )
+    assert components.app_state().turn(answer_id).feedback.annotated  # type: ignore[union-attr]
 
 
 def flat(attributes: dict, prefix: str = "") -> dict[str, object]:

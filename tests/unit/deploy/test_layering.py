@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = (
     "services", "services/core", "services/chat", "services/contract", "services/api", "services/llm",
-    "services/phoenix", "services/datasets", "ingest", "frontend", "eval", "bench", "train",
+    "services/phoenix", "services/datasets", "services/state", "ingest", "frontend", "eval", "bench", "train",
 )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -135,7 +136,12 @@ def test_scheduled_command_uses_the_settings() -> None:
 def test_a_night_measures_the_generated_set_too_once_there_is_one(tmp_path: Path) -> None:
     from eval.scheduler import evaluations
 
-    settings = EvalSettings(_env_file=None, data_dir=tmp_path, eval_reports_dir=tmp_path / "reports")
+    settings = EvalSettings(
+        _env_file=None,
+        data_dir=tmp_path,
+        eval_reports_dir=tmp_path / "reports",
+        database_url=f"sqlite:///{tmp_path}/a.db",
+    )
     assert len(evaluations(settings)) == 1  # fitz-gov only: nothing generated yet
     generated = tmp_path / "generated" / "latest" / "questions.jsonl"
     generated.parent.mkdir(parents=True)
@@ -145,6 +151,48 @@ def test_a_night_measures_the_generated_set_too_once_there_is_one(tmp_path: Path
     assert own[own.index("--split") + 1] == "test" and own[own.index("--reports-dir") + 1] == str(
         tmp_path / "reports" / "generated"
     )
+
+
+def test_a_night_measures_the_thumbs_down_a_person_accepted_as_its_user_cases(tmp_path: Path) -> None:
+    from eval.feedback import open_state
+    from eval.scheduler import evaluations
+    from services.state.store import TurnRecord
+
+    settings = EvalSettings(
+        _env_file=None,
+        data_dir=tmp_path,
+        eval_reports_dir=tmp_path / "reports",
+        database_url=f"sqlite:///{tmp_path}/a.db",
+    )
+    state = open_state(settings)
+    for i in (1, 2):
+        state.record_turn(TurnRecord(id=f"{i:032x}", question=f"Q{i}?", answer="I don't know.", declined=True))
+    accepted = state.give_feedback(f"{1:032x}", "down", "missed_answer")
+    state.give_feedback(f"{2:032x}", "down")  # pending: not a case until someone reads it
+    assert len(evaluations(settings)) == 1
+    state.review(accepted.id, accept=True, expect="answer", docs=["doc-7"])
+    state.db.close()
+
+    fitz, users = evaluations(settings)
+    cases = Path(users[users.index("--dataset") + 1])
+    assert users[users.index("--reports-dir") + 1] == str(tmp_path / "reports" / "user-cases")
+    [item] = [json.loads(line) for line in cases.read_text().splitlines()]
+    assert item == {
+        "id": f"user-{accepted.id}", "question": "Q1?", "expect": "answer", "category": "user:missed_answer",
+        "relevant_docs": ["doc-7"],
+    }  # fmt: skip
+
+
+def test_user_cases_are_skipped_not_fatal_when_the_database_is_down(tmp_path: Path) -> None:
+    from eval.scheduler import evaluations
+
+    settings = EvalSettings(
+        _env_file=None,
+        eval_reports_dir=tmp_path / "reports",
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/x",
+        database_timeout_s=1,
+    )
+    assert len(evaluations(settings)) == 1
 
 
 def test_the_nights_worst_status_is_its_status() -> None:

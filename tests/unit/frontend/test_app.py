@@ -31,11 +31,14 @@ def test_the_api_lists_the_same_named_endpoints(demo: gr.Blocks) -> None:
         "/do_delete",
         "/do_refresh",
         "/do_upload",
+        "/on_like",
         "/on_load",
         "/refresh_status",
         "/refresh_status_1",
+        "/reopen",
         "/respond",
         "/respond_1",
+        "/send_reason",
         "/start_new_chat",
         "/start_new_chat_1",
     ]
@@ -53,11 +56,17 @@ def test_every_elem_id_the_browser_tests_use_is_there_in_layout_order(demo: gr.B
     assert [i for i in ids if i] == [
         "status",
         "chatbot",
+        "feedback-form",
+        "feedback-reason",
+        "feedback-comment",
+        "send-feedback",
+        "feedback-info",
         "question",
         "send",
         "turn-info",
         "stop",
         "new-chat",
+        "past-conversations",
         "retrieval-settings",
         "mode",
         "rerank",
@@ -88,12 +97,12 @@ def test_load_and_document_actions_refresh_the_chat_tabs_source_filter(demo: gr.
             assert outputs[-3:] == ["documents", "source-filter", "delete-pick"], dep["api_name"]
 
 
-def test_stop_new_chat_and_clear_cancel_both_respond_triggers(demo: gr.Blocks) -> None:
+def test_stop_new_chat_clear_and_reopening_a_conversation_cancel_both_respond_triggers(demo: gr.Blocks) -> None:
     deps = demo.get_config_file()["dependencies"]
     respond = {d["id"] for d in deps if d["api_name"] in {"respond", "respond_1"}}
     cancelling = [d for d in deps if d.get("cancels")]
     assert len(respond) == 2
-    assert len(cancelling) == 3
+    assert len(cancelling) == 4
     assert all(set(d["cancels"]) == respond for d in cancelling)
 
 

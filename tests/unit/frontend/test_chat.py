@@ -18,12 +18,14 @@ from services.contract.schemas import (
     ChatOptions,
     ChatResponse,
     Citation,
+    ConversationOut,
     DocumentOut,
     ErrorBody,
     ErrorDetail,
     Filters,
     SentenceOut,
     StreamError,
+    TurnOut,
 )
 from services.core import tracing
 from services.core.settings import FrontendSettings
@@ -297,3 +299,28 @@ def test_stopping_a_turn_marks_the_bubble_and_closes_the_api_stream() -> None:
     assert state.display[-1]["content"].startswith("Unplug")
     assert state.display[-1]["content"].endswith("_(stopped)_")
     assert state.phase == "idle" and state.history == []
+
+
+def test_an_answer_keeps_its_id_for_feedback_and_a_kept_conversation_restores_as_it_was_shown() -> None:
+    api = FakeApi(
+        lambda r: httpx.Response(200, content=answer_stream("Unplug the router [1].", verified={"id": "a" * 32}))
+    )
+    state = ChatState()
+    turn(api, state, "how do I restart the router?")
+    assert state.answer_ids == {1: "a" * 32}  # the assistant bubble's index in the chat, as gr.LikeData gives it
+
+    done = ChatResponse.model_validate(
+        {"id": "a" * 32, "answer": "Unplug the router [1].", "sources": SOURCES, "citations": [], "declined": False,
+         "model": "m"}
+    )  # fmt: skip
+    kept = ConversationOut(
+        id=state.session_id,
+        turns=[TurnOut(id="a" * 32, question="how do I restart the router?", created_at="2026-12-07T00:00:00Z",
+                       response=done)],
+    )  # fmt: skip
+    restored = ChatState.restore(kept)
+    assert restored.session_id == state.session_id
+    assert restored.display == state.display
+    assert restored.history == state.history
+    assert restored.answer_ids == state.answer_ids
+    assert restored.sources_html() == state.sources_html()
