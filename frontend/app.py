@@ -380,7 +380,9 @@ def wire_chat_tab(
         answer_id = chat_state.answer_ids.get(index) if chat_state else None
         if chat_state is None or answer_id is None:
             return chat_state, render.feedback_note("none"), gr.update(visible=False)
-        rating = "up" if data.liked is True else "down"
+        if data.liked is not True and data.liked is not False:  # the thumb pressed again: taken back, nothing sent
+            return chat_state, "", gr.update(visible=False)
+        rating = "up" if data.liked else "down"
         try:
             await api.feedback(FeedbackRequest(id=answer_id, rating=rating), chat_state.session_id)
         except ApiClientError as exc:

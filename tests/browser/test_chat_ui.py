@@ -2,9 +2,9 @@
 the real API process (packaged embedder, shipped cross-encoder, embedded Qdrant) and a real llama.cpp LLM.
 
 One stack serves the whole module and the tests run in file order, each leaving the state the next
-one starts from: empty index -> ingest -> streamed cited answer -> upload -> retrieval settings and
-history -> new chat -> LLM down -> API down. Screenshots land in .data/screenshots/
-(docs/screenshots/ with RAG_UPDATE_SCREENSHOTS=1: `make screenshots`).
+one starts from: empty index -> ingest -> streamed cited answer -> upload -> delete -> thumbs-down with a
+reason, reload -> retrieval settings and history -> new chat -> LLM down -> API down. Screenshots land in
+.data/screenshots/ (docs/screenshots/ with RAG_UPDATE_SCREENSHOTS=1: `make screenshots`).
 
 The LLM is Qwen2.5-Coder-0.5B, not SmolLM2-135M: the test must see a ``[n]`` citation, and the 135M
 model never writes one with this prompt (checked by hand on the questions below).
@@ -223,6 +223,36 @@ def test_delete_removes_a_document_from_the_list(page: Page) -> None:
     page.locator("#upload-result .banner-ok").filter(has_text="Deleted upload://holidays.md").wait_for()
     assert page.locator("#documents tr", has_text="upload://holidays.md").count() == 0
     assert page.locator("#documents table.documents tbody tr").count() == 6
+
+
+def test_thumbs_down_with_a_reason_is_kept_and_a_reload_brings_the_conversation_back(page: Page, stack: Stack) -> None:
+    page.get_by_role("tab", name="Chat").click()
+    answer = last_bot_text(page)
+    page.locator('#chatbot [data-testid="bot"]').last.hover()
+    page.locator("#chatbot").get_by_role("button", name="Dislike").last.click()
+    page.locator("#feedback-info .banner-info").wait_for()
+    page.locator("#feedback-reason").get_by_text("Wrong source").click()
+    page.fill("#feedback-comment textarea", "it cites the wrong page")
+    page.click("#send-feedback")
+    page.locator("#feedback-info .banner-ok").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "feedback.png"))
+
+    # in the database, read back through the API
+    [conversation] = httpx.get(f"{stack.api_url}/conversations", timeout=30).json()
+    kept = httpx.get(f"{stack.api_url}/conversations/{conversation['id']}", timeout=30).json()
+    [turn] = kept["turns"]
+    assert turn["question"] == QUESTION
+    feedback = turn["feedback"]
+    assert (feedback["rating"], feedback["reason"], feedback["comment"]) == (
+        "down", "wrong_source", "it cites the wrong page"
+    )  # fmt: skip
+    assert feedback["review"] == "pending"
+
+    page.reload()  # the browser kept the conversation's id: the API gives it back
+    page.locator('#chatbot [data-testid="user"]').first.wait_for()
+    assert page.locator('#chatbot [data-testid="user"]').first.inner_text().strip() == QUESTION
+    assert last_bot_text(page).strip() == answer.strip()
+    assert page.locator("#sources .source-card.cited").count() >= 1
 
 
 def test_settings_and_history_second_turn_then_new_chat(page: Page) -> None:
