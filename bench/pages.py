@@ -729,8 +729,8 @@ def render_ood(r: Results) -> str:
         [
             markdown_table(header, rows),
             "",
-            f"Goal (last row): answer rate ≥ {GOAL_OOD_ANSWER_RATE:.2f} with abstention ≥ {GOAL_OOD_ABSTENTION:.2f} and "
-            f"the first citation right for ≥ {GOAL_OOD_FIRST_CITATION:.2f} of answered questions: "
+            f"Goal (last row): answer rate ≥ {GOAL_OOD_ANSWER_RATE:.2f} with abstention ≥ {GOAL_OOD_ABSTENTION:.2f} "
+            f"and the first citation right for ≥ {GOAL_OOD_FIRST_CITATION:.2f} of answered questions: "
             f"**{'met' if met else 'not met'}** ({last['answer_rate']:.2f} / {last['abstention_accuracy']:.2f} / "
             f"{last.get('first_citation_correct', float('nan')):.2f}).",
         ]
@@ -1081,7 +1081,17 @@ BLOCKS: dict[str, Block] = {
         Block("compose", (COMPOSE,), render_compose),
         Block(
             "headline",
-            (GATE_ON, GATE_OFF, ANSWERABILITY, QUERY, QUERY_BEFORE, COMPOSE, OOD_SHIPPED, OOD_PROMPT_V2, VERIFIER_LABELS),
+            (
+                GATE_ON,
+                GATE_OFF,
+                ANSWERABILITY,
+                QUERY,
+                QUERY_BEFORE,
+                COMPOSE,
+                OOD_SHIPPED,
+                OOD_PROMPT_V2,
+                VERIFIER_LABELS,
+            ),
             render_headline,
         ),
     )
