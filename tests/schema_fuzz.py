@@ -16,7 +16,7 @@ def fuzz_every_operation(
 
     Not checked: "a schema-valid request is accepted". The schema cannot express the cross-field rules
     (top_k <= top_n, the last message is the user's, late interaction needs per-token vectors): 422.
-    ``keep_corpus`` points every DELETE at a document that does not exist, so later cases still find the corpus.
+    ``keep_corpus`` points every DELETE at an id that does not exist, so later cases still find the corpus.
     """
     checked: list[str] = []
     for operation in operations:
@@ -31,7 +31,7 @@ def fuzz_every_operation(
         )
         def fuzz(case: schemathesis.Case) -> None:
             if keep_corpus and case.method.upper() == "DELETE":
-                case.path_parameters = {"doc_id": KEPT_DOC_ID}
+                case.path_parameters = dict.fromkeys(case.path_parameters or {}, KEPT_DOC_ID)  # doc or conversation
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
             checked.append(case.method)
 
