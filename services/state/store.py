@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from services.state.db import Database
 from services.state.tables import Feedback, Turn
@@ -140,7 +141,8 @@ class AppState:
     def give_feedback(
         self, turn_id: str, rating: Rating, reason: str | None = None, comment: str | None = None
     ) -> FeedbackRecord:
-        """Record (or replace) the feedback on a turn. A thumbs-down waits for review; a thumbs-up needs none."""
+        """Record (or replace) the feedback on a turn, returned with its turn. A thumbs-down waits for review; a
+        thumbs-up needs none."""
         review: Review = "pending" if rating == "down" else "none"
         with self.db.session() as s:
             turn = s.get(Turn, _turn_key(turn_id))
@@ -154,7 +156,7 @@ class AppState:
             row.rating, row.reason, row.comment = rating, reason, comment
             row.review, row.expect, row.expect_docs, row.annotated = review, None, None, False
             s.flush()
-            return _feedback(row)
+            return _feedback(row, with_turn=True)
 
     def mark_annotated(self, feedback_id: int) -> None:
         with self.db.session() as s:
@@ -223,8 +225,7 @@ class AppState:
         with self.db.session() as s:
             ids = list(s.scalars(select(Turn.id).where(Turn.conversation_id == conversation_id)))
             if ids:
-                s.execute(delete(Feedback).where(Feedback.turn_id.in_(ids)))
-                s.execute(delete(Turn).where(Turn.id.in_(ids)))
+                _delete_turns(s, ids)
             return len(ids)
 
     def purge(self, now: datetime | None = None) -> int:
@@ -237,9 +238,14 @@ class AppState:
             kept = select(Feedback.turn_id).where(Feedback.review == "accepted")
             ids = list(s.scalars(select(Turn.id).where(Turn.created_at < cutoff, Turn.id.not_in(kept))))
             if ids:
-                s.execute(delete(Feedback).where(Feedback.turn_id.in_(ids)))
-                s.execute(delete(Turn).where(Turn.id.in_(ids)))
+                _delete_turns(s, ids)
             return len(ids)
+
+
+def _delete_turns(s: Session, ids: list[str]) -> None:
+    """Turns and their feedback (explicitly: the foreign key's cascade is not relied on across engines)."""
+    s.execute(delete(Feedback).where(Feedback.turn_id.in_(ids)))
+    s.execute(delete(Turn).where(Turn.id.in_(ids)))
 
 
 COMPLETION_PREFIX = "chatcmpl-"

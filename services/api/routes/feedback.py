@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
+import httpx
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Query, status
 from starlette.concurrency import run_in_threadpool
 
@@ -61,8 +62,6 @@ def annotate(base_url: str, span_id: str, f: FeedbackRecord, mark: Callable[[int
     """Send the feedback to Phoenix as an annotation of the answer's root span (replacing an earlier one).
 
     The span reaches Phoenix in the exporter's next batch, so a 404 right after the answer is retried."""
-    import httpx
-
     rest = PhoenixRest(base_url)
     explanation = " — ".join(x for x in (f.reason, f.comment) if x) or None
     try:
@@ -96,16 +95,14 @@ def annotate(base_url: str, span_id: str, f: FeedbackRecord, mark: Callable[[int
     responses={404: {"description": "no answer with this id is on record"}},
 )
 async def give_feedback(body: FeedbackRequest, components: ComponentsDep, background: BackgroundTasks) -> FeedbackOut:
-    def store() -> tuple[FeedbackRecord, TurnRecord]:
-        state = components.app_state()
-        record = state.give_feedback(body.id, body.rating, body.reason, body.comment)
-        return record, state.turn(body.id)
-
-    record, turn = await run_in_threadpool(store)
+    record = await run_in_threadpool(
+        lambda: components.app_state().give_feedback(body.id, body.rating, body.reason, body.comment)
+    )
     settings = components.settings
     base = phoenix_base_url(settings.tracing_endpoint, settings.phoenix_api_url)
-    if base and turn.span_id:
-        background.add_task(annotate, base, turn.span_id, record, components.app_state().mark_annotated)
+    span_id = record.turn.span_id if record.turn else None
+    if base and span_id:
+        background.add_task(annotate, base, span_id, record, components.app_state().mark_annotated)
     return feedback_out(record)
 
 
