@@ -320,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if setup is not None:
                 tracing.shutdown()
+        from eval.phoenix_experiment import upload_quietly
+        from services.core.phoenix_rest import phoenix_base_url
+
+        upload_quietly(phoenix_base_url(settings.tracing_endpoint, settings.phoenix_api_url), report, run_dir)
     finally:
         api.close()
         if stack is not None:
