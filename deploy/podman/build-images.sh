@@ -9,9 +9,10 @@ compose=${COMPOSE:?the compose command}
 out=.data/compose/images.tsv
 mkdir -p "$(dirname "$out")"
 # Build-time placeholders: the keys are required to parse the file, never baked into an image.
-export RAG_API_KEY=${RAG_API_KEY:-build-only} RAG_QDRANT_API_KEY=${RAG_QDRANT_API_KEY:-build-only}
+export RAG_API_KEY=${RAG_API_KEY:-build-only} RAG_QDRANT_API_KEY=${RAG_QDRANT_API_KEY:-build-only} \
+	POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-build-only}
 printf 'service\tbuild_s\timage\tsize\n' >"$out"
-for service in llamacpp phoenix frontend api ingest eval; do
+for service in llamacpp phoenix postgres frontend api ingest eval; do
 	start=$SECONDS
 	log=.data/compose/build-$service.log
 	echo "building $service (log: $log)"

@@ -90,6 +90,7 @@ def stack() -> Iterator[Stack]:
     ports = {"API_PORT": free_port(), "UI_PORT": free_port(), "PHOENIX_PORT": free_port()}
     env = os.environ | {k: str(v) for k, v in ports.items()}
     env |= {"RAG_API_KEY": key, "RAG_QDRANT_API_KEY": secrets.token_hex(16), "PUBLISH_ADDRESS": "127.0.0.1"}
+    env |= {"POSTGRES_PASSWORD": secrets.token_hex(16)}
     env |= {"LLM_THREADS": "2", "RAG_LLM_MAX_TOKENS": "48"}
     stack = Stack(
         env=env,

@@ -41,7 +41,12 @@ HAPROXY_CFG = ROOT / "deploy/proxy/haproxy.cfg"
 REDIS_CONF = ROOT / "deploy/redis/redis.conf"
 REDIS_START = ROOT / "deploy/redis/start.sh"
 OUR_DOCKERFILES = [ROOT / "deploy/redis/Dockerfile", ROOT / "deploy/proxy/Dockerfile"]
-SECRETS = {"RAG_API_KEY": "api-key", "RAG_QDRANT_API_KEY": "qdrant-key", "REDIS_PASSWORD": "0123abcd"}
+SECRETS = {
+    "RAG_API_KEY": "api-key",
+    "RAG_QDRANT_API_KEY": "qdrant-key",
+    "REDIS_PASSWORD": "0123abcd",
+    "POSTGRES_PASSWORD": "4567ef",
+}
 QUEUE_USERS = ("api", "ingest", "worker")  # the producers and the consumer of ingest jobs
 
 
