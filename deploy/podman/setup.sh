@@ -16,10 +16,10 @@ sudo=""
 DEBIAN_IMAGE=${DEBIAN_IMAGE:-localhost/ragstack-debian:bookworm}
 PYTHON_IMAGE=${PYTHON_IMAGE:-localhost/ragstack-python:bookworm}
 PYTHON=${PYTHON:-.venv/bin/python}
-# The mirror this machine's apt uses (deb822 or one-line sources), else Debian's CDN.
+# The mirror this machine's apt uses (deb822 or one-line sources); DEBIAN_MIRROR names another. No host is written
+# here: a machine whose apt names none must say which (the base is made only when it is missing, see below).
 MIRROR=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*debian\)$/\1/p; s/^deb \(http[^ ]*\/debian\) bookworm .*/\1/p' \
 	/etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 || true)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 engine() {
 	local packages=(podman crun runc fuse-overlayfs slirp4netns uidmap debootstrap iptables netavark aardvark-dns
@@ -57,6 +57,10 @@ base() {
 		local rootfs
 		rootfs=$(mktemp -d)
 		trap 'rm -rf "$rootfs"' RETURN
+		[ -n "$MIRROR" ] || {
+			echo "no Debian mirror in /etc/apt (sources.list or sources.list.d): set DEBIAN_MIRROR=<mirror URL>" >&2
+			exit 1
+		}
 		echo "debootstrap bookworm from $MIRROR (about a minute)"
 		$sudo debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1 ||
 			{ tail -20 "$rootfs.log"; exit 1; }
