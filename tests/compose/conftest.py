@@ -6,11 +6,6 @@ import os
 
 import pytest
 
-# tests/conftest.py points in-process APIs at a temporary SQLite file; compose passes RAG_DATABASE_URL on to the
-# containers, which keep their own database: the host's path must not reach them.
-if "/ragstack-test-db-" in os.environ.get("RAG_DATABASE_URL", ""):
-    del os.environ["RAG_DATABASE_URL"]
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.environ.get("COMPOSE"):

@@ -5,6 +5,7 @@ or by the OpenAI route's completion id; bad input and a database that is down ge
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,9 @@ def test_with_the_database_down_chat_answers_and_feedback_says_why(server: FakeO
         assert "database" in r.json()["error"]["message"] and "127.0.0.1" in r.json()["error"]["message"]
         assert r.headers["Retry-After"]
         assert client.get("/conversations").status_code == 503
+
+
+def test_the_suite_never_writes_the_checkouts_database() -> None:
+    """tests/conftest.py points every API a test builds at a temporary SQLite file; nothing may undo that (a
+    conftest that unset it sent the whole suite's answers into the checkout's .data/app.db)."""
+    assert "/ragstack-test-db-" in os.environ["RAG_DATABASE_URL"]
