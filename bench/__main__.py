@@ -36,7 +36,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "queries": 80, "docs": 500, "backends": ["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"],
-        "rerank_repeats": 5, "search_n1": 40, "search_n8": 80, "chat_n1": 4, "chat_n8": 8, "max_tokens": 16,
+        "rerank_repeats": 5, "search_n1": 40, "search_n8": 80, "chat_n1": 20, "chat_n8": 8, "max_tokens": 16,
         "llm": "qwen2.5-coder-0.5b", "scale_sizes": [10_000, 30_000, 100_000], "scale_queries": 50,
         # the million-point index stage builds HNSW twice (plain, int8): about 40 min on 2 cores
         "edge_sizes": [10_000, 100_000], "edge_queries": 20, "index_points": 1_000_000, "index_queries": 100,

@@ -227,9 +227,16 @@ def render_query(r: Results) -> str:
     rows = [
         [f"`/search`, 1 client ({s1['latency_ms']['n']} requests)", *pcts(s1["latency_ms"], ms),
          f"{num(s1['throughput_rps'])} req/s", before_p50("search_1_clients", "latency_ms", fmt=ms)],
+        *(
+            [[f"`/search` first stage only, 1 client ({fs['latency_ms']['n']}; the row above reranks its top "
+              f"{s['top_n']})", *pcts(fs["latency_ms"], ms), "–",
+              before_p50("search_1_client_first_stage", "latency_ms", fmt=ms)]]
+            if (fs := res.get("search_1_client_first_stage")) else []
+        ),
         [f"`/search`, 8 clients ({s8['latency_ms']['n']} requests)", *pcts(s8["latency_ms"], ms),
          f"{num(s8['throughput_rps'])} req/s", before_p50("search_8_clients", "latency_ms", fmt=ms)],
-        [f"`/chat` time to first token, 1 client ({c1['ttft_ms']['n']})", *pcts(c1["ttft_ms"], secs), "–",
+        [f"`/chat` time to the first visible token, 1 client ({c1['ttft_ms']['n']} answered; a held answer's "
+         "first token is the whole verified answer)", *pcts(c1["ttft_ms"], secs), "–",
          before_p50("chat_1_client", "ttft_ms", fmt=secs)],
         [f"`/chat` time to first token, 8 clients ({answered} of {sent} answered)", *pcts(c8["ttft_ms"], secs),
          f"{c8['throughput_rps']} req/s", before_p50("chat_8_clients", "ttft_ms", fmt=secs)],

@@ -57,9 +57,11 @@ def stop(api: ManagedProcess) -> None:
     api.stop(grace_s=STOP_GRACE_S)
 
 
-async def _search(client: httpx.AsyncClient, base: str, query: str, top_n: int) -> tuple[float, dict]:
+async def _search(
+    client: httpx.AsyncClient, base: str, query: str, top_n: int, *, rerank: bool = True
+) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    r = await client.post(f"{base}/search", json={"query": query, "top_k": 5, "top_n": top_n})
+    r = await client.post(f"{base}/search", json={"query": query, "top_k": 5, "top_n": top_n, "rerank": rerank})
     r.raise_for_status()
     return (time.perf_counter() - t0) * 1000, r.json().get("timings_ms", {})
 
@@ -302,6 +304,14 @@ async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cf
                 "stages_p50_ms": _stage_medians([r[1] for r in res]),
                 "throughput_rps": round(n / wall, 2),
             }
+        # The same queries with the cross-encoder off: what reranking the top_n costs, measured in this run.
+        first_stage = []
+        for q in tqdm([questions[i % len(questions)] for i in range(cfg["search_n1"])], desc="/search first stage"):
+            first_stage.append(await _search(client, base, q, cfg["top_n"], rerank=False))
+        out["search_1_client_first_stage"] = {
+            "latency_ms": summarize([r[0] for r in first_stage]),
+            "stages_p50_ms": _stage_medians([r[1] for r in first_stage]),
+        }
         chat_questions = questions[: cfg["chat_n1"]]
         stack = []
         for q in tqdm(chat_questions, desc="/chat x1 client", dynamic_ncols=True):
