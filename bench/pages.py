@@ -559,6 +559,8 @@ VERIFIER_LABELS = Source(
     f"python -m eval.verifier_precision --labels eval/ood/sentence-labels.jsonl --out {OOD_DIR}/verifier.json",
 )
 GOAL_VERIFIER_PRECISION = 0.95
+GENERATE = Source("bench/results/generate.json", "python -m bench.generate_bench")
+GOAL_GENERATE_KEPT, GOAL_GENERATE_MIN = 300, 60.0  # issue 27: verified questions on 100 documents, minutes
 JUDGED = Source(
     "eval/reports/judged-2026-12-03/report.json",
     'RAG_EVAL_JUDGE_BASE_URL=local make eval EVAL_ARGS="--sample 5 --rag-sample 6"',
@@ -740,6 +742,38 @@ def render_ood(r: Results) -> str:
             f"and the first citation right for ≥ {GOAL_OOD_FIRST_CITATION:.2f} of answered questions: "
             f"**{'met' if met else 'not met'}** ({last['answer_rate']:.2f} / {last['abstention_accuracy']:.2f} / "
             f"{last.get('first_citation_correct', float('nan')):.2f}).",
+        ]
+    )
+
+
+def render_generate(r: Results) -> str:
+    """eval.generate on a 100-document corpus (bench/generate_bench.py): kept, dropped and why, minutes."""
+    doc = r[0]
+    m, res = doc["results"]["manifest"], doc["results"]
+    minutes = res["generate_s"] / 60
+    dropped = m["dropped_by_reason"]
+    n_dropped = sum(dropped.values())
+    rows = [[style, str(n)] for style, n in sorted(m["kept_by"].items(), key=lambda x: -x[1])]
+    drop_rows = [[reason, str(n)] for reason, n in sorted(dropped.items(), key=lambda x: -x[1])[:10]]
+    met = m["kept"] >= GOAL_GENERATE_KEPT and minutes <= GOAL_GENERATE_MIN
+    return "\n".join(
+        [
+            f"{measured(doc)}: {doc['settings']['corpus']} ({m['documents']} documents, {m['chunks_available']} "
+            f"chunks), LLM {m['model']}, prompt {m['prompt_version']}, target {doc['settings']['target']}, budget "
+            f"{num(doc['settings']['budget_min'])} min.",
+            "",
+            f"**{m['kept']} questions kept in {num(minutes)} min** ({m['stopped']}; LLM start included; ingest "
+            f"{num(res['ingest_s'])} s before it), from {m['chunks_done']} chunks; {n_dropped} candidates dropped, "
+            f"so {pct(m['kept'] / (m['kept'] + n_dropped))} of what the LLM wrote was kept. Split by document: "
+            + ", ".join(f"{k} {v}" for k, v in m["kept_by_split"].items())
+            + ".",
+            "",
+            markdown_table(["kept, by kind", "questions"], rows),
+            "",
+            markdown_table(["dropped, the ten most frequent reasons", "candidates"], drop_rows),
+            "",
+            f"Goal: ≥ {GOAL_GENERATE_KEPT} verified questions in ≤ {GOAL_GENERATE_MIN:g} min on 100 documents: "
+            f"**{'met' if met else 'not met'}**.",
         ]
     )
 
@@ -1083,6 +1117,7 @@ BLOCKS: dict[str, Block] = {
         Block("llm-models", (LLM_MODELS,), render_llm_models),
         Block("llm-quality", (DEFAULTS_RUN, QWEN15_SAMPLE), render_llm_quality),
         Block("eval-judged", (JUDGED,), render_judged),
+        Block("eval-generate", (GENERATE,), render_generate),
         Block("eval-retrieval", (RETRIEVAL,), render_retrieval),
         Block("scaling-measured", (INGEST, INGEST_LOAD, QUERY, HNSW, SCALE), render_scaling),
         Block("compose", (COMPOSE,), render_compose),
@@ -1110,7 +1145,9 @@ PAGES: dict[str, tuple[str, ...]] = {
         "bench-query", "bench-ingest", "bench-rerank", "bench-scale", "bench-embedded-store", "bench-goals",
     ),
     "docs/embedded-store.md": ("bench-embedded-store", "bench-hnsw", "bench-hnsw-1m"),
-    "docs/evaluation.md": ("eval-latest", "eval-history", "eval-answerability", "eval-gate", "eval-judged"),
+    "docs/evaluation.md": (
+        "eval-latest", "eval-history", "eval-answerability", "eval-gate", "eval-judged", "eval-generate",
+    ),
     "docs/retrieval-quality.md": ("eval-retrieval",),
     "docs/scaling.md": ("scaling-measured",),
     "docs/deployment.md": ("compose",),
