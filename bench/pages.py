@@ -773,7 +773,12 @@ def render_generate(r: Results) -> str:
             markdown_table(["dropped, the ten most frequent reasons", "candidates"], drop_rows),
             "",
             f"Goal: ≥ {GOAL_GENERATE_KEPT} verified questions in ≤ {GOAL_GENERATE_MIN:g} min on 100 documents: "
-            f"**{'met' if met else 'not met'}**.",
+            f"**{'met' if met else 'not met'}**."
+            + (
+                f" `make adapt` on them (cross-encoder fine-tuned, gate refitted): {num(res['adapt_s'] / 60)} min."
+                if res.get("adapt_s")
+                else ""
+            ),
         ]
     )
 
