@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     settings, embedder, store, ingest_report = build_index(
         Path(args.data_dir), {"embed_batch_size": 64, "late_interaction": args.late_interaction}
     )
-    reranker = CrossEncoderReranker(args.reranker)
+    reranker = CrossEncoderReranker(args.reranker, fusion_weight=0.0)  # stage_runs fuses per weight itself
     reranker.warm_up()
     retriever = Retriever(embedder, store, reranker)
     embedder.embed_query("warm up")

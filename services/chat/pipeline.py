@@ -1,24 +1,25 @@
-"""The chat flow as one typed pipeline: prepare -> gate -> generate -> verify, told as a stream of events.
+"""The chat flow as one typed pipeline, told as a stream of events. ``run`` reads as its steps:
 
-Steps:
-- prepare: cap the history, check the question, retrieve (the Retriever runs in a thread), pick the
-  evidence (``services.core.evidence``: the sentences that bear on the question, within a token budget;
-  whole chunks when there is no selector), number the sources and build the prompt
-  (``services.core.prompt.build_messages``).
-- gate: with no sources at all, decline without calling the LLM. Else, when the answerability gate is on
-  and there is one, its band decides: ``decline`` refuses without calling the LLM, ``answer`` generates
-  and streams, ``verify`` (the uncertain middle) generates *without* streaming, verifies, and then either
-  sends the verified answer as one token or declines (``unsupported_answer``) when the share of
-  supported sentences is below ``verify_min_supported``.
-- fallback: in the ``answer`` band, a model that says it does not know is replaced by the evidence sentence
-  that bears most on the question, quoted and cited (``extractive``); its streamed tokens are held back while
-  the answer may still be that refusal (``services.core.prompt.may_become_refusal``), so a client never sees
-  a refusal and then an answer.
-- generate: the LLM streams (or, for a non-streaming consumer, completes in one call); its span records the
-  prompt, the answer, token counts and time to first token.
-- verify: the verifier scores each answer sentence against the sources the model saw; the final answer
-  carries the verified ``[n]`` markers and the per-sentence support. Without a verifier (or with
-  verification off) the citations are the ``[n]`` the model wrote.
+1. ``prepare``: cap the history, check the question, retrieve (the Retriever runs in a thread), pick the
+   evidence (``services.core.evidence``: the sentences that bear on the question, within a token budget;
+   whole chunks when there is no selector), number the sources and build the prompt
+   (``services.core.prompt.build_messages``).
+2. ``decide``: the answerability gate's band for those sources (None when it is off, absent or failed).
+3. ``plan``: what the band does, from one table (``BAND_RULES``) narrowed by the toggles: ``decline`` (or no
+   sources at all) refuses without calling the LLM; ``answer`` streams, and a model that says it does not
+   know is replaced by the evidence sentence that bears most on the question, quoted and cited
+   (``extractive``), its tokens held back while the draft may still be that refusal
+   (``services.core.prompt.may_become_refusal``), so a client never sees a refusal and then an answer;
+   ``verify`` (the uncertain middle) holds the draft until the verifier kept it.
+4. generate (``_stream``, or ``_complete`` for a consumer that shows nothing before the end): the LLM
+   writes the ``Draft``; its span records the prompt, the answer, token counts and time to first token;
+   ``Draft.release`` decides which tokens the client sees as they come.
+5. ``settle``: the draft made the answer: quoted on refusal (per plan), else verified: the verifier scores
+   each sentence against the sources the model saw, the answer carries the verified ``[n]`` markers and
+   the per-sentence support; a held draft below ``verify_min_supported`` is withheld
+   (``unsupported_answer``). Without a verifier (or with verification off) the citations are the ``[n]``
+   the model wrote.
+6. respond: a draft the client has not seen goes out as one token, then the ``DoneEvent``.
 
 Failures before any event (bad request, retrieval down, LLM unreachable) are raised as the typed errors of
 ``services.chat.errors``; a failure after the sources went out is a ``FailedEvent``. This package knows no
@@ -57,6 +58,7 @@ from services.core.evidence import EvidenceSelector, Excerpt, extractive_answer
 from services.core.grounding import (
     AnswerabilityGate,
     AnswerVerifier,
+    Band,
     DeclineReason,
     GateDecision,
     SentenceSupport,
@@ -234,6 +236,61 @@ class Prepared:
         """What the prompt holds of each source, for the client: the evidence texts (aligned with ``sources``),
         or None when the prompt holds the whole chunks (no selector) or there are no sources."""
         return [e.text for e in self.excerpts] if self.excerpts else None
+
+
+@dataclass(frozen=True, slots=True)
+class BandRule:
+    """What one band of the gate does with the turn."""
+
+    generate: bool  # False: decline without calling the LLM
+    hold: bool  # show nothing until the verifier kept the draft; below verify_min_supported it is withheld
+    fallback: bool  # a refusal is replaced by the best evidence, quoted; tokens held while it may be one
+
+
+# The band policy in one table. None: the gate is off, absent or failed (answer; verify when verification is
+# on). "answer": clearly answerable, so a small model's "I don't know" is the model's failure and the evidence
+# is quoted instead. "verify": the uncertain middle, shown only once verified.
+BAND_RULES: dict[Band | None, BandRule] = {
+    None: BandRule(generate=True, hold=False, fallback=False),
+    "answer": BandRule(generate=True, hold=False, fallback=True),
+    "verify": BandRule(generate=True, hold=True, fallback=False),
+    "decline": BandRule(generate=False, hold=False, fallback=False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How this turn's draft is handled: its band's rule narrowed by the toggles (``ChatPipeline.plan``)."""
+
+    verify: bool  # the verifier checks the draft (on, and there is one)
+    hold: bool  # the band holds and the draft is verified: nothing streams, an unsupported draft is withheld
+    fallback: bool  # the band quotes on refusal, the fallback is on and there is evidence to quote
+
+
+@dataclass(slots=True)
+class Draft:
+    """The model's answer as it arrives, and how much of it the client has seen."""
+
+    model: str
+    parts: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str | None = None
+    released: bool = False  # the client sees the draft as it streams (else it gets the final answer at the end)
+    failed: bool = False  # the stream broke off after the sources went out (a FailedEvent was sent)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def release(self, delta: str, plan: Plan) -> str:
+        """What of a new delta (already in ``parts``) the client may see now: a held draft shows nothing, a
+        fallback draft nothing while it may still be a refusal and then everything so far at once."""
+        if self.released:
+            return delta
+        if plan.hold or (plan.fallback and may_become_refusal(self.text)):
+            return ""
+        self.released = True
+        return self.text
 
 
 class _LLMSpan:
@@ -430,6 +487,21 @@ class ChatPipeline:
 
     # --- the flow -----------------------------------------------------------------------------------------
 
+    def plan(self, prepared: Prepared, decision: GateDecision | None, request: ChatInput) -> Plan | None:
+        """How this turn's draft is handled: the band's row of ``BAND_RULES`` and the toggles; None: decline."""
+        if not prepared.sources:
+            return None
+        rule = BAND_RULES[decision.band if decision is not None else None]
+        if not rule.generate:
+            return None
+        verify = request.verify if request.verify is not None else self.config.verify_answers
+        verifying = verify and self.verifier is not None
+        return Plan(
+            verify=verifying,
+            hold=rule.hold and verifying,
+            fallback=rule.fallback and self.config.extractive_fallback and bool(prepared.excerpts),
+        )
+
     async def run(self, request: ChatInput, *, stream: bool = True) -> AsyncGenerator[ChatEvent, None]:
         """The turn as events: ``SourcesEvent``, ``TokenEvent``s, then one ``DoneEvent`` or ``FailedEvent``.
 
@@ -439,136 +511,138 @@ class ChatPipeline:
         completion, whose usage servers report in full, and the answer comes as one ``TokenEvent``.
         """
         prepared = await self.prepare(request)
-        if not prepared.sources:
-            for event in self._decline(prepared, None):
-                yield event
-            return
-        decision = await self.decide(prepared, request)
-        if decision is not None and decision.band == "decline":
+        decision = await self.decide(prepared, request) if prepared.sources else None
+        plan = self.plan(prepared, decision, request)
+        if plan is None:
             for event in self._decline(prepared, decision):
                 yield event
             return
-        verify = request.verify if request.verify is not None else self.config.verify_answers
-        verifying = verify and self.verifier is not None
-        # The uncertain band's answer is only shown once verified: nothing streams before that.
-        buffered = verifying and decision is not None and decision.band == "verify"
-        # Clearly answerable, yet a small model may still say it does not know: then the best evidence is
-        # quoted instead. Its tokens are held back while the answer may still turn out to be that refusal.
-        fallback = (
-            self.config.extractive_fallback
-            and decision is not None
-            and decision.band == "answer"
-            and bool(prepared.excerpts)
-        )
-        holding = fallback and not buffered
+        draft = Draft(model=self.llm.model)
+        generate = self._stream if stream else self._complete
+        async for event in generate(prepared, plan, draft, request):
+            yield event
+        if draft.failed:
+            return
+        result = await self.settle(prepared, decision, plan, draft)
+        if not draft.released:  # held, buffered or one completion: the final answer is the one token
+            yield TokenEvent(result.answer)
+        prepared.timings_ms["total"] = _ms(prepared.started)
+        yield DoneEvent(result)
 
-        sources, excerpts = prepared.sources, prepared.prompt_texts
+    async def _complete(
+        self, prepared: Prepared, plan: Plan, draft: Draft, request: ChatInput
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """generate, in one call: the draft filled, then the sources sent (nothing showed before the end)."""
         params = {"max_tokens": request.max_tokens, "temperature": request.temperature}
         span = _LLMSpan(self.llm.model, prepared.messages, params)
         t0 = time.perf_counter()
-        if not stream:
-            try:
-                completion = await self.llm.complete(prepared.messages, **params)
-            except LLMUnavailableError as exc:
-                span.fail(exc)
-                raise LLMUnavailable(str(exc), sources, excerpts) from exc
-            except BaseException:  # cancelled while waiting (the client went away): the span still ends
-                span.close()
-                raise
-            prepared.timings_ms["generate"] = _ms(t0)
-            span.ok(completion.text, completion.model, completion.usage, None)
-            text, model, usage, finish_reason = (
-                completion.text,
-                completion.model,
-                completion.usage,
-                completion.finish_reason,
-            )
-            yield SourcesEvent(list(sources), excerpts)
-        else:
-            state = StreamState(model=self.llm.model)
-            parts: list[str] = []
-            connected = False
-            first_token_ms: float | None = None
-            try:
-                async with self.llm.stream(prepared.messages, state, **params) as deltas:
-                    connected = True
-                    prepared.timings_ms["llm_connect"] = _ms(t0)
-                    yield SourcesEvent(list(sources), excerpts)
-                    async for delta in deltas:
-                        if not parts:
-                            first_token_ms = (time.perf_counter() - t0) * 1000
-                            prepared.timings_ms["first_token"] = round(first_token_ms, 2)
-                            span.first_token()
-                        parts.append(delta)
-                        if buffered:
-                            continue
-                        if holding:
-                            if may_become_refusal("".join(parts)):
-                                continue
-                            holding = False  # not a refusal: what was held goes out, then stream as usual
-                            delta = "".join(parts)
-                        yield TokenEvent(delta)
-                prepared.timings_ms["generate"] = _ms(t0)
-            except LLMUnavailableError as exc:
-                span.fail(exc)
-                error = LLMUnavailable(str(exc), sources, excerpts)
-                if not connected:
-                    raise error from exc
-                logger.warning("LLM stream failed: %s", exc)
-                yield FailedEvent(error, "" if buffered or holding else "".join(parts))
-                return
-            finally:
-                # Done, or the consumer went away mid-answer: the span closes either way, with what arrived.
-                span.ok("".join(parts), state.model, state.final_usage(), first_token_ms)
-            text, model, usage, finish_reason = "".join(parts), state.model, state.final_usage(), state.finish_reason
+        try:
+            completion = await self.llm.complete(prepared.messages, **params)
+        except LLMUnavailableError as exc:
+            span.fail(exc)
+            raise LLMUnavailable(str(exc), prepared.sources, prepared.prompt_texts) from exc
+        except BaseException:  # cancelled while waiting (the client went away): the span still ends
+            span.close()
+            raise
+        prepared.timings_ms["generate"] = _ms(t0)
+        span.ok(completion.text, completion.model, completion.usage, None)
+        draft.parts.append(completion.text)
+        draft.model, draft.usage, draft.finish_reason = completion.model, completion.usage, completion.finish_reason
+        yield SourcesEvent(list(prepared.sources), prepared.prompt_texts)
 
-        quote = extractive_answer(prepared.excerpts) if fallback and declined(text) else None
+    async def _stream(
+        self, prepared: Prepared, plan: Plan, draft: Draft, request: ChatInput
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """generate, streamed: the sources once connected, then tokens as the plan lets them out.
+
+        A held draft (the uncertain band) shows nothing; a fallback draft is held while it may still be a
+        refusal (``may_become_refusal``) and released whole once it cannot be one.
+        """
+        params = {"max_tokens": request.max_tokens, "temperature": request.temperature}
+        span = _LLMSpan(self.llm.model, prepared.messages, params)
+        state = StreamState(model=self.llm.model)
+        t0 = time.perf_counter()
+        connected = False
+        first_token_ms: float | None = None
+        draft.released = not plan.hold and not plan.fallback  # nothing to hold back: tokens go out as they come
+        try:
+            async with self.llm.stream(prepared.messages, state, **params) as deltas:
+                connected = True
+                prepared.timings_ms["llm_connect"] = _ms(t0)
+                yield SourcesEvent(list(prepared.sources), prepared.prompt_texts)
+                async for delta in deltas:
+                    if not draft.parts:
+                        first_token_ms = (time.perf_counter() - t0) * 1000
+                        prepared.timings_ms["first_token"] = round(first_token_ms, 2)
+                        span.first_token()
+                    draft.parts.append(delta)
+                    shown = draft.release(delta, plan)
+                    if shown:
+                        yield TokenEvent(shown)
+            prepared.timings_ms["generate"] = _ms(t0)
+        except LLMUnavailableError as exc:
+            span.fail(exc)
+            error = LLMUnavailable(str(exc), prepared.sources, prepared.prompt_texts)
+            if not connected:
+                raise error from exc
+            logger.warning("LLM stream failed: %s", exc)
+            draft.failed = True
+            yield FailedEvent(error, draft.text if draft.released else "")
+            return
+        finally:
+            # Done, or the consumer went away mid-answer: the span closes either way, with what arrived.
+            span.ok(draft.text, state.model, state.final_usage(), first_token_ms)
+        draft.model, draft.usage, draft.finish_reason = state.model, state.final_usage(), state.finish_reason
+
+    async def settle(self, prepared: Prepared, decision: GateDecision | None, plan: Plan, draft: Draft) -> ChatResult:
+        """The draft made the answer: a refusal quoted from the evidence (fallback), else verified per plan."""
         result = ChatResult(
-            answer=text,
-            sources=list(sources),
+            answer=draft.text,
+            sources=list(prepared.sources),
             citations=[],
             sentences=[],
             declined=False,
             decline_reason=None,
             answerability=decision,
-            model=model,
-            usage=usage,
+            model=draft.model,
+            usage=draft.usage,
             retrieval=prepared.retrieval,
             timings_ms=prepared.timings_ms,
-            finish_reason=finish_reason or "stop",
-            excerpts=excerpts,
+            finish_reason=draft.finish_reason or "stop",
+            excerpts=prepared.prompt_texts,
         )
+        if draft.usage.get("prompt_tokens"):
+            prepared.timings_ms["prompt_tokens"] = float(draft.usage["prompt_tokens"])
+        quote = extractive_answer(prepared.excerpts) if plan.fallback and declined(draft.text) else None
         if quote is not None:
-            text = result.answer = quote
-            result.extractive = True
-        if declined(text):
+            result.answer, result.extractive = quote, True
+        if declined(result.answer):
             result.declined, result.decline_reason = True, "model_declined"
-        else:
-            t1 = time.perf_counter()
-            min_supported = self.config.verify_min_supported if buffered else None
-            verification = (
-                await self.check(text, prepared.passages, min_supported, prepared.question) if verifying else None
-            )
-            if verifying:
-                prepared.timings_ms["verify"] = _ms(t1)
-            if verification is None:
-                result.citations = cited_numbers(text, len(sources))
-            elif buffered and verification.supported_share < self.config.verify_min_supported:
-                result.answer, result.declined, result.decline_reason = NO_ANSWER, True, "unsupported_answer"
-                result.finish_reason = "stop"
-                # the withheld draft's verdicts stay visible (why it was withheld; the data that tunes the
-                # thresholds on dev), its text is not shown; citations stay empty: nothing was answered
-                result.sentences = list(verification.sentences)
-            else:
-                result.answer = verification.answer
-                result.sentences = list(verification.sentences)
-                result.citations = [n for n in verification.citations if 1 <= n <= len(sources)]
-        if usage.get("prompt_tokens"):
-            prepared.timings_ms["prompt_tokens"] = float(usage["prompt_tokens"])
-        if buffered or holding or not stream:
-            yield TokenEvent(result.answer)
-        prepared.timings_ms["total"] = _ms(prepared.started)
-        yield DoneEvent(result)
+            return result
+        await self._verify(prepared, plan, result)
+        return result
+
+    async def _verify(self, prepared: Prepared, plan: Plan, result: ChatResult) -> None:
+        """verify: the per-sentence support and the verified citations; a held draft below the bar withheld."""
+        if not plan.verify:
+            result.citations = cited_numbers(result.answer, len(result.sources))
+            return
+        t0 = time.perf_counter()
+        min_supported = self.config.verify_min_supported if plan.hold else None
+        verification = await self.check(result.answer, prepared.passages, min_supported, prepared.question)
+        prepared.timings_ms["verify"] = _ms(t0)
+        if verification is None:  # the verifier failed: the answer goes out with the model's own markers
+            result.citations = cited_numbers(result.answer, len(result.sources))
+            return
+        # a withheld draft's verdicts stay visible (why it was withheld; the data that tunes the thresholds on
+        # dev), its text is not shown; citations stay empty: nothing was answered
+        result.sentences = list(verification.sentences)
+        if min_supported is not None and verification.supported_share < min_supported:
+            result.answer, result.declined, result.decline_reason = NO_ANSWER, True, "unsupported_answer"
+            result.finish_reason = "stop"
+            return
+        result.answer = verification.answer
+        result.citations = [n for n in verification.citations if 1 <= n <= len(result.sources)]
 
     def _decline(self, prepared: Prepared, decision: GateDecision | None) -> list[ChatEvent]:
         """No relevant sources: refuse without calling the LLM, still showing the nearest sources found (and,

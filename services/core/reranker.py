@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from services.core.backends import BACKENDS, cache_dir_for, use_backend
 from services.core.model_registry import RERANKERS, LoadOnce, resolve
+from services.core.settings import RerankerSettings
 from services.core.types import InferenceBackend, RetrievedChunk
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ class NoReranker:
         return list(candidates[:top_k])
 
 
+# One place for defaults: a reranker built directly orders as the configured stack does (the settings'
+# fusion weight), not by the cross-encoder alone. The backend stays torch: no conversion on first use.
+_DEFAULTS = RerankerSettings.model_fields
+
+
 class CrossEncoderReranker:
     """Scores (query, passage) pairs jointly; optionally blends in the first stage's evidence.
 
@@ -100,7 +106,7 @@ class CrossEncoderReranker:
         batch_size: int = 32,
         max_length: int = 256,
         device: str = "cpu",
-        fusion_weight: float = 0.0,
+        fusion_weight: float = _DEFAULTS["rerank_fusion_weight"].default,
         backend: InferenceBackend = "torch",
         model_cache: Path | str = Path(".data/models"),
         name: str | None = None,

@@ -19,15 +19,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.chat import (
+    BAND_RULES,
     ChatConfig,
     ChatEvent,
     ChatInput,
     ChatPipeline,
     ChatResult,
     DoneEvent,
+    Draft,
     FailedEvent,
     InvalidRequest,
     LLMUnavailable,
+    Plan,
+    Prepared,
     QueryTooLong,
     SearchOptions,
     SourcesEvent,
@@ -35,6 +39,7 @@ from services.chat import (
 )
 from services.core import tracing
 from services.core.evidence import EvidenceSelector
+from services.core.grounding import GateDecision
 from services.core.llm import OpenAICompatibleLLM
 from services.core.prompt import NO_ANSWER
 from services.core.reranker import passage_for
@@ -472,6 +477,74 @@ def test_config_from_settings() -> None:
     config = ChatConfig.from_settings(settings)
     assert (config.answerability_gate, config.verify_answers, config.verify_min_supported) == (False, False, 0.7)
     assert (config.top_k, config.top_n, config.max_query_chars) == (settings.top_k, settings.top_n, 2000)
+
+
+# --- the steps on their own --------------------------------------------------------------------------------------
+
+
+def _prepared(sources: Sequence[RetrievedChunk] = (ROUTER,), excerpts: bool = True) -> Prepared:
+    from services.core.evidence import Excerpt
+    from services.core.retrieval import SearchResult
+
+    chosen = [Excerpt(c, c.text, 2, best=c.text.split(". ")[0] + ".", best_score=0.9) for c in sources]
+    result = SearchResult(QUESTION, "hybrid", list(sources), len(sources), "fake", True)
+    return Prepared(QUESTION, result, [], list(sources), [c.text for c in sources], chosen if excerpts else [], 0.0)
+
+
+def _decision(band: str) -> GateDecision:
+    return GateDecision(score=0.5, band=band, model="fake")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("band", "verifier", "excerpts", "expected"),
+    [
+        (None, True, True, Plan(verify=True, hold=False, fallback=False)),
+        ("answer", True, True, Plan(verify=True, hold=False, fallback=True)),
+        ("answer", True, False, Plan(verify=True, hold=False, fallback=False)),  # nothing to quote
+        ("verify", True, True, Plan(verify=True, hold=True, fallback=False)),
+        ("verify", False, True, Plan(verify=False, hold=False, fallback=False)),  # nothing to verify with: no hold
+        ("decline", True, True, None),
+    ],
+)
+def test_the_plan_is_the_bands_rule_narrowed_by_what_is_there(
+    server: FakeOpenAIServer, band: str | None, verifier: bool, excerpts: bool, expected: Plan | None
+) -> None:
+    h = Harness(server, verifier=FakeVerifier() if verifier else None)
+    decision = _decision(band) if band else None
+    assert h.pipeline().plan(_prepared(excerpts=excerpts), decision, ask()) == expected
+    assert set(BAND_RULES) == {None, "answer", "verify", "decline"}  # every band has one rule
+
+
+def test_no_sources_means_no_plan_whatever_the_band(server: FakeOpenAIServer) -> None:
+    assert Harness(server).pipeline().plan(_prepared(sources=()), _decision("answer"), ask()) is None
+
+
+def test_a_draft_releases_nothing_held_and_a_fallback_once_it_cannot_be_a_refusal() -> None:
+    held = Draft(model="m")
+    for delta in ("Hold ", "the button."):
+        held.parts.append(delta)
+        assert held.release(delta, Plan(verify=True, hold=True, fallback=False)) == ""
+    assert not held.released
+    quoting = Draft(model="m")
+    plan = Plan(verify=True, hold=False, fallback=True)
+    shown = []
+    for delta in ("I ", "don't ", "think ", "so: hold it."):
+        quoting.parts.append(delta)
+        shown.append(quoting.release(delta, plan))
+    assert "".join(shown) == quoting.text and quoting.released  # everything, once, in order
+    assert shown[0] == ""  # "I " may still become "I don't know"
+
+
+def test_settle_quotes_the_evidence_for_a_refusal_only_where_the_plan_allows(server: FakeOpenAIServer) -> None:
+    async def settle(plan: Plan) -> ChatResult:
+        pipeline = Harness(server).pipeline()
+        draft = Draft(model="m", parts=[NO_ANSWER])
+        return await pipeline.settle(_prepared(), _decision("answer"), plan, draft)
+
+    quoted = asyncio.run(settle(Plan(verify=False, hold=False, fallback=True)))
+    assert quoted.extractive and not quoted.declined and "Hold the reset button" in quoted.answer
+    refused = asyncio.run(settle(Plan(verify=False, hold=False, fallback=False)))
+    assert (refused.declined, refused.decline_reason, refused.extractive) == (True, "model_declined", False)
 
 
 # --- spans --------------------------------------------------------------------------------------------------------

@@ -94,3 +94,43 @@ def test_a_group_validates_wherever_it_is_used() -> None:
 def test_the_api_settings_hold_every_group_the_ingest_and_chat_pipelines_are_built_from() -> None:
     assert issubclass(ApiSettings, IngestSettings) and issubclass(ApiSettings, ChatPipelineSettings)
     assert issubclass(Settings, ApiSettings) and issubclass(Settings, FrontendSettings)
+
+
+# Classes built directly (tests, tools, notebooks) must behave as the configured stack does: a default that
+# disagrees with its setting is how a reranker once reranked in code and not in production. The backends are the
+# one documented difference: a class defaults to torch (no conversion on first use), the stack to the measured
+# faster int8 backend (make bench).
+CONSTRUCTOR_SETTINGS = {
+    "reranker": {
+        "model": "reranker_model",
+        "batch_size": "reranker_batch_size",
+        "max_length": "reranker_max_length",
+        "device": "device",
+        "fusion_weight": "rerank_fusion_weight",
+    },
+    "embedder": {"model": "embed_model", "batch_size": "embed_batch_size", "device": "device"},
+}
+
+
+@pytest.mark.parametrize("component", sorted(CONSTRUCTOR_SETTINGS))
+def test_constructor_defaults_agree_with_the_settings(component: str) -> None:
+    import inspect
+
+    from services.core.embedder import SentenceTransformerEmbedder
+    from services.core.reranker import CrossEncoderReranker
+
+    cls = {"reranker": CrossEncoderReranker, "embedder": SentenceTransformerEmbedder}[component]
+    defaults = Settings(_env_file=None)
+    parameters = inspect.signature(cls.__init__).parameters
+    for argument, setting in CONSTRUCTOR_SETTINGS[component].items():
+        assert parameters[argument].default == getattr(defaults, setting), (cls.__name__, argument, setting)
+    assert parameters["backend"].default == "torch"
+
+
+def test_chat_config_defaults_agree_with_the_settings() -> None:
+    import dataclasses
+
+    from services.chat import ChatConfig
+
+    assert ChatConfig() == ChatConfig.from_settings(Settings(_env_file=None))
+    assert {f.name for f in dataclasses.fields(ChatConfig)} <= set(Settings.model_fields)
