@@ -282,103 +282,125 @@ def messages_from_sources(
 
 
 async def _run(base: str, llm_url: str, llm_model: str, questions: list[str], cfg: dict) -> dict[str, Any]:
-    from tqdm import tqdm
-
     out: dict[str, Any] = {}
     timeout = httpx.Timeout(1800.0)  # queued chats on a loaded 2-core machine take minutes; errors are counted
     async with httpx.AsyncClient(timeout=timeout) as client:
-        await _search(client, base, questions[0], cfg["top_n"])  # warm-up
-        for clients, n in ((1, cfg["search_n1"]), (8, cfg["search_n8"])):
-            jobs = [questions[i % len(questions)] for i in range(n)]
-            bar = tqdm(total=n, desc=f"/search x{clients} clients", dynamic_ncols=True)
+        out.update(await _search_phase(client, base, questions, cfg))
+        out.update(await _chat_phase(client, base, llm_url, llm_model, questions, cfg))
+        out["prefix_cache"] = await _prefix_cache(client, base, llm_url, llm_model, questions, cfg)
+        out["chat_8_clients"] = await _chat_8_clients(client, base, questions, cfg)
+    return out
 
-            async def one(q: str, bar=bar) -> tuple[float, dict]:
-                r = await _search(client, base, q, cfg["top_n"])
-                bar.update(1)
-                return r
 
-            res, wall = await _concurrently(clients, jobs, one)
-            bar.close()
-            out[f"search_{clients}_clients"] = {
-                "latency_ms": summarize([r[0] for r in res]),
-                "stages_p50_ms": _stage_medians([r[1] for r in res]),
-                "throughput_rps": round(n / wall, 2),
-            }
-        # The same queries with the cross-encoder off: what reranking the top_n costs, measured in this run.
-        first_stage = []
-        for q in tqdm([questions[i % len(questions)] for i in range(cfg["search_n1"])], desc="/search first stage"):
-            first_stage.append(await _search(client, base, q, cfg["top_n"], rerank=False))
-        out["search_1_client_first_stage"] = {
-            "latency_ms": summarize([r[0] for r in first_stage]),
-            "stages_p50_ms": _stage_medians([r[1] for r in first_stage]),
+async def _search_phase(client: httpx.AsyncClient, base: str, questions: list[str], cfg: dict) -> dict[str, Any]:
+    """/search with 1 and 8 clients, then the same queries with the cross-encoder off (what reranking costs)."""
+    from tqdm import tqdm
+
+    out: dict[str, Any] = {}
+    await _search(client, base, questions[0], cfg["top_n"])  # warm-up
+    for clients, n in ((1, cfg["search_n1"]), (8, cfg["search_n8"])):
+        jobs = [questions[i % len(questions)] for i in range(n)]
+        bar = tqdm(total=n, desc=f"/search x{clients} clients", dynamic_ncols=True)
+
+        async def one(q: str, bar=bar) -> tuple[float, dict]:
+            r = await _search(client, base, q, cfg["top_n"])
+            bar.update(1)
+            return r
+
+        res, wall = await _concurrently(clients, jobs, one)
+        bar.close()
+        out[f"search_{clients}_clients"] = {
+            "latency_ms": summarize([r[0] for r in res]),
+            "stages_p50_ms": _stage_medians([r[1] for r in res]),
+            "throughput_rps": round(n / wall, 2),
         }
-        chat_questions = questions[: cfg["chat_n1"]]
-        stack = []
-        for q in tqdm(chat_questions, desc="/chat x1 client", dynamic_ncols=True):
-            stack.append(await _chat(client, base, q, cfg["max_tokens"]))
-        if any("error" in s for s in stack):
-            raise RuntimeError(f"/chat failed with one client: {[s['error'] for s in stack if 'error' in s]}")
-        answered = [(q, s) for q, s in zip(chat_questions, stack, strict=True) if not _declined_unasked(s)]
-        if not answered:
-            raise RuntimeError("every /chat was declined before the LLM was called: no time to first token")
-        bare, bare_tokens, whole_chunk_tokens = [], [], []
-        for q, s in tqdm(answered, desc="bare LLM", dynamic_ncols=True):
-            # The prompt the stack sent (the sources' excerpts), under a new marker so the server's copy of it is
-            # reused only as far as the stack's own request could reuse an earlier one (see the module docstring).
-            msgs = unshared(
-                messages_from_sources(q, s["sources"], cfg["context_max_chars"]), f"[{uuid.uuid4().hex[:8]}]"
-            )
-            row = await _bare_stream(client, llm_url, llm_model, msgs, cfg["max_tokens"], n_cache_reuse=0)
-            bare.append(float(row["ttft_ms"] or 0.0))
-            if row["prompt_tokens"] is not None:
-                bare_tokens.append(row["prompt_tokens"])
-            # The "before" of prompt_tokens_p50: this question's prompt with whole chunks up to context_max_chars.
-            whole = messages_from_sources(q, s["sources"], cfg["context_max_chars"], whole_chunks=True)
-            tokens = await _prompt_tokens(client, llm_url, llm_model, whole)
-            if tokens is not None:
-                whole_chunk_tokens.append(tokens)
-        stack_ttft = [float(s["ttft_ms"]) for _, s in answered if s["ttft_ms"] is not None]
-        timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]
-        out["chat_1_client"] = {
+    first_stage = []
+    for q in tqdm([questions[i % len(questions)] for i in range(cfg["search_n1"])], desc="/search first stage"):
+        first_stage.append(await _search(client, base, q, cfg["top_n"], rerank=False))
+    out["search_1_client_first_stage"] = {
+        "latency_ms": summarize([r[0] for r in first_stage]),
+        "stages_p50_ms": _stage_medians([r[1] for r in first_stage]),
+    }
+    return out
+
+
+async def _chat_phase(
+    client: httpx.AsyncClient, base: str, llm_url: str, llm_model: str, questions: list[str], cfg: dict
+) -> dict[str, Any]:
+    """/chat with one client, and the bare LLM on the very prompts the stack sent: the overhead is the gap."""
+    from tqdm import tqdm
+
+    chat_questions = questions[: cfg["chat_n1"]]
+    stack = []
+    for q in tqdm(chat_questions, desc="/chat x1 client", dynamic_ncols=True):
+        stack.append(await _chat(client, base, q, cfg["max_tokens"]))
+    if any("error" in s for s in stack):
+        raise RuntimeError(f"/chat failed with one client: {[s['error'] for s in stack if 'error' in s]}")
+    answered = [(q, s) for q, s in zip(chat_questions, stack, strict=True) if not _declined_unasked(s)]
+    if not answered:
+        raise RuntimeError("every /chat was declined before the LLM was called: no time to first token")
+    bare, bare_tokens, whole_chunk_tokens = [], [], []
+    for q, s in tqdm(answered, desc="bare LLM", dynamic_ncols=True):
+        # The prompt the stack sent (the sources' excerpts), under a new marker so the server's copy of it is
+        # reused only as far as the stack's own request could reuse an earlier one (see the module docstring).
+        msgs = unshared(messages_from_sources(q, s["sources"], cfg["context_max_chars"]), f"[{uuid.uuid4().hex[:8]}]")
+        row = await _bare_stream(client, llm_url, llm_model, msgs, cfg["max_tokens"], n_cache_reuse=0)
+        bare.append(float(row["ttft_ms"] or 0.0))
+        if row["prompt_tokens"] is not None:
+            bare_tokens.append(row["prompt_tokens"])
+        # The "before" of prompt_tokens_p50: this question's prompt with whole chunks up to context_max_chars.
+        whole = messages_from_sources(q, s["sources"], cfg["context_max_chars"], whole_chunks=True)
+        tokens = await _prompt_tokens(client, llm_url, llm_model, whole)
+        if tokens is not None:
+            whole_chunk_tokens.append(tokens)
+    stack_ttft = [float(s["ttft_ms"]) for _, s in answered if s["ttft_ms"] is not None]
+    timings1 = [s["done"].get("timings_ms", {}) for _, s in answered]
+    return {
+        "chat_1_client": {
             "ttft_ms": summarize(stack_ttft),
             "stages_p50_ms": _stage_medians(timings1),
             "prompt_tokens_p50": _prompt_tokens_p50(timings1),
             "declined_without_llm": len(stack) - len(answered),
-        }
-        out["bare_llm_ttft_ms"] = summarize(bare)
-        out["bare_llm_prompt_tokens_p50"] = summarize(bare_tokens)["p50"] if bare_tokens else None
-        out["whole_chunk_prompt_tokens_p50"] = summarize(whole_chunk_tokens)["p50"] if whole_chunk_tokens else None
-        out["ttft_overhead"] = round(ratio(summarize(stack_ttft)["p50"], summarize(bare)["p50"]) - 1, 3)
-        out["ttft_overhead_ms_p50"] = round(summarize(stack_ttft)["p50"] - summarize(bare)["p50"], 1)
-        out["prefix_cache"] = await _prefix_cache(client, base, llm_url, llm_model, questions, cfg)
-        jobs8 = [questions[i % len(questions)] for i in range(cfg["chat_n8"])]
-        bar8 = tqdm(total=len(jobs8), desc="/chat x8 clients", dynamic_ncols=True)
+        },
+        "bare_llm_ttft_ms": summarize(bare),
+        "bare_llm_prompt_tokens_p50": summarize(bare_tokens)["p50"] if bare_tokens else None,
+        "whole_chunk_prompt_tokens_p50": summarize(whole_chunk_tokens)["p50"] if whole_chunk_tokens else None,
+        "ttft_overhead": round(ratio(summarize(stack_ttft)["p50"], summarize(bare)["p50"]) - 1, 3),
+        "ttft_overhead_ms_p50": round(summarize(stack_ttft)["p50"] - summarize(bare)["p50"], 1),
+    }
 
-        async def chat_one(q: str) -> dict:
-            try:  # one llama.cpp server answers one request at a time: the 8th waits for 7 others
-                r = await _chat(client, base, q, cfg["max_tokens"])
-            except httpx.HTTPError as exc:
-                r = {"error": f"{type(exc).__name__}: {exc}"[:200], "ttft_ms": None, "done": {}}
-            if r["ttft_ms"] is None and "error" not in r:
-                r["error"] = f"stream ended without a token: {json.dumps(r['done'])[:300]}"
-            bar8.update(1)
-            return r
 
-        res8, wall8 = await _concurrently(8, jobs8, chat_one)
-        bar8.close()
-        ok = [r for r in res8 if r["ttft_ms"] is not None and "error" not in r]
-        declined8 = [r for r in ok if _declined_unasked(r)]
-        ok = [r for r in ok if not _declined_unasked(r)]
-        timings8 = [r["done"].get("timings_ms", {}) for r in ok]
-        out["chat_8_clients"] = {
-            "ttft_ms": summarize([float(r["ttft_ms"]) for r in ok]) if ok else None,
-            "stages_p50_ms": _stage_medians(timings8),
-            "prompt_tokens_p50": _prompt_tokens_p50(timings8),
-            "throughput_rps": round(len(ok) / wall8, 3),
-            "declined_without_llm": len(declined8),
-            "errors": [r["error"] for r in res8 if "error" in r],
-        }
-    return out
+async def _chat_8_clients(client: httpx.AsyncClient, base: str, questions: list[str], cfg: dict) -> dict[str, Any]:
+    """Eight clients at once on one llama.cpp server: the queue, errors counted rather than raised."""
+    from tqdm import tqdm
+
+    jobs8 = [questions[i % len(questions)] for i in range(cfg["chat_n8"])]
+    bar8 = tqdm(total=len(jobs8), desc="/chat x8 clients", dynamic_ncols=True)
+
+    async def chat_one(q: str) -> dict:
+        try:  # one llama.cpp server answers one request at a time: the 8th waits for 7 others
+            r = await _chat(client, base, q, cfg["max_tokens"])
+        except httpx.HTTPError as exc:
+            r = {"error": f"{type(exc).__name__}: {exc}"[:200], "ttft_ms": None, "done": {}}
+        if r["ttft_ms"] is None and "error" not in r:
+            r["error"] = f"stream ended without a token: {json.dumps(r['done'])[:300]}"
+        bar8.update(1)
+        return r
+
+    res8, wall8 = await _concurrently(8, jobs8, chat_one)
+    bar8.close()
+    ok = [r for r in res8 if r["ttft_ms"] is not None and "error" not in r]
+    declined8 = [r for r in ok if _declined_unasked(r)]
+    ok = [r for r in ok if not _declined_unasked(r)]
+    timings8 = [r["done"].get("timings_ms", {}) for r in ok]
+    return {
+        "ttft_ms": summarize([float(r["ttft_ms"]) for r in ok]) if ok else None,
+        "stages_p50_ms": _stage_medians(timings8),
+        "prompt_tokens_p50": _prompt_tokens_p50(timings8),
+        "throughput_rps": round(len(ok) / wall8, 3),
+        "declined_without_llm": len(declined8),
+        "errors": [r["error"] for r in res8 if "error" in r],
+    }
 
 
 def bench_query(index_path: Path, data_dir: Path, questions: list[str], cfg: dict) -> dict[str, Any]:

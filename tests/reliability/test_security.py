@@ -1,6 +1,6 @@
 """Security properties that a test can break: constant-time key check, CORS by setting, no secret in logs or
 traces, document text that cannot rewrite the prompt's rules (also against the real SmolLM2 model).
-Upload size and type limits are in test_hostile_files.py; the dependency audit is ``make lint``.
+Upload size and type limits are in test_hostile_files.py; the dependency audit is ``make audit``.
 """
 
 from __future__ import annotations
