@@ -172,7 +172,6 @@ class StoreSettings(CommonSettings):
     late_interaction: bool = Field(
         False, description="store per-token vectors at ingest (enables the late-interaction rerank stage)"
     )
-    upsert_batch_size: int = Field(128, ge=1)
     qdrant_embedded_engine: EmbeddedEngine = Field(
         "edge",
         description="the embedded store (no RAG_QDRANT_URL): qdrant-edge, Qdrant's engine in-process, or "

@@ -134,3 +134,35 @@ def test_chat_config_defaults_agree_with_the_settings() -> None:
 
     assert ChatConfig() == ChatConfig.from_settings(Settings(_env_file=None))
     assert {f.name for f in dataclasses.fields(ChatConfig)} <= set(Settings.model_fields)
+
+
+def test_every_setting_is_read_by_the_code() -> None:
+    """A setting that is declared, documented and passed in compose but read by nothing misleads its users
+    (``RAG_UPSERT_BATCH_SIZE`` was one): each field of every settings class is used outside its declaration."""
+    import inspect
+    import re
+
+    from pydantic_settings import BaseSettings
+
+    import services.core.settings as module
+
+    root = Path(__file__).resolve().parents[3]
+    classes = [
+        c
+        for c in vars(module).values()
+        if inspect.isclass(c) and issubclass(c, BaseSettings) and c.__module__ == module.__name__
+    ]
+    fields = {name for c in classes for name in c.model_fields}
+    declared = Path(module.__file__).read_text(encoding="utf-8")
+    code = "\n".join(
+        p.read_text(encoding="utf-8")
+        for package in ("services", "ingest", "frontend", "eval", "bench", "train")
+        for p in (root / package).rglob("*.py")
+        if p != Path(module.__file__)
+    )
+    unread = sorted(
+        f
+        for f in fields
+        if not re.search(rf"\b{f}\b", code) and not re.search(rf"\b(self|s|settings)\.{f}\b", declared)
+    )
+    assert len(fields) > 100 and unread == []
