@@ -200,7 +200,7 @@ def _run_config(
     from ingest.factory import build_pipeline
     from ingest.pipeline import iter_files
     from services.core.factory import build_store
-    from services.core.retrieval import Retriever
+    from services.core.retrieval import Retriever, SearchSpec
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-chunking-"))
     settings = _settings(data_dir, tmp / "qdrant", header)
@@ -221,7 +221,7 @@ def _run_config(
         for mode in MODES:
             per: dict[str, dict[str, dict[str, float]]] = {}
             for qid, text, scorer in tqdm(queries, desc=f"{name} · {mode}", unit="q", dynamic_ncols=True):
-                res = retriever.search(text, mode=mode, top_n=top_n, top_k=K)
+                res = retriever.search(text, SearchSpec(mode, top_n, K))
                 for level, metrics in scorer(res.chunks).items():
                     for metric, value in metrics.items():
                         per.setdefault(level, {}).setdefault(metric, {})[qid] = value
@@ -250,13 +250,14 @@ def _cross_encoder_order(
     (``rerank_score``), so only the other shape costs a cross-encoder call.
     """
     from services.core.reranker import fused_order, passage_for
+    from services.core.retrieval import SearchSpec
 
     ce: CrossEncoderReranker = retriever.reranker  # type: ignore[assignment]
     cands = list(res.chunks)
     if len(cands) == res.candidates and all(c.rerank_score is not None for c in cands):
         titled = [float(c.rerank_score or 0.0) for c in cands]
     else:
-        cands = retriever.search(text, mode="hybrid", top_n=top_n, top_k=top_n, rerank=False).chunks
+        cands = retriever.search(text, SearchSpec("hybrid", top_n, top_n, rerank=False)).chunks
         titled = [float(v) for v in ce.score(text, [passage_for(c) for c in cands])]
     out = {}
     for shape, scores in (

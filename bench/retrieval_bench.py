@@ -59,7 +59,7 @@ def bench_ingest(sl: Slice, backends: list[InferenceBackend], data_dir: Path, wo
     from ingest.factory import build_pipeline
     from services.core.factory import build_embedder, build_store
     from services.core.reranker import NoReranker
-    from services.core.retrieval import Retriever
+    from services.core.retrieval import Retriever, SearchSpec
 
     folder = sl.write(work / "corpus")
     out = IngestOutcome()
@@ -83,10 +83,10 @@ def bench_ingest(sl: Slice, backends: list[InferenceBackend], data_dir: Path, wo
                 t1 = time.perf_counter()
                 embedder.embed_query(q.text)
                 q_ms.append((time.perf_counter() - t1) * 1000)
-                res = retriever.search(q.text, mode="dense", top_n=50, top_k=50, rerank=False)
+                res = retriever.search(q.text, SearchSpec("dense", 50, 50, rerank=False))
                 rankings.append(ranking(res.chunks))
                 if backend == backends[0]:  # torch in a full run: the reference first stage for the rerankers
-                    hyb = retriever.search(q.text, mode="hybrid", top_n=100, top_k=100, rerank=False)
+                    hyb = retriever.search(q.text, SearchSpec("hybrid", 100, 100, rerank=False))
                     out.candidates[q.id] = hyb.chunks
         finally:
             store.close()

@@ -15,9 +15,12 @@ import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from services.core.types import RetrievalMode
 
 from services.core import measure
 from services.core.measure import cpu_name, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
@@ -69,16 +72,18 @@ def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> 
 def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> dict[str, dict[str, list]]:
     """Each stage computed once per query; rerank variants (fusion weights) are derived from the same scores."""
     from services.core.reranker import fused_order, passage_for
+    from services.core.retrieval import SearchSpec
 
     runs: dict[str, dict[str, list]] = {}
-    for mode, label in (("sparse", "bm25"), ("dense", "dense"), ("hybrid", "hybrid")):
+    stages: tuple[tuple[RetrievalMode, str], ...] = (("sparse", "bm25"), ("dense", "dense"), ("hybrid", "hybrid"))
+    for mode, label in stages:
         rankings: list[list[str]] = []
         latency: list[float] = []
         ce_latency: list[float] = []
         fused: dict[float, list[list[str]]] = {w: [] for w in FUSION_GRID}
         for q in tqdm(queries, desc=label, dynamic_ncols=True):
             t0 = time.perf_counter()
-            res = retriever.search(q.text, mode=mode, top_n=DEPTH_FOR_RECALL, top_k=DEPTH_FOR_RECALL, rerank=False)
+            res = retriever.search(q.text, SearchSpec(mode, DEPTH_FOR_RECALL, DEPTH_FOR_RECALL, rerank=False))
             first_ms = (time.perf_counter() - t0) * 1000
             latency.append(first_ms)
             ranked = _doc_ranking(res.chunks)
@@ -101,10 +106,8 @@ def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> di
             li_rankings, li_latency = [], []
             for q in tqdm(queries, desc="dense+late-interaction", dynamic_ncols=True):
                 t0 = time.perf_counter()
-                res = retriever.search(
-                    q.text, mode="dense", top_n=DEPTH_FOR_RECALL, top_k=DEPTH_FOR_RECALL, rerank=False,
-                    late_interaction=True,
-                )  # fmt: skip
+                spec = SearchSpec("dense", DEPTH_FOR_RECALL, DEPTH_FOR_RECALL, rerank=False, late_interaction=True)
+                res = retriever.search(q.text, spec)
                 li_latency.append((time.perf_counter() - t0) * 1000)
                 li_rankings.append(_doc_ranking(res.chunks))
             runs["dense+late-interaction"] = {"rankings": li_rankings, "latency": li_latency}

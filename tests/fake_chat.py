@@ -10,12 +10,13 @@ They are deterministic and count their calls, so a test knows what the pipeline 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from services.core.grounding import Band, GateDecision, SentenceSupport, Verification
-from services.core.retrieval import SearchResult
+from services.core.retrieval import SearchResult, SearchSpec
 from services.core.types import RetrievedChunk
 
 _MARKER = re.compile(r"\s*\[\d+\]")
@@ -52,12 +53,12 @@ class FakeRetriever:
         self.chunks = list(chunks)
         self.calls: list[dict[str, Any]] = []
 
-    def search(self, query: str, **options: Any) -> SearchResult:
-        self.calls.append({"query": query, **options})
-        top_k = options.get("top_k", len(self.chunks))
+    def search(self, query: str, spec: SearchSpec) -> SearchResult:
+        self.calls.append({"query": query, **{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}})
+        top_k = spec.top_k
         return SearchResult(
             query=query,
-            mode=options.get("mode", "hybrid"),
+            mode=spec.mode,
             chunks=list(self.chunks[:top_k]),
             candidates=len(self.chunks),
             reranker="fake-reranker",

@@ -59,14 +59,14 @@ def open_retriever(data_dir: Path) -> Iterator[tuple[Retriever, Settings]]:
 
 def collect(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Per split: each case's id, label (1 answerable) and features from the real retrieval path."""
+    from services.core.retrieval import SearchSpec
+
     out: dict[str, list[dict[str, Any]]] = {}
     with open_retriever(data_dir) as (retriever, settings):
         for split in SPLITS:
             rows = []
             for case in tqdm(rag_cases(split), desc=f"retrieve {split}", dynamic_ncols=True):
-                result = retriever.search(
-                    case.question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k
-                )
+                result = retriever.search(case.question, SearchSpec.configured(settings))
                 feats = features(case.question, result.chunks)
                 if feats is not None:
                     rows.append({"id": case.id, "label": int(case.expect == "answer"), "features": feats})

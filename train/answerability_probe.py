@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from services.core.answerability import DEFAULT_GATE, GateModel, features
+from services.core.retrieval import SearchSpec
 from services.datasets.fitz_gov import rag_cases
 from train.answerability import answer_threshold, open_retriever, roc_auc
 
@@ -112,9 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with open_retriever(Path(args.data_dir)) as (retriever, settings), httpx.Client(timeout=300) as client:
         for case in tqdm(rag_cases(args.split), desc=f"probe {args.split}", dynamic_ncols=True):
-            result = retriever.search(
-                case.question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k
-            )
+            result = retriever.search(case.question, SearchSpec.configured(settings))
             feats = features(case.question, result.chunks)
             if feats is None:
                 continue

@@ -41,6 +41,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -67,7 +68,7 @@ from services.core.grounding import (
 from services.core.llm import LLMClient, LLMUnavailableError, StreamState
 from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, declined, may_become_refusal
 from services.core.reranker import titled_passage
-from services.core.retrieval import SearchResult, retrieval_query
+from services.core.retrieval import SearchResult, SearchSpec, retrieval_query
 from services.core.store import SearchFilters
 from services.core.types import RetrievalMode, RetrievedChunk
 
@@ -81,18 +82,7 @@ T = TypeVar("T")
 class ChunkSearcher(Protocol):
     """What the pipeline needs of ``services.core.retrieval.Retriever``."""
 
-    def search(
-        self,
-        query: str,
-        *,
-        mode: RetrievalMode,
-        top_n: int,
-        top_k: int,
-        rerank: bool = True,
-        min_score: float | None = None,
-        filters: SearchFilters | None = None,
-        late_interaction: bool = False,
-    ) -> SearchResult: ...
+    def search(self, query: str, spec: SearchSpec) -> SearchResult: ...
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -102,11 +92,7 @@ class ChunkSearcher(Protocol):
 class ChatConfig:
     """The pipeline's defaults (from settings); a request may override the retrieval ones and the toggles."""
 
-    retrieval_mode: RetrievalMode = "hybrid"
-    top_n: int = 10
-    top_k: int = 5
-    rerank_min_score: float | None = None
-    late_interaction: bool = False
+    search: SearchSpec = SearchSpec(mode="hybrid", top_n=10, top_k=5)  # what a request with no options gets
     max_query_chars: int = 2000
     max_history_messages: int = 12
     context_max_chars: int = 6000
@@ -118,11 +104,7 @@ class ChatConfig:
     @classmethod
     def from_settings(cls, settings: ChatPipelineSettings) -> ChatConfig:
         return cls(
-            retrieval_mode=settings.retrieval_mode,
-            top_n=settings.top_n,
-            top_k=settings.top_k,
-            rerank_min_score=settings.rerank_min_score,
-            late_interaction=settings.late_interaction,
+            search=SearchSpec.configured(settings),
             max_query_chars=settings.max_query_chars,
             max_history_messages=settings.max_history_messages,
             context_max_chars=settings.context_max_chars,
@@ -135,7 +117,7 @@ class ChatConfig:
 
 @dataclass(frozen=True, slots=True)
 class SearchOptions:
-    """Per-request retrieval options; ``None`` means the configured default."""
+    """Per-request retrieval options; ``None`` means the configured default (``resolve`` fills them once)."""
 
     mode: RetrievalMode | None = None
     top_n: int | None = None
@@ -144,6 +126,22 @@ class SearchOptions:
     late_interaction: bool | None = None
     min_score: float | None = None
     filters: SearchFilters | None = None
+
+    def resolve(self, default: SearchSpec) -> SearchSpec:
+        """The one retrieval these options ask for, over the configured ``default``; ``InvalidRequest`` if it
+        cannot be run as asked (``top_k > top_n``)."""
+        asked: dict[str, Any] = {
+            "mode": self.mode,
+            "top_n": self.top_n,
+            "top_k": self.top_k,
+            "min_score": self.min_score,
+            "late_interaction": self.late_interaction,
+        }
+        overrides = {name: value for name, value in asked.items() if value is not None}
+        try:
+            return dataclasses.replace(default, rerank=self.rerank, filters=self.filters, **overrides)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,23 +375,7 @@ class ChatPipeline:
         return await self._search(query, options)
 
     async def _search(self, query: str, options: SearchOptions) -> SearchResult:
-        c = self.config
-        top_n = options.top_n or c.top_n
-        top_k = options.top_k or c.top_k
-        if top_k > top_n:
-            raise InvalidRequest(f"top_k ({top_k}) must be <= top_n ({top_n})")
-        search = functools.partial(
-            self.retriever.search,
-            query,
-            mode=options.mode or c.retrieval_mode,
-            top_n=top_n,
-            top_k=top_k,
-            rerank=options.rerank,
-            min_score=options.min_score if options.min_score is not None else c.rerank_min_score,
-            filters=options.filters,
-            late_interaction=options.late_interaction if options.late_interaction is not None else c.late_interaction,
-        )
-        return await _in_thread(search)
+        return await _in_thread(self.retriever.search, query, options.resolve(self.config.search))
 
     # --- the steps -------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ at start-up. (The store is the exception: opening a Qdrant client or an Edge fol
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # the chat-side builders import their modules when called: th
     from services.core.evidence import EvidenceSelector
     from services.core.llm import OpenAICompatibleLLM
     from services.core.retrieval import Retriever
-    from services.core.settings import RetrievalSettings, Settings
+    from services.core.settings import ChatPipelineSettings, Settings
     from services.core.types import RetrievedChunk
     from services.core.verify import Verifier
 
@@ -201,16 +202,17 @@ def open_retriever(
         store.close()
 
 
-def searcher(retriever: Retriever, settings: RetrievalSettings) -> Callable[..., list[RetrievedChunk]]:
+def searcher(retriever: Retriever, settings: ChatPipelineSettings) -> Callable[..., list[RetrievedChunk]]:
     """``search(question, exclude=())``: the API's retrieval with its defaults (first stage, rerank, top-k) for
     one question, optionally without some documents (leave-one-out). The tools' one way to ask the store."""
+    from services.core.retrieval import SearchSpec
     from services.core.store import SearchFilters
+
+    default = SearchSpec.configured(settings)
 
     def search(question: str, exclude: Sequence[str] = ()) -> list[RetrievedChunk]:
         filters = SearchFilters(exclude_doc_id=tuple(exclude)) if exclude else None
-        found = retriever.search(
-            question, mode=settings.retrieval_mode, top_n=settings.top_n, top_k=settings.top_k, filters=filters
-        )
+        found = retriever.search(question, dataclasses.replace(default, filters=filters))
         return list(found.chunks)
 
     return search

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from services.core import spans
 from services.core.embedder import Embedder, TokenEmbedder
@@ -19,11 +20,46 @@ from services.core.store import SearchFilters, VectorStore
 from services.core.tracing import tracer
 from services.core.types import RetrievalMode, RetrievedChunk
 
+if TYPE_CHECKING:
+    from services.core.settings import ChatPipelineSettings
+
 logger = logging.getLogger(__name__)
 
 
 class LateInteractionUnavailableError(ValueError):
     """Late interaction was asked for but the collection holds no per-token vectors."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSpec:
+    """One retrieval with every option resolved (the request's over the settings' defaults).
+
+    Built once where a request meets its settings (``services.chat.SearchOptions.resolve``, or a tool that
+    knows what it wants) and passed down unchanged: a new option is one field here, not six signatures.
+    """
+
+    mode: RetrievalMode
+    top_n: int  # first-stage candidates
+    top_k: int  # kept after reranking
+    rerank: bool = True
+    min_score: float | None = None  # drop reranked chunks below this cross-encoder probability
+    filters: SearchFilters | None = None
+    late_interaction: bool = False  # re-score the candidates by MaxSim over per-token vectors
+
+    def __post_init__(self) -> None:
+        if self.top_k > self.top_n:
+            raise ValueError(f"top_k ({self.top_k}) must be <= top_n ({self.top_n})")
+
+    @classmethod
+    def configured(cls, settings: ChatPipelineSettings) -> SearchSpec:
+        """The retrieval the API runs for a request that sets no option: the settings' defaults."""
+        return cls(
+            mode=settings.retrieval_mode,
+            top_n=settings.top_n,
+            top_k=settings.top_k,
+            min_score=settings.rerank_min_score,
+            late_interaction=settings.late_interaction,
+        )
 
 
 @dataclass(slots=True)
@@ -52,18 +88,8 @@ class Retriever:
         self.reranker = reranker or NoReranker()
         self.sparse = sparse or BM25SparseEncoder()
 
-    def search(
-        self,
-        query: str,
-        *,
-        mode: RetrievalMode,
-        top_n: int,
-        top_k: int,
-        rerank: bool = True,
-        min_score: float | None = None,
-        filters: SearchFilters | None = None,
-        late_interaction: bool = False,
-    ) -> SearchResult:
+    def search(self, query: str, spec: SearchSpec) -> SearchResult:
+        mode, top_n, top_k, filters = spec.mode, spec.top_n, spec.top_k, spec.filters
         timings: dict[str, float] = {}
         t = tracer()
         t0 = time.perf_counter()
@@ -71,7 +97,7 @@ class Retriever:
             dense = self.embedder.embed_query(query) if mode in ("dense", "hybrid") else None
             sparse = self.sparse.encode_query(query) if mode in ("sparse", "hybrid") else None
             late = None
-            if late_interaction:
+            if spec.late_interaction:
                 if not isinstance(self.embedder, TokenEmbedder) or not getattr(self.store, "late_interaction", False):
                     raise LateInteractionUnavailableError(
                         "late interaction needs per-token vectors in the collection: "
@@ -97,7 +123,7 @@ class Retriever:
         with t.start_as_current_span("rerank", openinference_span_kind="reranker") as span:
             if span.is_recording():
                 span.set_attributes(spans.rerank_input(self.reranker.name, query, top_k, candidates))
-            chunks, reranked, reason = self._rerank(query, candidates, top_k, min_score, rerank)
+            chunks, reranked, reason = self._rerank(query, candidates, top_k, spec.min_score, spec.rerank)
             if span.is_recording():
                 span.set_attributes(spans.rerank_output(chunks, reason))
         timings["rerank"] = (time.perf_counter() - t2) * 1000

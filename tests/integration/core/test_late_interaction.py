@@ -12,7 +12,7 @@ from ingest.factory import build_pipeline
 from ingest.loaders import load_bytes
 from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_store
-from services.core.retrieval import LateInteractionUnavailableError, Retriever
+from services.core.retrieval import LateInteractionUnavailableError, Retriever, SearchSpec
 from services.core.settings import Settings
 from services.core.store import QdrantStore, VectorStore
 
@@ -64,7 +64,7 @@ def test_maxsim_stage_rescores_first_stage_candidates(
 ) -> None:
     retriever = Retriever(embedder, li_store)
     query = "my internet box froze, how do I reboot it?"
-    result = retriever.search(query, mode=mode, top_n=3, top_k=3, rerank=False, late_interaction=True)
+    result = retriever.search(query, SearchSpec(mode, 3, 3, rerank=False, late_interaction=True))
     assert result.late_interaction and result.chunks[0].source == "mem://router"
     # Qdrant's MaxSim equals the one computed by hand from the same token vectors.
     q = embedder.embed_query_tokens(query)
@@ -80,7 +80,7 @@ def test_late_interaction_on_a_collection_without_token_vectors_is_a_clear_error
     store = QdrantStore(path=":memory:")
     store.ensure_collections(embedder.dimension)
     with pytest.raises(LateInteractionUnavailableError, match="RAG_LATE_INTERACTION"):
-        Retriever(embedder, store).search("q", mode="dense", top_n=3, top_k=3, late_interaction=True)
+        Retriever(embedder, store).search("q", SearchSpec("dense", 3, 3, late_interaction=True))
     reopened = QdrantStore(path=":memory:", late_interaction=True)
     reopened.client = store.client  # the same collection, now opened by a store that expects token vectors
     with pytest.raises(ValueError, match="RAG_LATE_INTERACTION"):

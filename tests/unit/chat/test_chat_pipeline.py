@@ -476,7 +476,7 @@ def test_config_from_settings() -> None:
     settings = Settings(_env_file=None, answerability_gate=False, verify_answers=False, verify_min_supported=0.7)
     config = ChatConfig.from_settings(settings)
     assert (config.answerability_gate, config.verify_answers, config.verify_min_supported) == (False, False, 0.7)
-    assert (config.top_k, config.top_n, config.max_query_chars) == (settings.top_k, settings.top_n, 2000)
+    assert (config.search.top_k, config.search.top_n, config.max_query_chars) == (settings.top_k, settings.top_n, 2000)
 
 
 # --- the steps on their own --------------------------------------------------------------------------------------
