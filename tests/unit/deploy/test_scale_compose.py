@@ -4,21 +4,16 @@ No container runs here, so, as test_compose.py does for compose.yaml, every prom
 each overlay merged onto compose.yaml (by the Compose Specification's merge rules, `!reset`/`!override`
 included) must match the Compose schema, and the merged model must wire what docs/scaling.md says (one
 published API port on the proxy, one spool and one Redis for producers and workers, three Qdrant nodes). The
-redis and proxy images' own files are checked with the real programs where this machine has them: Debian's
-redis-server started with the baked configuration, and `haproxy -c`.
+redis and proxy images' own files are run by the real programs in
+tests/integration/deploy/test_redis_and_proxy_programs.py.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import os
 import re
-import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +24,6 @@ from test_compose import check_jsonschema, module_file, python_modules_in, strin
 from test_dockerfiles import global_args, instructions
 from test_dockerfiles import test_dockerfiles_pass_hadolint as assert_hadolint_passes
 
-from services.core.processes import ManagedProcess, free_port
 from services.core.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -438,47 +432,6 @@ def test_redis_persists_every_write_in_its_volume_and_never_evicts_a_job() -> No
     assert "grep -q PONG" in SCALED["redis"]["healthcheck"]["test"][1], "redis-cli exits 0 on NOAUTH"
 
 
-@pytest.fixture
-def redis_from_the_image_files(tmp_path: Path) -> Iterator[tuple[int, str, ManagedProcess]]:
-    """Debian's redis-server started by deploy/redis/start.sh with deploy/redis/redis.conf (only its `dir`
-    pointed at a temporary folder), on a free loopback port."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server (make test installs Debian's redis-server package)")
-    conf = tmp_path / "redis.conf"
-    conf.write_text(re.sub(r"(?m)^dir /data$", f"dir {tmp_path}", REDIS_CONF.read_text()))
-    port, password = free_port(), "s3cret-from-env"
-    env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": password, "REDIS_CONFIG": str(conf)}
-    argv = ["sh", str(REDIS_START), "--port", str(port), "--bind", "127.0.0.1"]
-    with ManagedProcess("redis-server", argv, env=env, inherit_env=False) as proc:
-        yield port, password, proc
-
-
-def test_redis_starts_from_the_baked_config_and_asks_for_the_password(
-    redis_from_the_image_files: tuple[int, str, ManagedProcess], tmp_path: Path
-) -> None:
-    import redis
-
-    port, password, proc = redis_from_the_image_files
-    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=5)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert client.ping()
-            break
-        except redis.ConnectionError:
-            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    # Without the password (a raw socket: redis-py retries an authentication error with back-off).
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as anonymous:
-        anonymous.sendall(b"SET k v\r\n")
-        assert anonymous.recv(256).startswith(b"-NOAUTH")
-    config = {k: client.config_get(k)[k] for k in ("appendonly", "appendfsync", "maxmemory-policy")}
-    assert config == {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
-    client.xadd("ragstack:ingest:jobs", {"job": "{}"})
-    assert (tmp_path / "appendonlydir").is_dir(), "the append-only file lives in the configured dir"
-    assert password.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes(), "never on the command line"
-
-
 # --- the proxy configuration ------------------------------------------------------------------------------
 
 
@@ -530,14 +483,6 @@ def test_the_proxy_publishes_its_bind_port_and_its_healthcheck_probes_its_monito
     assert any(ln.startswith("monitor fail if") and "nbsrv(" in ln for ln in lines), "unhealthy with no replica"
     image_probe = next(arg for op, arg in instructions(ROOT / "deploy/proxy/Dockerfile") if op == "HEALTHCHECK")
     assert f"/dev/tcp/127.0.0.1/{monitor_port}" in image_probe and monitor_uri in image_probe
-
-
-def test_haproxy_accepts_the_configuration() -> None:
-    haproxy = shutil.which("haproxy")
-    if haproxy is None:
-        pytest.skip("needs the haproxy binary (Debian's haproxy package: apt-get install haproxy)")
-    result = subprocess.run([haproxy, "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- compose.qdrant-cluster.yaml --------------------------------------------------------------------------
