@@ -121,6 +121,28 @@ def iter_files(root: Path) -> Iterator[Path]:
             yield path
 
 
+def delete_document(store: VectorStore, doc_id: str) -> int:
+    """Remove a document's chunks, then its manifest entry (so a crash in between is retried, never orphaned).
+    The one way a document leaves the store: the API's delete, a sync and the queue-mode watcher all use it."""
+    removed = store.delete_chunks(doc_id)
+    store.delete_document(doc_id)
+    return removed
+
+
+def delete_vanished(store: VectorStore, root: Path, files: Iterable[Path], report: IngestReport) -> list[str]:
+    """Delete each document stored from under ``root`` whose file is no longer among ``files`` (a folder
+    sync's last step, in both the pipeline and the queue-mode watcher); returns the sources removed."""
+    present = {str(f.resolve()) for f in files}
+    prefix = str(root).rstrip("/") + "/"
+    removed: list[str] = []
+    for record in store.list_documents():
+        if record.source.startswith(prefix) and record.source not in present:
+            report.points_deleted += delete_document(store, record.doc_id)
+            report.outcomes.append(FileOutcome(record.source, "deleted", record.doc_id, title=record.title))
+            removed.append(record.source)
+    return removed
+
+
 class IngestPipeline:
     """Usage::
 
@@ -225,21 +247,12 @@ class IngestPipeline:
         root = root.resolve()
         files = list(iter_files(root))
         report = self._run(((f, None) for f in files), total=len(files), progress=progress)
-        present = {str(f.resolve()) for f in files}
-        prefix = str(root) + ("" if str(root).endswith("/") else "/")
-        for record in self.store.list_documents():
-            if record.source.startswith(prefix) and record.source not in present:
-                report.points_deleted += self.delete(record.doc_id)
-                report.outcomes.append(FileOutcome(record.source, "deleted", record.doc_id, title=record.title))
+        delete_vanished(self.store, root, files, report)
         return report
 
     def delete(self, doc_id: str) -> int:
-        """Remove a document's chunks, then its manifest entry (so a crash in between is retried, never orphaned).
-
-        Needs only the store: it neither calls ``warm_up()`` nor touches the embedder."""
-        removed = self.store.delete_chunks(doc_id)
-        self.store.delete_document(doc_id)
-        return removed
+        """Remove a document (``delete_document``). Needs only the store: no ``warm_up()``, no embedder."""
+        return delete_document(self.store, doc_id)
 
     def delete_source(self, source: str) -> int:
         return self.delete(doc_id_for(source))

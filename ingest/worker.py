@@ -1,4 +1,4 @@
-"""``python -m ingest.worker``: an ingestion worker, the consumer side of the job queue (ingest/jobs.py).
+"""``python -m ingest.worker``: an ingestion worker, the consumer side of the job queue (ingest/jobs/).
 
 Run as many as you need embedding capacity (compose: ``--scale worker=N``); each takes one job at a time from
 the Redis stream named by ``RAG_REDIS_URL``, reads the upload from the shared spool (``RAG_UPLOAD_DIR``), runs

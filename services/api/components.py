@@ -58,7 +58,7 @@ class Components:
     # the cross-encoder the verifier and the evidence selector score sentences with: the reranker itself, except
     # when that is one make adapt fitted (their thresholds were chosen on the shipped one's scores)
     scorer: Reranker | None = None
-    queue: JobQueue | None = None  # upload jobs (ingest/jobs.py); None: built from the settings when first used
+    queue: JobQueue | None = None  # upload jobs (ingest/jobs/); None: built from the settings when first used
     spool: UploadSpool | None = None
     state: AppState | None = None  # conversations and feedback (services/state); opened on first use
     _state_error: str = field(default="", repr=False)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.core.grounding import Band, DeclineReason
-from services.core.types import JobState, RetrievalMode, RetrievedChunk, UploadStatus
+from services.core.types import JobOutcome, JobState, RetrievalMode, RetrievedChunk, UploadStatus
 
 
 class Filters(BaseModel):
@@ -318,7 +318,7 @@ class DocumentStatus(BaseModel):
     doc_id: str
     source: str
     state: JobState
-    outcome: str = Field("", description="the pipeline's word once the job ran: added, updated, unchanged, skipped")
+    outcome: JobOutcome = Field("", description="the pipeline's word once the job ran (empty before)")
     reason: str = ""
     attempts: int = 0
     chunks: int = 0

@@ -220,14 +220,14 @@ class StoreSettings(CommonSettings):
 
 
 class IngestionSettings(CommonSettings):
-    """Limits checked before parsing, and the queue upload jobs wait in (ingest/jobs.py)."""
+    """Limits checked before parsing, and the queue upload jobs wait in (ingest/jobs/)."""
 
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
     max_pdf_pages: int = Field(2000, ge=1)
     ingest_queue: IngestQueueKind = Field(
         "local",
-        description="where upload jobs wait (ingest/jobs.py): in the API process, or a Redis stream read by "
+        description="where upload jobs wait (ingest/jobs/): in the API process, or a Redis stream read by "
         "`python -m ingest.worker` processes (docs/scaling.md)",
     )
     redis_url: str | None = Field(None, description="redis://host:6379/0 when RAG_INGEST_QUEUE=redis")

@@ -18,11 +18,13 @@ RerankerKind = Literal["cross-encoder", "none"]  # the second stage
 InferenceBackend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]  # what runs a transformer
 EmbeddedEngine = Literal["edge", "local"]  # the in-process store: qdrant-edge, or qdrant-client's local mode
 Quantization = Literal["none", "int8"]  # of the dense vectors, with the HNSW index (Edge)
-IngestQueueKind = Literal["local", "redis"]  # where upload jobs wait (ingest/jobs.py)
+IngestQueueKind = Literal["local", "redis"]  # where upload jobs wait (ingest/jobs/)
 # What ingesting one file came to ("queued": handed to an ingest worker, the outcome comes later) ...
 IngestStatus = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued"]
 # ... and where an ingest job stands; an upload answers with the first, or "processing" while its job runs.
 JobState = Literal["queued", "processing", "complete", "failed"]
+# What a job's pipeline run came to ("" until it ran): the words one ingested file can end with.
+JobOutcome = Literal["", "added", "updated", "unchanged", "skipped", "failed"]
 UploadStatus = Literal[IngestStatus, "processing"]
 LlmServerKind = Literal["llama-server", "llama-cpp-python"]  # the local LLM servers services/llm/server.py runs
 

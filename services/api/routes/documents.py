@@ -64,7 +64,7 @@ async def upload(
         ),
     ] = None,
 ) -> IngestResponse:
-    """Each file becomes an ingest job (ingest/jobs.py): stored in the spool, queued, run by a worker (the API's
+    """Each file becomes an ingest job (ingest/jobs/): stored in the spool, queued, run by a worker (the API's
     own thread with RAG_INGEST_QUEUE=local, `ingest.worker` processes with redis). The response waits up to
     ``wait_s`` and reports each file on its own: a bad file is skipped with its reason and the others land;
     a file still queued or processing at the deadline says so, with the ``doc_id`` to poll.
@@ -127,10 +127,9 @@ def outcome_of(job: IngestJob, status: JobStatus) -> IngestOutcome:
         return IngestOutcome(**base, status="queued", reason="a newer upload of this document is being ingested")
     if status.state in ("queued", "processing"):
         return IngestOutcome(**base, status=status.state, reason=status.reason)
-    if status.state == "failed" and status.outcome != "skipped":
-        return IngestOutcome(**base, status="failed", reason=status.reason)
-    word = status.outcome if status.outcome in ("added", "updated", "unchanged", "skipped") else "added"
-    return IngestOutcome(**base, status=word, chunks=status.chunks, reason=status.reason)
+    if status.outcome in ("added", "updated", "unchanged", "skipped"):  # skipped: failed, with the loader's reason
+        return IngestOutcome(**base, status=status.outcome, chunks=status.chunks, reason=status.reason)
+    return IngestOutcome(**base, status="failed", reason=status.reason or "the job ended without an outcome")
 
 
 @router.get(

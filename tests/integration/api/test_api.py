@@ -505,7 +505,7 @@ def test_llm_down_search_and_readiness(down_client: TestClient, corpus: dict[str
     assert down_client.get("/healthz").status_code == 200
 
 
-# -- uploads as jobs (ingest/jobs.py): answer at once, poll the status ------------------------------------------
+# -- uploads as jobs (ingest/jobs/): answer at once, poll the status ------------------------------------------
 
 
 def test_an_upload_that_does_not_wait_answers_queued_and_its_status_reaches_complete(client: TestClient) -> None:

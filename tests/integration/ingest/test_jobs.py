@@ -13,11 +13,32 @@ from pathlib import Path
 import pytest
 from redis_server import redis_server
 
-from ingest.jobs import FolderProducer, IngestJob, JobQueue, JobRunner, LocalQueue, RedisQueue, UploadSpool, wait_for
+from ingest.jobs import (
+    FolderProducer,
+    IngestJob,
+    JobQueue,
+    JobRunner,
+    JobStatus,
+    LocalQueue,
+    RedisQueue,
+    UploadSpool,
+    ended,
+)
 from ingest.pipeline import FileOutcome, IngestReport
 from services.core.types import DocumentRecord, doc_id_for, sha256_hex
 
 pytestmark = pytest.mark.integration
+
+
+def wait_for(queue: JobQueue, jobs: list[IngestJob], timeout_s: float, *, poll_s: float = 0.1) -> list[JobStatus]:
+    """Each job's status once every one has ended, or as they stand at the deadline. A status that belongs to
+    a newer job of the same document (uploaded again meanwhile) stands for that document's latest word."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        statuses = [queue.status(job.doc_id) or JobStatus.of(job, "queued") for job in jobs]
+        if all(map(ended, jobs, statuses)) or time.monotonic() >= deadline:
+            return statuses
+        time.sleep(poll_s)  # the API route polls the same way, asynchronously
 
 
 class FakePingStore:
