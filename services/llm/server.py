@@ -21,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -120,16 +121,27 @@ def llama_cpp_python_argv(settings: LlmServerSettings, model: Path) -> list[str]
     ]
 
 
+def python_server_installed() -> bool:
+    """llama-cpp-python is opt-in (`make llm-python-setup`): a second compile of llama.cpp few setups need."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 def server_argv(settings: LlmServerSettings) -> list[str]:
     binary = find_llama_server()
     kind = resolve_server(settings, binary)
     model = ensure_model(settings.llm_gguf, settings.data_dir / "models")
     if kind == "llama-cpp-python":
+        if not python_server_installed():
+            raise LLMServerNotFoundError(
+                f"no {LLAMA_SERVER} in {Path(sys.prefix) / 'bin'} or on PATH, and llama-cpp-python (the "
+                "opt-in Python server) is not installed: run `make llm-setup` (llama-server), or "
+                "`make llm-python-setup` for RAG_LLM_SERVER=llama-cpp-python"
+            )
         return llama_cpp_python_argv(settings, model)
     if binary is None:
         raise LLMServerNotFoundError(
             f"RAG_LLM_SERVER=llama-server but no {LLAMA_SERVER} in {Path(sys.prefix) / 'bin'} or on PATH: "
-            "run `make llm-setup`, or set RAG_LLM_SERVER=llama-cpp-python"
+            "run `make llm-setup`"
         )
     return llama_server_argv(settings, model, binary)
 

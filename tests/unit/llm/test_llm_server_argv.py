@@ -94,6 +94,7 @@ def test_server_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyP
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "ensure_model", lambda alias, models_dir: MODEL)
+    monkeypatch.setattr(server, "python_server_installed", lambda: True)  # opt-in: not on every machine
 
 
 @pytest.mark.usefixtures("fake_model")
@@ -110,6 +111,14 @@ def test_asking_for_llama_server_without_the_binary_says_how_to_build_it(monkeyp
     with pytest.raises(server.LLMServerNotFoundError, match="make llm-setup"):
         server.server_argv(LlmServerSettings(_env_file=None, llm_server="llama-server"))
     assert server.server_argv(LlmServerSettings(_env_file=None))[:3] == [sys.executable, "-m", "llama_cpp.server"]
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_without_either_server_the_error_names_both_setups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "find_llama_server", lambda: None)
+    monkeypatch.setattr(server, "python_server_installed", lambda: False)
+    with pytest.raises(server.LLMServerNotFoundError, match="make llm-setup.*make llm-python-setup"):
+        server.server_argv(LlmServerSettings(_env_file=None))
 
 
 def test_find_llama_server_looks_next_to_the_venv_python_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
