@@ -38,8 +38,9 @@ def judge(report: dict, allow_unaudited: bool = False) -> Verdict:
     if deps and not audited:
         lines.append(
             "  nothing could be audited: the vulnerability service did not answer for any package "
-            f"(first reason: {skipped[0]['skip_reason']!r}). Check that https://pypi.org/pypi/<name>/<version>/json "
-            "is reachable, or run with AUDIT_ALLOW_UNAUDITED=1 to accept an unaudited environment."
+            f"(first reason: {skipped[0]['skip_reason']!r}). Check that PyPI's JSON API "
+            "(<index>/pypi/<name>/<version>/json) is reachable, or run with AUDIT_ALLOW_UNAUDITED=1 to accept an "
+            "unaudited environment."
         )
         return Verdict(0 if allow_unaudited else 2, lines)
     if skipped:  # e.g. torch's local "+cpu" build is not on PyPI: worth listing, not failing over
