@@ -55,3 +55,20 @@ def test_one_upward_import_breaks_its_contract(tree: Path, module: str, target: 
     result = lint_imports(tree)
     assert result.returncode != 0
     assert contract in result.stdout and f"-> {target}" in result.stdout
+
+
+def test_the_development_guide_shows_the_layers_the_contracts_define() -> None:
+    """docs/development.md's layering table is the contract in words: each layer's packages, top to bottom."""
+    import re
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")["layers"]
+    guide = (ROOT / "docs/development.md").read_text(encoding="utf-8")
+    table = next(b for b in guide[guide.index("## Layering") :].split("\n\n") if b.startswith("| layer"))
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    assert len(rows) == len(layers)
+    for row, layer in zip(rows, layers, strict=True):
+        packages = set(re.split(r"\s*[|:]\s*", layer))
+        documented = set(re.findall(r"`([a-z_.]+)`", row.split("|")[2]))
+        assert packages == documented, (row, layer)
