@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
@@ -106,6 +106,25 @@ class VectorStore(Protocol):
     def open(self) -> Self: ...
     def maintain(self, *, force: bool = False, concurrent: bool = False) -> dict[str, object]: ...
     def close(self) -> None: ...
+
+
+def chunk_vectors(
+    chunks: Sequence[Chunk],
+    dense: np.ndarray,
+    sparse: Sequence[SparseVector],
+    tokens: Sequence[np.ndarray] | None,
+    *,
+    late_interaction: bool,
+) -> Iterator[tuple[Chunk, dict[str, Any]]]:
+    """Each chunk with its named vectors, what both stores write (each wraps the sparse one for its engine).
+    A collection that stores per-token vectors refuses chunks without them."""
+    if late_interaction and tokens is None:
+        raise ValueError("this collection stores per-token vectors: pass tokens to upsert_chunks")
+    for i, chunk in enumerate(chunks):
+        vector: dict[str, Any] = {DENSE: dense[i].tolist(), SPARSE: sparse[i]}
+        if late_interaction and tokens is not None:
+            vector[LATE] = tokens[i].tolist()
+        yield chunk, vector
 
 
 class QdrantStore:
@@ -272,16 +291,10 @@ class QdrantStore:
         ingested_at: str,
         tokens: Sequence[np.ndarray] | None = None,
     ) -> int:
-        if self.late_interaction and tokens is None:
-            raise ValueError("this collection stores per-token vectors: pass tokens to upsert_chunks")
         points = []
-        for i, chunk in enumerate(chunks):
-            vector: dict[str, Any] = {
-                DENSE: dense[i].tolist(),
-                SPARSE: models.SparseVector(indices=sparse[i].indices, values=sparse[i].values),
-            }
-            if self.late_interaction and tokens is not None:
-                vector[LATE] = tokens[i].tolist()
+        for chunk, vector in chunk_vectors(chunks, dense, sparse, tokens, late_interaction=self.late_interaction):
+            words: SparseVector = vector[SPARSE]
+            vector[SPARSE] = models.SparseVector(indices=words.indices, values=words.values)
             points.append(models.PointStruct(id=chunk.point_id, vector=vector, payload=chunk.payload(ingested_at)))
         if points:
             self._call(lambda: self.client.upsert(self.collection, points=points, wait=True))

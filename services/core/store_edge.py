@@ -60,6 +60,7 @@ from services.core.store import (
     QdrantStore,
     SearchFilters,
     StoreUnavailableError,
+    chunk_vectors,
 )
 from services.core.types import Chunk, DocumentRecord, Quantization, RetrievalMode, RetrievedChunk
 
@@ -326,13 +327,9 @@ class EdgeStore:
         ingested_at: str,
         tokens: Sequence[np.ndarray] | None = None,
     ) -> int:
-        if self.late_interaction and tokens is None:
-            raise ValueError("this collection stores per-token vectors: pass tokens to upsert_chunks")
         points = []
-        for i, chunk in enumerate(chunks):
-            vector: dict[str, Any] = {DENSE: dense[i].tolist(), SPARSE: _sparse(sparse[i])}
-            if self.late_interaction and tokens is not None:
-                vector[LATE] = tokens[i].tolist()
+        for chunk, vector in chunk_vectors(chunks, dense, sparse, tokens, late_interaction=self.late_interaction):
+            vector[SPARSE] = _sparse(vector[SPARSE])
             points.append(qe.Point(chunk.point_id, vector, chunk.payload(ingested_at)))
         if points:
             self.upsert_points(self.collection, points)
