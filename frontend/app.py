@@ -10,6 +10,7 @@ every request is services/contract/client.py (the API's own schemas). Usage::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from html import escape
@@ -31,6 +32,8 @@ from services.contract.schemas import (
 from services.core.settings import FrontendSettings
 from services.core.types import RetrievalMode
 
+WAITING = ("queued", "processing")  # an upload's job that has not ended: the Documents tab follows it
+JOB_POLL_S = 2.0  # how often the Documents tab asks for the progress of the jobs it follows (none: no request)
 UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"]
 MAX_TOP_K = 20
 
@@ -133,6 +136,10 @@ class DocumentsTab:
     doc_pick: gr.Dropdown
     delete: gr.Button
     refresh: gr.Button
+    jobs: gr.State  # the last upload's jobs still running: [{"doc_id", "filename"}]
+    jobs_view: gr.HTML
+    cancel: gr.Button
+    timer: gr.Timer
 
 
 def session_of(chat: ChatState | None) -> str | None:
@@ -279,6 +286,11 @@ def documents_tab() -> DocumentsTab:
                 tags = gr.Textbox(label="Tags (comma-separated, optional)", elem_id="tags")
                 upload = gr.Button("Upload and ingest", variant="primary", elem_id="upload")
         upload_result = gr.HTML(elem_id="upload-result")
+        with gr.Row():
+            jobs_view = gr.HTML(elem_id="ingest-jobs")
+            cancel = gr.Button("Stop ingest", variant="stop", elem_id="cancel-ingest", size="sm", visible=False)
+        jobs = gr.State([])
+        timer = gr.Timer(JOB_POLL_S)
         gr.Markdown("### Indexed documents")
         documents = gr.HTML(elem_id="documents")
         with gr.Row():
@@ -294,6 +306,10 @@ def documents_tab() -> DocumentsTab:
         doc_pick=doc_pick,
         delete=delete,
         refresh=refresh,
+        jobs=jobs,
+        jobs_view=jobs_view,
+        cancel=cancel,
+        timer=timer,
     )
 
 
@@ -421,51 +437,104 @@ def wire_chat_tab(
     )
 
 
-def wire_documents_tab(
-    api: AsyncApiClient, docs: DocumentsTab, state: gr.State, status: gr.HTML, source_filter: gr.Dropdown
-) -> None:
-    """Upload, Delete and Refresh each report, then refresh the banner and every view of the document list
-    (``source_filter`` is the Chat tab's). Must run inside the ``gr.Blocks`` context that holds ``docs``."""
-    doc_outputs = document_outputs(docs, source_filter)
+class DocumentsActions:
+    """The Documents tab's handlers (one API client; ``outputs``: how many views of the document list each
+    refresh updates). Methods, not closures, so each stays small; their names are the Gradio endpoints."""
+
+    def __init__(self, api: AsyncApiClient, outputs: int) -> None:
+        self.api = api
+        self.outputs = outputs
 
     async def do_upload(
-        chat: ChatState | None, paths: list[str] | None, tag_text: str, current_filter: list[str]
+        self, chat: ChatState | None, paths: list[str] | None, tag_text: str, current_filter: list[str]
     ) -> tuple[Any, ...]:
         if not paths:
             return (render.banner("info", "Choose one or more files first."), gr.update(), gr.update(),
-                    gr.update(), gr.update(), gr.update())  # fmt: skip
+                    gr.update(), gr.update(), gr.update(), gr.update())  # fmt: skip
+        running: list[dict[str, str]] = []
         try:
-            result = await api.upload(paths, tag_text or "", session_of(chat))
+            result = await self.api.upload(paths, tag_text or "", session_of(chat))
             report = render.upload_report(result)
+            running = [{"doc_id": o.doc_id, "filename": o.filename} for o in result.files if o.status in WAITING]
         except ApiClientError as exc:
             report = render.banner("error", f"Upload failed: {escape(exc.message)}")
-        banner, documents = await overview(api, session_of(chat))
-        return (report, None, banner, *document_updates(documents, current_filter))
+        banner, documents = await overview(self.api, session_of(chat))
+        return (report, None, running, banner, *document_updates(documents, current_filter))
 
-    async def do_delete(chat: ChatState | None, doc_id: str | None, current_filter: list[str]) -> tuple[Any, ...]:
+    async def job_statuses(self, chat: ChatState | None, running: list[dict[str, str]]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for job in running:
+            try:
+                out.append((job["filename"], await self.api.document_status(job["doc_id"], session_of(chat))))
+            except ApiClientError as exc:
+                out.append((job["filename"], exc.message))
+        return out
+
+    async def watch_jobs(
+        self, chat: ChatState | None, running: list[dict[str, str]], current_filter: list[str]
+    ) -> tuple[Any, ...]:
+        if not running:
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), *[gr.skip()] * self.outputs)
+        statuses = await self.job_statuses(chat, running)
+        still = [
+            j for j, (_, s) in zip(running, statuses, strict=True) if not isinstance(s, str) and s.state in WAITING
+        ]
+        view = render.job_progress(statuses)
+        if len(still) == len(running):  # nothing ended: the list of documents is as it was
+            return (view, still, gr.update(visible=True), gr.skip(), *[gr.skip()] * self.outputs)
+        banner, documents = await overview(self.api, session_of(chat))
+        return (view, still, gr.update(visible=bool(still)), banner, *document_updates(documents, current_filter))
+
+    async def do_cancel(self, chat: ChatState | None, running: list[dict[str, str]]) -> tuple[Any, ...]:
+        for job in running:
+            # it may have ended meanwhile (409) or be gone (404): the next poll shows where it stands
+            with contextlib.suppress(ApiClientError):
+                await self.api.cancel_ingest(job["doc_id"], session_of(chat))
+        return (render.job_progress(await self.job_statuses(chat, running)),)
+
+    async def do_delete(self, chat: ChatState | None, doc_id: str | None, current_filter: list[str]) -> tuple[Any, ...]:
         if not doc_id:
             message = render.banner("info", "Pick a document to delete.")
         else:
             try:
-                out = await api.delete_document(doc_id, session_of(chat))
+                out = await self.api.delete_document(doc_id, session_of(chat))
                 message = render.banner(
                     "ok", f"Deleted {escape(str(out.get('source', doc_id)))} "
                     f"({out.get('chunks_removed', 0)} chunks)."
                 )  # fmt: skip
             except ApiClientError as exc:
                 message = render.banner("error", f"Delete failed: {escape(exc.message)}")
-        banner, documents = await overview(api, session_of(chat))
+        banner, documents = await overview(self.api, session_of(chat))
         return (message, banner, *document_updates(documents, current_filter))
 
-    async def do_refresh(chat: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
-        banner, documents = await overview(api, session_of(chat))
+    async def do_refresh(self, chat: ChatState | None, current_filter: list[str]) -> tuple[Any, ...]:
+        banner, documents = await overview(self.api, session_of(chat))
         return (banner, *document_updates(documents, current_filter))
 
+
+def wire_documents_tab(
+    api: AsyncApiClient, docs: DocumentsTab, state: gr.State, status: gr.HTML, source_filter: gr.Dropdown
+) -> None:
+    """Upload, Delete and Refresh each report, then refresh the banner and every view of the document list
+    (``source_filter`` is the Chat tab's); the timer follows the upload's jobs and Stop ingest cancels them.
+    Must run inside the ``gr.Blocks`` context that holds ``docs``."""
+    doc_outputs = document_outputs(docs, source_filter)
+    act = DocumentsActions(api, len(doc_outputs))
     docs.upload.click(
-        do_upload, [state, docs.files, docs.tags, source_filter], [docs.upload_result, docs.files, status, *doc_outputs]
+        act.do_upload,
+        [state, docs.files, docs.tags, source_filter],
+        [docs.upload_result, docs.files, docs.jobs, status, *doc_outputs],
     )
-    docs.delete.click(do_delete, [state, docs.doc_pick, source_filter], [docs.upload_result, status, *doc_outputs])
-    docs.refresh.click(do_refresh, [state, source_filter], [status, *doc_outputs])
+    docs.timer.tick(
+        act.watch_jobs,
+        [state, docs.jobs, source_filter],
+        [docs.jobs_view, docs.jobs, docs.cancel, status, *doc_outputs],
+        show_progress="hidden",  # a poll every JOB_POLL_S: no spinner over the tab
+        api_visibility="private",  # the browser's poll, not an endpoint for API clients
+    )
+    docs.cancel.click(act.do_cancel, [state, docs.jobs], [docs.jobs_view])
+    docs.delete.click(act.do_delete, [state, docs.doc_pick, source_filter], [docs.upload_result, status, *doc_outputs])
+    docs.refresh.click(act.do_refresh, [state, source_filter], [status, *doc_outputs])
 
 
 def build_app(settings: FrontendSettings, client: AsyncApiClient | None = None) -> gr.Blocks:

@@ -16,6 +16,7 @@ from services.contract.schemas import (
     Citation,
     ConversationSummary,
     DocumentOut,
+    DocumentStatus,
     IngestOutcome,
     IngestResponse,
     Readiness,
@@ -270,6 +271,8 @@ _STATUS_CLASS = {
     "failed": "bad",
     "queued": "info",  # still waiting for a worker when the API answered: it appears in the list once done
     "processing": "info",
+    "cancelled": "warn",
+    "complete": "ok",
 }
 
 
@@ -296,6 +299,32 @@ def _upload_row(o: IngestOutcome) -> str:
         f'<tr class="upload-{css}" data-status="{escape(o.status)}"><td>{escape(o.filename)}</td>'
         f'<td><span class="status-{css}">{escape(o.status)}</span></td><td>{o.chunks}</td>'
         f"<td>{escape(o.reason)}</td></tr>"
+    )
+
+
+def job_progress(statuses: Sequence[tuple[str, DocumentStatus | str]]) -> str:
+    """The followed upload jobs: state, progress (stage, pages, chunks embedded of the total) and reason; a
+    string in place of a status is why it could not be read."""
+    if not statuses:
+        return ""
+    rows = "".join(_job_row(name, status) for name, status in statuses)
+    return (
+        '<table class="upload-report jobs"><thead><tr><th>file</th><th>job</th><th>progress</th><th>details</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _job_row(name: str, s: DocumentStatus | str) -> str:
+    if isinstance(s, str):
+        return f'<tr class="upload-bad"><td>{escape(name)}</td><td>unknown</td><td></td><td>{escape(s)}</td></tr>'
+    css = _STATUS_CLASS.get(s.state, "warn")
+    done = f"{s.chunks_done} of {s.chunks_total} chunks embedded" if s.chunks_total else ""
+    pages = f"{s.pages} pages" if s.pages else ""
+    progress = " · ".join(p for p in (s.stage, pages, done) if p)
+    return (
+        f'<tr class="upload-{css}" data-state="{escape(s.state)}"><td>{escape(name)}</td>'
+        f'<td><span class="status-{css}">{escape(s.state)}</span></td><td>{escape(progress)}</td>'
+        f"<td>{escape(s.reason)}</td></tr>"
     )
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 from opentelemetry.trace import use_span
 
 from ingest.chunker import Chunker
@@ -88,10 +90,36 @@ class IngestReport:
         }
 
 
+PROGRESS_SLICE = 256  # chunks embedded between two progress reports (and cancel checks) of a long file
+
+
 @dataclass(slots=True)
 class _Pending:
     record: DocumentRecord
     chunks: list[Chunk]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Where an ingest stands, told to an ``on_progress`` callback (an ingest job's status shows it).
+
+    ``parsed``: the file is read and chunked (``pages`` found, ``chunks_total`` to embed); ``embedding``:
+    ``chunks_done`` of them embedded; ``writing``: the vectors are about to go to the store (the last point
+    where a stop is heard).
+    """
+
+    stage: Literal["parsed", "embedding", "writing"]
+    pages: int = 0
+    chunks_total: int = 0
+    chunks_done: int = 0
+
+
+class IngestCancelled(Exception):
+    """Raised by an ``on_progress`` callback to stop an ingest. It is only heard before anything is written,
+    so a stopped ingest leaves the store as it was: a document's previous version keeps answering."""
+
+
+ProgressCallback = Callable[[IngestProgress], None]
 
 
 def now_iso() -> str:
@@ -237,9 +265,20 @@ class IngestPipeline:
         files = [f for p in paths for f in iter_files(Path(p))]
         return self._run(((f, None) for f in files), total=len(files), progress=progress)
 
-    def ingest_bytes(self, data: bytes, filename: str, source: str, tags: Iterable[str] = ()) -> IngestReport:
+    def ingest_bytes(
+        self,
+        data: bytes,
+        filename: str,
+        source: str,
+        tags: Iterable[str] = (),
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """One uploaded file. ``on_progress`` hears each stage and may raise ``IngestCancelled`` to stop the
+        ingest before it writes (the exception propagates; nothing was changed)."""
         self.warm_up()
-        return self._run(iter([(None, (data, filename, source, list(tags)))]), total=1, progress=False)
+        item = iter([(None, (data, filename, source, list(tags)))])
+        return self._run(item, total=1, progress=False, on_progress=on_progress)
 
     def sync(self, root: Path, *, progress: bool = False) -> IngestReport:
         """Mirror a folder: add new files, replace changed ones, delete documents whose file is gone."""
@@ -265,6 +304,7 @@ class IngestPipeline:
         *,
         total: int,
         progress: bool,
+        on_progress: ProgressCallback | None = None,
     ) -> IngestReport:
         from tqdm import tqdm
 
@@ -277,18 +317,18 @@ class IngestPipeline:
         try:
             for path, raw in items:
                 with use_span(run_span, end_on_exit=False):
-                    outcome, work = self._traced_prepare(path, raw, report)
+                    outcome, work = self._traced_prepare(path, raw, report, on_progress)
                 report.outcomes.append(outcome)
                 if work is not None:
                     pending.append(work)
                 if sum(len(p.chunks) for p in pending) >= self.batch_size:
                     with use_span(run_span, end_on_exit=False):
-                        self._traced_flush(pending, report)
+                        self._traced_flush(pending, report, on_progress)
                     pending = []
                 bar.update(1)
                 bar.set_postfix(chunks=report.chunks, refresh=False)
             with use_span(run_span, end_on_exit=False):
-                self._traced_flush(pending, report)
+                self._traced_flush(pending, report, on_progress)
         finally:
             bar.close()
             report.seconds = time.perf_counter() - started
@@ -299,11 +339,18 @@ class IngestPipeline:
         return report
 
     def _traced_prepare(
-        self, path: Path | None, raw: tuple[bytes, str, str, list[str]] | None, report: IngestReport
+        self,
+        path: Path | None,
+        raw: tuple[bytes, str, str, list[str]] | None,
+        report: IngestReport,
+        on_progress: ProgressCallback | None = None,
     ) -> tuple[FileOutcome, _Pending | None]:
         """One span per file (parse + chunk); its status and reason are what an operator looks for."""
         with tracer().start_as_current_span("ingest.file", openinference_span_kind="chain") as span:
             outcome, work = self._prepare(path, raw, report)
+            if work is not None and on_progress is not None:
+                pages = len({c.page for c in work.chunks if c.page is not None})
+                on_progress(IngestProgress("parsed", pages=pages, chunks_total=len(work.chunks)))
             if span.is_recording():
                 span.set_attributes(
                     {
@@ -316,7 +363,9 @@ class IngestPipeline:
                 )
             return outcome, work
 
-    def _traced_flush(self, pending: list[_Pending], report: IngestReport) -> None:
+    def _traced_flush(
+        self, pending: list[_Pending], report: IngestReport, on_progress: ProgressCallback | None = None
+    ) -> None:
         """One span per batch: embedding and upsert of the chunks of several files."""
         if not pending:
             return
@@ -329,7 +378,7 @@ class IngestPipeline:
                         "embedding.model_name": self.embedder.name,
                     }
                 )
-            self._flush(pending, report)
+            self._flush(pending, report, on_progress)
 
     def _prepare(
         self, path: Path | None, raw: tuple[bytes, str, str, list[str]] | None, report: IngestReport
@@ -398,24 +447,48 @@ class IngestPipeline:
         text = f"{header}\n{chunk.text}"
         return text if self.embedder.count_tokens(text) <= self.embedder.max_tokens else chunk.text
 
-    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
+    def _embed(
+        self, texts: list[str], on_progress: ProgressCallback | None
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Dense (and, for late interaction, per-token) vectors of ``texts``; with a progress callback, in
+        slices of ``PROGRESS_SLICE`` chunks so a long file reports (and can be stopped) as it goes."""
+        late = getattr(self.store, "late_interaction", False)
+        if late and not isinstance(self.embedder, TokenEmbedder):
+            raise TypeError("late interaction needs an embedder that returns per-token vectors")
+        step = PROGRESS_SLICE if on_progress is not None else max(1, len(texts))
+        dense_parts: list[np.ndarray] = []
+        tokens: list[np.ndarray] | None = [] if late else None
+        for start in range(0, len(texts), step):
+            part = texts[start : start + step]
+            if tokens is not None:
+                vectors, part_tokens = self.embedder.embed_passages_with_tokens(part)  # type: ignore[attr-defined]
+                tokens += part_tokens
+            else:
+                vectors = self.embedder.embed_passages(part)
+            dense_parts.append(vectors)
+            if on_progress is not None:
+                done = min(start + step, len(texts))
+                on_progress(IngestProgress("embedding", chunks_total=len(texts), chunks_done=done))
+        dense = np.concatenate(dense_parts) if dense_parts else self.embedder.embed_passages([])
+        return dense, tokens
+
+    def _flush(
+        self, pending: list[_Pending], report: IngestReport, on_progress: ProgressCallback | None = None
+    ) -> None:
         if not pending:
             return
-        for item in pending:
-            self.store.put_document(item.record)  # invariant 2: pending before any chunk is written
         chunks = [c for item in pending for c in item.chunks]
         t0 = time.perf_counter()
-        texts = [self.embedding_text(c) for c in chunks]
-        tokens = None
-        if getattr(self.store, "late_interaction", False):
-            if not isinstance(self.embedder, TokenEmbedder):
-                raise TypeError("late interaction needs an embedder that returns per-token vectors")
-            dense, tokens = self.embedder.embed_passages_with_tokens(texts)
-        else:
-            dense = self.embedder.embed_passages(texts)
+        # Embedding first, writing after: an ingest stopped or crashed while it embeds (the long part) has
+        # changed nothing, and the document's previous version answers until the new one is complete.
+        dense, tokens = self._embed([self.embedding_text(c) for c in chunks], on_progress)
         sparse = [self.sparse.encode_document(c.text) for c in chunks]
         t1 = time.perf_counter()
         report.stage_seconds["embed"] += t1 - t0
+        if on_progress is not None:
+            on_progress(IngestProgress("writing", chunks_total=len(chunks), chunks_done=len(chunks)))
+        for item in pending:
+            self.store.put_document(item.record)  # invariant 2: pending before any chunk is written
         ingested_at = now_iso()
         for start in range(0, len(chunks), self.batch_size):
             end = start + self.batch_size

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from ingest.jobs.model import DONE, IngestJob, JobStatus
+from ingest.jobs.model import DONE, IngestJob, JobStatus, cancelling
 from ingest.jobs.queue import Delivery
 from services.core.types import IngestQueueKind
 
@@ -34,6 +34,7 @@ class LocalQueue:
         self._due: dict[str, float] = {}  # job id -> monotonic time before which a retried job is not handed out
         self._running: dict[str, IngestJob] = {}
         self._status: dict[str, JobStatus] = {}
+        self._cancelled: set[str] = set()  # job ids asked to stop (journalled with their job)
         self._cond = threading.Condition()
         self._closed = False
         self._recover()
@@ -45,7 +46,8 @@ class LocalQueue:
         self.journal.mkdir(parents=True, exist_ok=True)
         path = self._entry(job.job_id)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"job": asdict(job), "deliveries": deliveries}), encoding="utf-8")
+        record = {"job": asdict(job), "deliveries": deliveries, "cancelled": job.job_id in self._cancelled}
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         tmp.replace(path)
 
     def _deliveries(self, job_id: str) -> int:
@@ -62,11 +64,14 @@ class LocalQueue:
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
                 entries.append((IngestJob(**record["job"]), int(record["deliveries"])))
+                if record.get("cancelled"):
+                    self._cancelled.add(entries[-1][0].job_id)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 logger.warning("ignoring an unreadable job journal entry %s: %s", path, exc)
         for job, deliveries in sorted(entries, key=lambda e: e[0].submitted_at):
             self._jobs.append(job)
-            self._status[job.doc_id] = JobStatus.of(job, "queued", attempts=deliveries)
+            status = JobStatus.of(job, "queued", attempts=deliveries)
+            self._status[job.doc_id] = cancelling(status) if job.job_id in self._cancelled else status
         if entries:
             logger.info("queued again %d unfinished ingest job(s) from %s", len(entries), self.journal)
 
@@ -106,7 +111,8 @@ class LocalQueue:
             self._running[job.job_id] = job
         attempt = self._deliveries(job.job_id) + 1
         self._write(job, attempt)  # counted before the work: a crash during it still counts
-        self._set(JobStatus.of(job, "processing", attempts=attempt))
+        if not self.cancel_requested(job.job_id):  # a cancelled one is only handed out to be ended
+            self._set(JobStatus.of(job, "processing", attempts=attempt))
         return Delivery(job, attempt)
 
     def extend(self, delivery: Delivery) -> None:
@@ -123,6 +129,7 @@ class LocalQueue:
         self._set(status)
         with self._cond:
             self._running.pop(delivery.job.job_id, None)
+            self._cancelled.discard(delivery.job.job_id)
         self._entry(delivery.job.job_id).unlink(missing_ok=True)
 
     def requeue(self, delivery: Delivery, status: JobStatus, delay_s: float) -> None:
@@ -137,6 +144,26 @@ class LocalQueue:
     def status(self, doc_id: str) -> JobStatus | None:
         with self._cond:
             return self._status.get(doc_id)
+
+    def report(self, status: JobStatus) -> None:
+        self._set(status)
+
+    def cancel(self, doc_id: str) -> JobStatus | None:
+        with self._cond:
+            status = self._status.get(doc_id)
+            if status is None or status.state in DONE:
+                return status
+            self._cancelled.add(status.job_id)
+            waiting = (j for j in self._jobs if j.job_id == status.job_id)
+            job = self._running.get(status.job_id) or next(waiting, None)
+            self._status[doc_id] = stopped = cancelling(status)
+        if job is not None:  # journalled: a restart does not run it again
+            self._write(job, self._deliveries(job.job_id))
+        return stopped
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._cond:
+            return job_id in self._cancelled
 
     def depth(self) -> int:
         with self._cond:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, get_args
 
 from services.core.types import JobOutcome, JobState, doc_id_for
 
-DONE: tuple[JobState, ...] = ("complete", "failed")
+DONE: tuple[JobState, ...] = ("complete", "failed", "cancelled")
 
 
 def now() -> str:
@@ -56,6 +56,11 @@ class JobStatus:
     chunks: int = 0
     reason: str = ""
     updated_at: str = field(default_factory=now)
+    # progress while it runs (pipeline.IngestProgress): pages read, chunks embedded of the file's total
+    stage: str = ""
+    pages: int = 0
+    chunks_done: int = 0
+    chunks_total: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -75,3 +80,11 @@ class JobStatus:
 def ended(job: IngestJob, status: JobStatus) -> bool:
     """Whether a job is over for its submitter: it ended, or a newer job of the same document replaced it."""
     return status.state in DONE or status.job_id != job.job_id
+
+
+def cancelling(status: JobStatus) -> JobStatus:
+    """The status a cancel request leaves (both queues): a queued job is over at once, a running one says it is
+    stopping (it ends ``cancelled`` at its next progress report, before it writes)."""
+    if status.state == "queued":
+        return replace(status, state="cancelled", reason="cancelled before it ran", updated_at=now())
+    return replace(status, reason="cancelling: it stops before it writes anything", updated_at=now())

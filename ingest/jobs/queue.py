@@ -45,6 +45,18 @@ class JobQueue(Protocol):
 
     def status(self, doc_id: str) -> JobStatus | None: ...
 
+    def report(self, status: JobStatus) -> None:
+        """Record a running job's progress (its status, still ``processing``)."""
+        ...
+
+    def cancel(self, doc_id: str) -> JobStatus | None:
+        """Ask the document's latest job to stop: a queued one is ``cancelled`` at once and never runs, a
+        running one stops at its next progress report, before it writes. Returns the status now (an ended
+        job's as it is: nothing to stop), None when there is no job for the document."""
+        ...
+
+    def cancel_requested(self, job_id: str) -> bool: ...
+
     def depth(self) -> int:
         """Jobs waiting or running."""
         ...

@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from ingest.jobs.model import DONE, IngestJob, JobStatus
+from ingest.jobs.model import DONE, IngestJob, JobStatus, cancelling
 from ingest.jobs.queue import Delivery
 from services.core.types import IngestQueueKind
 
@@ -67,6 +67,9 @@ class RedisQueue:
     def _key(self, doc_id: str) -> str:
         return f"{self.prefix}:status:{doc_id}"
 
+    def _cancel_key(self, job_id: str) -> str:
+        return f"{self.prefix}:cancel:{job_id}"
+
     def _set(self, status: JobStatus, *, latest_only: bool = True) -> None:
         """Write a status unless a newer job of the same document owns it (a re-upload while one runs)."""
         key = self._key(status.doc_id)
@@ -120,7 +123,8 @@ class RedisQueue:
                 return None
             entry_id, fields = read[0][1][0]
             delivery = self._delivery(entry_id, fields, 1)
-        self._set(JobStatus.of(delivery.job, "processing", attempts=delivery.attempt))
+        if not self.cancel_requested(delivery.job.job_id):  # a cancelled one is only handed out to be ended
+            self._set(JobStatus.of(delivery.job, "processing", attempts=delivery.attempt))
         return delivery
 
     def extend(self, delivery: Delivery) -> None:
@@ -133,6 +137,7 @@ class RedisQueue:
         pipe = self.redis.pipeline()
         pipe.xack(self.stream, self.GROUP, delivery.token)
         pipe.xdel(self.stream, delivery.token)
+        pipe.delete(self._cancel_key(delivery.job.job_id))
         pipe.execute()
 
     def requeue(self, delivery: Delivery, status: JobStatus, delay_s: float) -> None:
@@ -146,6 +151,22 @@ class RedisQueue:
     def status(self, doc_id: str) -> JobStatus | None:
         raw = self.redis.get(self._key(doc_id))
         return JobStatus.from_json(raw) if raw else None
+
+    def report(self, status: JobStatus) -> None:
+        self._set(status)
+
+    def cancel(self, doc_id: str) -> JobStatus | None:
+        status = self.status(doc_id)
+        if status is None or status.state in DONE:
+            return status
+        # The flag first: a worker that reserves the job from here on ends it instead of running it.
+        self.redis.set(self._cancel_key(status.job_id), "1", ex=self.status_ttl_s)
+        stopped = cancelling(status)
+        self._set(stopped)
+        return stopped
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self._cancel_key(job_id)))
 
     def depth(self) -> int:
         self._group()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ingest.jobs.model import JobStatus
 from ingest.jobs.queue import Delivery, JobQueue, backoff
 from ingest.jobs.spool import UploadSpool
+from ingest.pipeline import IngestCancelled, IngestProgress, ProgressCallback
 from services.core.types import JobState
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class JobRunner:
         maintainer: IndexMaintainer | None = None,
         consumer: str | None = None,
         heartbeat_s: float = 30.0,
+        progress_s: float = 1.0,
     ) -> None:
         self.queue = queue
         self.spool = spool
@@ -43,6 +45,7 @@ class JobRunner:
         self.maintainer = maintainer
         self.consumer = consumer or f"worker-{os.uname().nodename}-{os.getpid()}"
         self.heartbeat_s = heartbeat_s
+        self.progress_s = progress_s  # the least time between two progress writes of one job
         self.done = 0
         self._wrote = False  # chunks were written since the last index upkeep request
         self._paused = False  # the store did not answer at the last look: no job is taken meanwhile
@@ -96,6 +99,9 @@ class JobRunner:
             reason = f"gave up after {delivery.attempt - 1} deliveries: the worker stopped during each (poison file?)"
             logger.error("ingest job %s (%s): %s", job.job_id, job.source, reason)
             return self._end(delivery, JobStatus.of(job, "failed", attempts=delivery.attempt - 1, reason=reason))
+        if self.queue.cancel_requested(job.job_id):
+            reason = "cancelled before it ran"
+            return self._end(delivery, JobStatus.of(job, "cancelled", attempts=delivery.attempt, reason=reason))
         try:
             data = self.spool.read(job.blob)
         except FileNotFoundError:
@@ -103,7 +109,12 @@ class JobRunner:
             return self._end(delivery, JobStatus.of(job, "failed", attempts=delivery.attempt, reason=reason))
         try:
             with self._heartbeat(delivery):
-                report = self.pipeline.ingest_bytes(data, job.filename, job.source, job.tags)
+                watch = self._progress(delivery)
+                report = self.pipeline.ingest_bytes(data, job.filename, job.source, job.tags, on_progress=watch)
+        except IngestCancelled:
+            reason = "cancelled while it ran, before it wrote anything: a previous version still answers"
+            logger.info("ingest job %s (%s) %s", job.job_id, job.source, reason)
+            return self._end(delivery, JobStatus.of(job, "cancelled", attempts=delivery.attempt, reason=reason))
         except Exception as exc:  # the store or the model failed: worth another try
             logger.warning("ingest job %s (%s) failed on attempt %d: %s", job.job_id, job.source, delivery.attempt, exc)
             reason = f"{type(exc).__name__}: {exc}"
@@ -132,6 +143,32 @@ class JobRunner:
         self._wrote |= outcome.status in ("added", "updated")
         self._upkeep()
         return status
+
+    def _progress(self, delivery: Delivery) -> ProgressCallback:
+        """The pipeline's progress callback for this job: it stops the ingest when a cancel was asked for,
+        and records the progress in the job's status (at most every ``progress_s``, and at each stage)."""
+        job, last = delivery.job, {"at": 0.0, "pages": 0}
+
+        def report(progress: IngestProgress) -> None:
+            if self.queue.cancel_requested(job.job_id):
+                raise IngestCancelled(job.job_id)
+            last["pages"] = progress.pages or last["pages"]
+            now = time.monotonic()
+            if progress.stage == "embedding" and now - last["at"] < self.progress_s:
+                return
+            last["at"] = now
+            status = JobStatus.of(
+                job,
+                "processing",
+                attempts=delivery.attempt,
+                stage=progress.stage,
+                pages=int(last["pages"]),
+                chunks_done=progress.chunks_done,
+                chunks_total=progress.chunks_total,
+            )
+            self.queue.report(status)
+
+        return report
 
     def _upkeep(self) -> None:
         """Index upkeep once the queue is drained, not after every job of a batch (one build, not N)."""

@@ -46,6 +46,7 @@ from services.contract.schemas import (
     ConversationOut,
     ConversationSummary,
     DocumentOut,
+    DocumentStatus,
     FeedbackOut,
     FeedbackRequest,
     IngestResponse,
@@ -377,6 +378,13 @@ class AsyncApiClient(_Client):
             return _DOCUMENTS.validate_json(response.content)
         except ValidationError as exc:
             raise ApiResponseError(f"GET /documents returned a body that is not a document list: {exc}") from exc
+
+    async def document_status(self, doc_id: str, session_id: str | None = None) -> DocumentStatus:
+        return parse(DocumentStatus, await self._request("GET", f"/documents/{doc_id}", session_id))
+
+    async def cancel_ingest(self, doc_id: str, session_id: str | None = None) -> DocumentStatus:
+        """Stop the document's ingest job (``POST /documents/{doc_id}/cancel``)."""
+        return parse(DocumentStatus, await self._request("POST", f"/documents/{doc_id}/cancel", session_id))
 
     async def delete_document(self, doc_id: str, session_id: str | None = None) -> dict[str, Any]:
         response = await self._request("DELETE", f"/documents/{doc_id}", session_id)

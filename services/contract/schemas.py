@@ -313,7 +313,9 @@ class IngestOutcome(BaseModel):
 
 class DocumentStatus(BaseModel):
     """Where a document stands: its latest ingest job (if this API's queue still knows it) and its manifest
-    entry (once it has one). ``state`` is the job's; without a job record it follows the manifest entry."""
+    entry (once it has one). ``state`` is the job's; without a job record it follows the manifest entry.
+    A running job shows its progress (``stage``, ``pages``, ``chunks_done`` of ``chunks_total``); a cancelled
+    one wrote nothing, so ``document`` is still the previous version (if there was one)."""
 
     doc_id: str
     source: str
@@ -324,6 +326,10 @@ class DocumentStatus(BaseModel):
     chunks: int = 0
     job_id: str = ""
     updated_at: str = ""
+    stage: str = Field("", description="while processing: parsed, embedding or writing")
+    pages: int = Field(0, description="pages read (PDF; 0 where the format has none)")
+    chunks_done: int = Field(0, description="chunks embedded so far, of chunks_total")
+    chunks_total: int = 0
     document: DocumentOut | None = None
 
 

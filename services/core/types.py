@@ -22,10 +22,10 @@ IngestQueueKind = Literal["local", "redis"]  # where upload jobs wait (ingest/jo
 # What ingesting one file came to ("queued": handed to an ingest worker, the outcome comes later) ...
 IngestStatus = Literal["added", "updated", "unchanged", "skipped", "failed", "deleted", "queued"]
 # ... and where an ingest job stands; an upload answers with the first, or "processing" while its job runs.
-JobState = Literal["queued", "processing", "complete", "failed"]
+JobState = Literal["queued", "processing", "complete", "failed", "cancelled"]
 # What a job's pipeline run came to ("" until it ran): the words one ingested file can end with.
 JobOutcome = Literal["", "added", "updated", "unchanged", "skipped", "failed"]
-UploadStatus = Literal[IngestStatus, "processing"]
+UploadStatus = Literal[IngestStatus, "processing", "cancelled"]
 LlmServerKind = Literal["llama-server", "llama-cpp-python"]  # the local LLM servers services/llm/server.py runs
 
 # A fixed namespace makes point and document ids deterministic across machines and runs,

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ingest.jobs import IngestJob, JobStatus, ended
+from ingest.jobs import DONE, IngestJob, JobStatus, ended
 from services.api.components import Components
 from services.api.deps import ComponentsDep
 from services.contract.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
@@ -125,7 +125,7 @@ def outcome_of(job: IngestJob, status: JobStatus) -> IngestOutcome:
     base = {"filename": job.filename, "source": job.source, "doc_id": job.doc_id, "job_id": job.job_id}
     if status.job_id != job.job_id:  # the same file was uploaded again meanwhile: that job now speaks for it
         return IngestOutcome(**base, status="queued", reason="a newer upload of this document is being ingested")
-    if status.state in ("queued", "processing"):
+    if status.state in ("queued", "processing", "cancelled"):
         return IngestOutcome(**base, status=status.state, reason=status.reason)
     if status.outcome in ("added", "updated", "unchanged", "skipped"):  # skipped: failed, with the loader's reason
         return IngestOutcome(**base, status=status.outcome, chunks=status.chunks, reason=status.reason)
@@ -158,6 +158,29 @@ async def document_status(doc_id: str, components: ComponentsDep) -> DocumentSta
         updated_at=record.ingested_at,
         document=document,
     )
+
+
+@router.post(
+    "/{doc_id}/cancel",
+    response_model=DocumentStatus,
+    summary="Stop the document's ingest job: a queued one never runs, a running one stops before it writes",
+    responses={
+        404: {"description": "no ingest job for this document"},
+        409: {"description": "its latest job has already ended (complete, failed or cancelled)"},
+    },
+)
+async def cancel_ingest(doc_id: str, components: ComponentsDep) -> DocumentStatus:
+    require_doc_id(doc_id)
+    queue, _ = components.jobs()
+    current = await run_in_threadpool(queue.status, doc_id)
+    if current is None:
+        raise HTTPException(404, f"no ingest job for document {doc_id!r}")
+    asked: JobStatus | None = None if current.state in DONE else await run_in_threadpool(queue.cancel, doc_id)
+    status = asked or current
+    if status.state in ("complete", "failed") or current.state in DONE:
+        raise HTTPException(409, f"the latest ingest job of {doc_id!r} has already ended ({status.state})")
+    record = await run_in_threadpool(components.store.get_document, doc_id)
+    return DocumentStatus(**asdict(status), document=_out(record) if record is not None else None)
 
 
 @router.get("", response_model=list[DocumentOut], summary="List ingested documents")

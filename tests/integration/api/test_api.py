@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -563,3 +564,31 @@ def test_an_unreachable_queue_refuses_the_upload_with_503_and_keeps_nothing(comp
         components.queue = queue
     after = set(spool.root.iterdir()) if spool.root.exists() else set()
     assert after == before  # the spooled bytes of the refused file were removed
+
+
+def test_cancel_stops_a_queued_upload_and_says_404_or_409_when_there_is_nothing_to_stop(
+    components: Components, tmp_path: Path
+) -> None:
+    """A queue with no worker holds the job queued (the API's worker thread serves the original queue)."""
+    from ingest.jobs import JobRunner, LocalQueue
+
+    held = LocalQueue(tmp_path / "held-spool")
+    queue, components.queue = components.queue, held
+    try:
+        with TestClient(create_app(components=components)) as client:
+            doc = ("files", ("draft.md", b"# Draft\n\nnot ready yet\n", "text/markdown"))
+            [outcome] = client.post("/documents", files=[doc], params={"wait_s": 0}).json()["files"]
+            assert outcome["status"] == "queued"
+            r = client.post(f"/documents/{outcome['doc_id']}/cancel")
+            assert r.status_code == 200, r.text
+            assert r.json()["state"] == "cancelled" and r.json()["job_id"] == outcome["job_id"]
+            assert client.get(f"/documents/{outcome['doc_id']}").json()["state"] == "cancelled"
+            ended = JobRunner(held, components.jobs()[1], components.pipeline).run_once(5)
+            assert ended is not None and ended.state == "cancelled"  # the worker ends it without ingesting
+            assert client.get(f"/documents/{outcome['doc_id']}").json()["document"] is None
+            again = client.post(f"/documents/{outcome['doc_id']}/cancel")
+            assert again.status_code == 409 and "already ended" in again.json()["error"]["message"]
+            assert client.post("/documents/00000000-0000-4000-8000-000000000000/cancel").status_code == 404
+    finally:
+        components.queue = queue
+        held.close()

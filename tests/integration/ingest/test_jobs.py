@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from ingest.jobs import (
     UploadSpool,
     ended,
 )
-from ingest.pipeline import FileOutcome, IngestReport
+from ingest.pipeline import FileOutcome, IngestProgress, IngestReport, ProgressCallback
 from services.core.types import DocumentRecord, doc_id_for, sha256_hex
 
 pytestmark = pytest.mark.integration
@@ -56,9 +56,29 @@ class FakePipeline:
         self.calls: list[tuple[str, bytes]] = []
         self.fail_times: dict[str, int] = {}
         self.store = FakePingStore()
+        self.between: Callable[[], None] = lambda: None  # runs between two progress reports
+        self.seen: list[IngestProgress] = []
 
-    def ingest_bytes(self, data: bytes, filename: str, source: str, tags: list[str] | tuple[str, ...] = ()):
+    def ingest_bytes(
+        self,
+        data: bytes,
+        filename: str,
+        source: str,
+        tags: list[str] | tuple[str, ...] = (),
+        *,
+        on_progress: ProgressCallback | None = None,
+    ):
         self.calls.append((source, data))
+        if on_progress is not None:  # as the real pipeline: parsed, embedding in slices, writing
+            for progress in (
+                IngestProgress("parsed", pages=3, chunks_total=4),
+                IngestProgress("embedding", chunks_total=4, chunks_done=2),
+                IngestProgress("embedding", chunks_total=4, chunks_done=4),
+                IngestProgress("writing", chunks_total=4, chunks_done=4),
+            ):
+                on_progress(progress)
+                self.seen.append(progress)
+                self.between()
         if filename.startswith("boom") and self.fail_times.get(filename, 99) > 0:
             self.fail_times[filename] = self.fail_times.get(filename, 99) - 1
             raise ConnectionError("store unavailable")
@@ -331,3 +351,67 @@ def test_the_runner_tells_its_health_listener_whether_the_queue_answers(tmp_path
         mp.setattr(stop, "wait", lambda timeout=None: False)  # no 5 s back-off in a test
         runner.run(stop, poll_s=0.01, on_health=listen)
     assert heard == [False, True]
+
+
+# -- progress and cancel -----------------------------------------------------------------------------------
+
+
+def test_a_running_job_shows_its_progress(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    job = submit(queue, spool, "long.md")
+    shown: list[tuple[str, int, int, int]] = []
+
+    def look() -> None:
+        s = queue.status(job.doc_id)
+        assert s is not None and s.state == "processing"
+        shown.append((s.stage, s.pages, s.chunks_done, s.chunks_total))
+
+    pipeline.between = look
+    status = JobRunner(queue, spool, pipeline, progress_s=0).run_once(5)  # type: ignore[arg-type]
+    assert status is not None and status.state == "complete"
+    assert shown == [("parsed", 3, 0, 4), ("embedding", 3, 2, 4), ("embedding", 3, 4, 4), ("writing", 3, 4, 4)]
+
+
+def test_a_queued_job_cancelled_never_runs_and_frees_its_upload(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    job = submit(queue, spool, "wait.md")
+    stopped = queue.cancel(job.doc_id)
+    assert stopped is not None and stopped.state == "cancelled" and stopped.job_id == job.job_id
+    assert queue.status(job.doc_id).state == "cancelled"  # type: ignore[union-attr]
+    status = JobRunner(queue, spool, pipeline).run_once(5)  # type: ignore[arg-type]
+    assert status is not None and status.state == "cancelled" and pipeline.calls == []
+    assert queue.status(job.doc_id).state == "cancelled"  # type: ignore[union-attr]
+    assert not (tmp_path / "spool" / job.blob).exists() and queue.depth() == 0
+
+
+def test_a_running_job_cancelled_stops_at_its_next_report_before_writing(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    job = submit(queue, spool, "big.md")
+    asked: list[JobStatus | None] = []
+    pipeline.between = lambda: asked.append(queue.cancel(job.doc_id)) if not asked else None
+    status = JobRunner(queue, spool, pipeline, progress_s=0).run_once(5)  # type: ignore[arg-type]
+    assert asked[0] is not None and asked[0].state == "processing" and asked[0].reason.startswith("cancelling")
+    assert status is not None and status.state == "cancelled" and "before it wrote" in status.reason
+    assert [p.stage for p in pipeline.seen] == ["parsed"]  # the embedding report raised: nothing written after
+    assert queue.status(job.doc_id).state == "cancelled"  # type: ignore[union-attr]
+    assert queue.depth() == 0 and not queue.cancel_requested(job.job_id)
+
+
+def test_cancelling_an_ended_or_unknown_job_changes_nothing(queue: JobQueue, tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    assert queue.cancel(doc_id_for("upload://nothing.md")) is None
+    job = submit(queue, spool, "done.md")
+    done = JobRunner(queue, spool, pipeline).run_once(5)  # type: ignore[arg-type]
+    assert queue.cancel(job.doc_id) == done and done is not None and done.state == "complete"
+
+
+def test_a_cancel_survives_a_restart_of_the_local_queue(tmp_path: Path) -> None:
+    spool, pipeline = UploadSpool(tmp_path / "spool"), FakePipeline()
+    first = LocalQueue(tmp_path / "spool")
+    job = submit(first, spool, "later.md")
+    first.cancel(job.doc_id)
+    first.close()
+    again = LocalQueue(tmp_path / "spool")
+    assert again.status(job.doc_id).state == "cancelled"  # type: ignore[union-attr]
+    status = JobRunner(again, spool, pipeline).run_once(5)  # type: ignore[arg-type]
+    assert status is not None and status.state == "cancelled" and pipeline.calls == []

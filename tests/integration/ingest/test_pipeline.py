@@ -319,3 +319,47 @@ def test_the_context_header_reaches_the_embedder_only_and_switching_it_reingests
     # the embedder read "title — section" above each chunk; the store keeps the chunk's own text
     assert seen and all(t.startswith("Baking sourdough bread") for t in seen)
     assert all(t not in stored and t.split("\n", 1)[1] in stored for t in seen)
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress and a stopped ingest
+# ----------------------------------------------------------------------------------------------
+
+
+def test_an_ingest_stopped_while_it_embeds_leaves_the_previous_version_answering(
+    store: VectorStore, embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.pipeline as pipeline_module
+    from ingest.pipeline import IngestCancelled, IngestProgress
+
+    pipeline = pipeline_for(store, embedder)
+    source = "upload://notes.md"
+    first = b"# Notes\n\nThe boiler is serviced every October by the caretaker.\n"
+    pipeline.ingest_bytes(first, "notes.md", source)
+    doc_id = doc_id_for(source)
+    before_ids, before_row = store.chunk_ids(doc_id), manifest(store)[doc_id]
+
+    monkeypatch.setattr(pipeline_module, "PROGRESS_SLICE", 2)  # several reports for a short file
+    seen: list[IngestProgress] = []
+
+    def stop_mid_embedding(progress: IngestProgress) -> None:
+        seen.append(progress)
+        if progress.stage == "embedding":
+            raise IngestCancelled(doc_id)
+
+    second = "# Notes\n\n" + "\n\n".join(f"Paragraph {i}: the roof was retiled in {1990 + i}." for i in range(40))
+    with pytest.raises(IngestCancelled):
+        pipeline.ingest_bytes(second.encode(), "notes.md", source, on_progress=stop_mid_embedding)
+    assert [p.stage for p in seen] == ["parsed", "embedding"] and seen[0].chunks_total > 2
+    assert seen[1].chunks_done == 2 < seen[1].chunks_total
+    assert store.chunk_ids(doc_id) == before_ids and manifest(store)[doc_id] == before_row  # nothing written
+    hits = search(store, embedder, "When is the boiler serviced?", "hybrid")
+    assert hits and hits[0].doc_id == doc_id and "October" in hits[0].text
+    assert_stats_consistent(store)
+
+    done: list[IngestProgress] = []
+    report = pipeline.ingest_bytes(second.encode(), "notes.md", source, on_progress=done.append)
+    assert report.outcomes[0].status == "updated"
+    assert [p.stage for p in done][0] == "parsed" and done[-1].stage == "writing"
+    assert done[-1].chunks_done == done[-1].chunks_total == report.outcomes[0].chunks
+    assert_stats_consistent(store)

@@ -28,6 +28,7 @@ def by_id(demo: gr.Blocks) -> dict[int, dict[str, Any]]:
 
 def test_the_api_lists_the_same_named_endpoints(demo: gr.Blocks) -> None:
     assert sorted(demo.get_api_info()["named_endpoints"]) == [
+        "/do_cancel",
         "/do_delete",
         "/do_refresh",
         "/do_upload",
@@ -77,6 +78,8 @@ def test_every_elem_id_the_browser_tests_use_is_there_in_layout_order(demo: gr.B
         "tags",
         "upload",
         "upload-result",
+        "ingest-jobs",
+        "cancel-ingest",
         "documents",
         "delete-pick",
         "delete",
@@ -120,3 +123,44 @@ def test_an_unreachable_api_leaves_filter_and_picker_untouched() -> None:
     table, source_filter, picker = document_updates(None, ["upload://a.md"])
     assert "unavailable" in table
     assert source_filter == gr.update() and picker == gr.update()
+
+
+class FakeJobsApi:
+    """Answers document_status from a script of states and records cancels (the client's two job calls)."""
+
+    def __init__(self, states: list[str]) -> None:
+        from services.contract.schemas import DocumentStatus
+
+        self.states, self.cancelled = states, []
+        self.make = lambda state: DocumentStatus(
+            doc_id="d1", source="upload://big.pdf", state=state, stage="embedding", pages=12, chunks_done=256,
+            chunks_total=900, reason="",
+        )  # fmt: skip
+
+    async def document_status(self, doc_id: str, session_id: str | None = None) -> Any:
+        return self.make(self.states.pop(0))
+
+    async def cancel_ingest(self, doc_id: str, session_id: str | None = None) -> Any:
+        self.cancelled.append(doc_id)
+        return self.make("processing")
+
+    async def readiness(self, session_id: str | None = None) -> Any:
+        raise AssertionError("not reached while a job runs")
+
+
+def test_the_documents_tab_follows_a_running_job_and_stops_polling_when_it_ends() -> None:
+    import asyncio
+
+    from frontend.app import DocumentsActions
+
+    api = FakeJobsApi(["processing", "processing"])
+    act = DocumentsActions(api, 3)  # type: ignore[arg-type]
+    running = [{"doc_id": "d1", "filename": "big.pdf"}]
+    view, still, cancel, *rest = asyncio.run(act.watch_jobs(None, running, []))
+    assert still == running and cancel["visible"] is True
+    assert "embedding · 12 pages · 256 of 900 chunks embedded" in view and 'data-state="processing"' in view
+    assert all(isinstance(r, type(gr.skip())) for r in rest)  # the document list is left alone meanwhile
+    (stopped,) = asyncio.run(act.do_cancel(None, running))
+    assert api.cancelled == ["d1"] and "big.pdf" in stopped
+    idle = asyncio.run(act.watch_jobs(None, [], []))
+    assert all(isinstance(r, type(gr.skip())) for r in idle)  # nothing followed: no request at all
