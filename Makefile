@@ -138,7 +138,8 @@ airgap-setup:
 
 # The README's pictures, refreshed on purpose: make test writes its screenshots under .data/ only.
 screenshots: setup llm-setup phoenix-setup browser-setup
-	RAG_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser tests/integration/api/test_phoenix.py
+	RAG_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser tests/integration/api/test_phoenix.py \
+		tests/integration/eval/test_phoenix_experiment.py
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -12,14 +12,16 @@ Usage::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from llm_server import REPO_ROOT, stop
 
 from services.core.processes import ManagedProcess, free_port
 
-__all__ = ["start_phoenix", "stop", "read_spans"]
+__all__ = ["phoenix_screenshot", "read_spans", "start_phoenix", "stop"]
 
 
 def start_phoenix(data_dir: Path, *, timeout_s: float = 120.0) -> tuple[ManagedProcess, str]:
@@ -50,3 +52,29 @@ def read_spans(
                 return spans
         time.sleep(1)
     raise AssertionError(f"only {len(spans)} spans in Phoenix project {project!r} after {timeout_s:.0f} s")
+
+
+def phoenix_screenshot(url: str, path: str, out: Path, show: Callable[[Any], None]) -> Path | None:
+    """Phoenix's UI at ``url + path`` in headless Debian chromium, ``show(page)`` clicked through, saved to ``out``
+    (None when no browser is installed). The docs' Phoenix pictures come from here (make screenshots)."""
+    if not Path("/usr/bin/chromium").exists():
+        return None
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            page.goto(f"{url}{path}", wait_until="networkidle")
+            show(page)
+            page.mouse.move(1, 1)  # no hover tooltip over the picture
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out))
+        finally:
+            browser.close()
+    assert out.stat().st_size > 10_000
+    return out

@@ -6,11 +6,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from phoenix_server import read_spans, start_phoenix, stop
+from phoenix_server import phoenix_screenshot, read_spans, start_phoenix, stop
 
 from services.api.components import Components
 from services.core import tracing
@@ -68,14 +69,11 @@ def test_chat_trace_lands_in_phoenix(
     assert int(llm["llm.token_count.completion"]) >= 1
     assert llm["llm.model_name"] == "smollm2-135m"
 
-    screenshot = trace_screenshot(phoenix, root["context"]["trace_id"], tmp_path)
-    if screenshot and os.environ.get("RAG_UPDATE_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(screenshot, SCREENSHOTS / "phoenix-trace.png")
+    keep_screenshot(trace_screenshot(phoenix, root["context"]["trace_id"], tmp_path), "phoenix-trace.png")
 
 
 def test_a_thumbs_down_becomes_an_annotation_on_the_answers_root_span(
-    phoenix: str, client: TestClient, corpus: dict[str, str], components: Components
+    phoenix: str, client: TestClient, corpus: dict[str, str], components: Components, tmp_path: Path
 ) -> None:
     """POST /feedback stores the verdict and annotates the chat's root span in Phoenix (read back over REST), so
     the dashboard can filter traces by thumbs."""
@@ -113,6 +111,14 @@ def test_a_thumbs_down_becomes_an_annotation_on_the_answers_root_span(
     )
     assert components.app_state().turn(answer_id).feedback.annotated  # type: ignore[union-attr]
 
+    def show(page: Any) -> None:  # the trace, its root span's annotations open
+        page.get_by_text("ragstack-feedback").first.click()
+        page.get_by_text("rag.chat").first.click()
+        page.get_by_text("Annotations").first.wait_for(timeout=30_000)
+        page.get_by_text("user_feedback").first.wait_for(timeout=30_000)
+
+    keep_screenshot(phoenix_screenshot(phoenix, "/projects", tmp_path / "feedback.png", show), "phoenix-feedback.png")
+
 
 def flat(attributes: dict, prefix: str = "") -> dict[str, object]:
     """Phoenix returns attributes either dotted or nested; compare them dotted."""
@@ -130,26 +136,17 @@ def flat(attributes: dict, prefix: str = "") -> dict[str, object]:
 
 
 def trace_screenshot(url: str, trace_id: str, tmp_path: Path) -> Path | None:
-    """Phoenix's UI in headless Debian chromium showing the trace (skipped when no browser is installed)."""
-    if not Path("/usr/bin/chromium").exists():
-        return None
-    sync_api = pytest.importorskip("playwright.sync_api")
-    out = tmp_path / "phoenix-trace.png"
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 900})
-            page.goto(f"{url}/projects", wait_until="networkidle")
-            page.get_by_text("ragstack-test").first.click()
-            page.get_by_text("rag.chat").first.click()
-            page.get_by_text("generate").first.wait_for(timeout=30_000)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(out))
-        finally:
-            browser.close()
-    assert out.stat().st_size > 10_000
-    return out
+    """The /chat trace's span tree in Phoenix's UI."""
+
+    def show(page: Any) -> None:
+        page.get_by_text("ragstack-test").first.click()
+        page.get_by_text("rag.chat").first.click()
+        page.get_by_text("generate").first.wait_for(timeout=30_000)
+
+    return phoenix_screenshot(url, "/projects", tmp_path / "phoenix-trace.png", show)
+
+
+def keep_screenshot(shot: Path | None, name: str) -> None:
+    if shot is not None and os.environ.get("RAG_UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, SCREENSHOTS / name)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from phoenix_server import start_phoenix, stop
+from phoenix_server import phoenix_screenshot, start_phoenix, stop
 
 from eval.phoenix_experiment import dataset_name, upload, upload_quietly
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[3]
+REAL_RUN = ROOT / "eval/reports/test-2026-12-08/gate-on/report.json"
 
 REPORT = {
     "run_id": "20261208T000000Z",
@@ -71,6 +76,24 @@ def test_a_run_becomes_an_experiment_with_each_cases_scores(phoenix: str, tmp_pa
     assert json.loads((tmp_path / "phoenix.json").read_text())["experiment_id"] == again["experiment_id"]
     listed = httpx.get(f"{phoenix}/v1/datasets", params={"name": dataset_name(REPORT)}, timeout=30).json()["data"]
     assert len(listed) == 1
+
+
+def test_the_docs_picture_of_a_real_run_as_an_experiment(phoenix: str, tmp_path: Path) -> None:
+    """The committed fitz-gov test run (eval/reports) uploaded as make eval does, and its experiment's cases and
+    scores in Phoenix's UI: docs/screenshots/phoenix-experiment.png under make screenshots."""
+    report = json.loads(REAL_RUN.read_text(encoding="utf-8"))
+    result = upload(phoenix, report)
+    assert result["runs"] == len(report["per_case"]) > 100
+
+    def show(page: Any) -> None:
+        page.get_by_text(report["run_id"]).first.click()
+        page.get_by_text("answer_rate").first.wait_for(timeout=30_000)
+
+    shot = phoenix_screenshot(phoenix, f"/datasets/{result['dataset_id']}/experiments", tmp_path / "exp.png", show)
+    where = ROOT / ("docs/screenshots" if os.environ.get("RAG_UPDATE_SCREENSHOTS") else ".data/screenshots")
+    if shot is not None:
+        where.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, where / "phoenix-experiment.png")
 
 
 def test_a_phoenix_that_is_down_costs_the_upload_not_the_run(tmp_path: Path) -> None:
