@@ -61,8 +61,8 @@ from services.core.measure import (
 )
 
 if TYPE_CHECKING:
-    from services.core.embedder import Embedder
-    from services.core.reranker import CrossEncoderReranker, Reranker
+    from services.core.models.embedder import Embedder
+    from services.core.models.reranker import CrossEncoderReranker, Reranker
     from services.core.retrieval import Retriever, SearchResult
     from services.core.settings import Settings
     from services.core.types import LoadedDocument, RetrievalMode, RetrievedChunk
@@ -249,7 +249,7 @@ def _cross_encoder_order(
     With the default fusion weight 1 the reranker has already scored every candidate in the title shape
     (``rerank_score``), so only the other shape costs a cross-encoder call.
     """
-    from services.core.reranker import fused_order, passage_for
+    from services.core.models.reranker import fused_order, passage_for
     from services.core.retrieval import SearchSpec
 
     ce: CrossEncoderReranker = retriever.reranker  # type: ignore[assignment]
@@ -412,7 +412,7 @@ def bench_fitz(
 
 
 def _is_cross_encoder(reranker: Reranker) -> bool:
-    from services.core.reranker import CrossEncoderReranker
+    from services.core.models.reranker import CrossEncoderReranker
 
     return isinstance(reranker, CrossEncoderReranker)
 

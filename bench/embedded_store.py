@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from services.core.sparse import SparseVector
-from services.core.store import QdrantStore, SearchFilters, VectorStore
-from services.core.store_edge import EdgeStore
+from services.core.models.sparse import SparseVector
+from services.core.storage.store import QdrantStore, SearchFilters, VectorStore
+from services.core.storage.store_edge import EdgeStore
 from services.core.types import Chunk, EmbeddedEngine, Quantization
 
 DIM = 384

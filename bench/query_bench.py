@@ -3,7 +3,7 @@
 The API runs as its own process (``python -m services.api.main``, as make run starts it) over the index
 the ingest stage built, with the chosen backends and depth; the LLM is the real llama.cpp server. The
 stack's overhead on time to first token is measured against the bare LLM given the very same prompt
-messages (rebuilt from the ``sources`` event with services/core/prompt.py, exactly as the API builds them:
+messages (rebuilt from the ``sources`` event with services/core/grounding/prompt.py, exactly as the API builds them:
 each source's ``excerpt``, the evidence the prompt held), each sequence run in the same order so llama.cpp's
 prefix reuse helps both equally. The server still holds the stack's copy of that very prompt, so the bare
 request opens its last message with a new marker and turns off llama-server's chunk reuse: it reuses the
@@ -16,7 +16,7 @@ token" (the refusal) says nothing about generation. Any that are still declined 
 retrieved) are counted apart and left out of time to first token.
 
 The bare LLM is also measured cold and warm on the prompt prefix every chat shares (system prompt and the
-worked demonstration of services/core/prompt.py): warm requests reuse that prefix's KV cache; cold ones get
+worked demonstration of services/core/grounding/prompt.py): warm requests reuse that prefix's KV cache; cold ones get
 a marker at the start of every message, so no cached run of tokens matches (as after a restart).
 """
 
@@ -174,7 +174,7 @@ async def _prefix_cache(
     questions, each with its own retrieved sources, so only the prefix is shared."""
     from tqdm import tqdm
 
-    from services.core.prompt import build_messages
+    from services.core.grounding.prompt import build_messages
     from services.core.types import RetrievedChunk
 
     rounds, per_round = int(cfg.get("prefix_rounds", max(2, cfg["chat_n1"]))), 3  # 1 cold, then 2 warm
@@ -254,7 +254,7 @@ def messages_from_sources(
 
     ``whole_chunks``: the prompt as it was before evidence selection, the sources' whole text up to ``max_chars``.
     """
-    from services.core.prompt import build_messages
+    from services.core.grounding.prompt import build_messages
     from services.core.types import RetrievedChunk
 
     chunks = [
@@ -442,7 +442,7 @@ SERVERS = ("llama-server", "llama-cpp-python")
 def _fitz_gov_prompts(n: int, source_chars: int = 900) -> list[list[dict[str, str]]]:
     """``n`` RAG prompts (system prompt, demonstration, ``source_chars`` of each question's relevant fitz-gov
     documents, the question): 450-550 tokens each with Qwen2.5's tokenizer, ~300 of them the shared prefix."""
-    from services.core.prompt import build_messages
+    from services.core.grounding.prompt import build_messages
     from services.core.types import RetrievedChunk
     from services.datasets.fitz_gov import load_corpus, load_queries
 

@@ -58,7 +58,7 @@ def _settings(data_dir: Path, qdrant_path: Path, backend: InferenceBackend):
 def bench_ingest(sl: Slice, backends: list[InferenceBackend], data_dir: Path, work: Path) -> IngestOutcome:
     from ingest.factory import build_pipeline
     from services.core.factory import build_embedder, build_store
-    from services.core.reranker import NoReranker
+    from services.core.models.reranker import NoReranker
     from services.core.retrieval import Retriever, SearchSpec
 
     folder = sl.write(work / "corpus")
@@ -124,7 +124,7 @@ def bench_rerank(
     top_k: int = 5,
 ) -> dict[str, Any]:
     """Latency per candidate count and quality per depth, for every cross-encoder backend."""
-    from services.core.reranker import CrossEncoderReranker, fused_order, passage_for
+    from services.core.models.reranker import CrossEncoderReranker, fused_order, passage_for
 
     queries = [q for q in sl.queries if q.id in candidates]
     timing_queries = queries[: max(1, min(len(queries), repeats))]

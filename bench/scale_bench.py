@@ -40,7 +40,7 @@ def _dir_mb(path: Path) -> float:
 def _build(client, n: int, rng: np.random.Generator, batch: int = 2000) -> float:
     from qdrant_client import models
 
-    from services.core.store import DENSE
+    from services.core.storage.store import DENSE
 
     client.create_collection(
         "chunks", vectors_config={DENSE: models.VectorParams(size=DIM, distance=models.Distance.COSINE)}
@@ -88,7 +88,7 @@ def on_disk(path: Path, n: int, rng: np.random.Generator) -> dict[str, Any]:
 def measure(n: int, queries: int, rng: np.random.Generator) -> dict[str, Any]:
     from qdrant_client import QdrantClient
 
-    from services.core.store import DENSE
+    from services.core.storage.store import DENSE
 
     gc.collect()
     rss0 = _rss_mb()

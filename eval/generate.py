@@ -10,7 +10,7 @@ stack declined questions they answer word for word, with nothing to show it. A d
    answers, in a style taken in turn: ``factoid``, ``why-how``, ``paraphrase``, ``multi-sentence``; and for every
    ``--near-miss-every``-th chunk one *near miss*: same topic, a detail the passage does not give.
 3. **Keep** a question only when it stands on its own (no "in the passage") and, when answerable, when
-   (a) the verifier (services/core/verify.py, the API's own: cross-encoder + word overlap, numbers and names
+   (a) the verifier (services/core/grounding/verify.py, the API's own: cross-encoder + word overlap, numbers and names
    must be in the source) finds every sentence of its reference answer supported by the source chunk, (b) it
    does not copy the chunk's wording (no run of more than ``--max-copied-run`` words in a row from it: a copied
    question only tests string matching), and (c) it is no duplicate of a kept one (``--dedupe`` share of shared
@@ -59,15 +59,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ingest.sample import SAMPLE_MARK
+from services.core.grounding.text import content_words, coverage, specific_words, words
+from services.core.models.reranker import titled_passage
 from services.core.processes import interrupt_on_sigterm
-from services.core.reranker import titled_passage
-from services.core.text import content_words, coverage, specific_words, words
 from services.core.types import RetrievedChunk
 
 if TYPE_CHECKING:
-    from services.core.llm import LLMClient
+    from services.core.grounding.verify import Verifier
+    from services.core.models.llm import LLMClient
     from services.core.settings import Settings
-    from services.core.verify import Verifier
 
 logger = logging.getLogger("eval.generate")
 

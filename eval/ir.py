@@ -18,8 +18,8 @@ from tqdm import tqdm
 from eval.evalset import EvalItem
 from services.contract.client import ApiClient, ApiClientError
 from services.contract.schemas import ChunkOut, Citation, SearchRequest
-from services.core import tracing
 from services.core.measure import latency_summary, mean, mrr_at_k, ndcg_at_k, recall_at_k
+from services.core.observability import tracing
 
 RECALL_KS = (1, 5, 10)
 SEARCH_TOP_K = 10

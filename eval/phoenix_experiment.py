@@ -2,8 +2,8 @@
 
 Why: the traces a run produced sit in Phoenix (every request of ``eval.run`` is traced under the run's span);
 with the run there as an experiment, its per-case answers and scores are one click from them, and runs of the
-same set line up side by side in Phoenix's experiment view. Phoenix's REST API only (``services.core.phoenix_rest``
-says why not its client package):
+same set line up side by side in Phoenix's experiment view. Phoenix's REST API only
+(``services.core.observability.phoenix_rest`` says why not its client package):
 
 - the dataset is named after the evaluation set and its content hash (``report["dataset"]["key"]``), so runs over
   the same items share it; it is created on the first run (a 409 means it exists: it is looked up by name);

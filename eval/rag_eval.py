@@ -40,8 +40,8 @@ from eval.evalset import EvalItem
 from eval.ir import judged_id
 from services.contract.client import ApiClient, ApiClientError
 from services.contract.schemas import ChatOptions, Filters, SentenceOut
-from services.core import tracing
 from services.core.measure import latency_summary, mean
+from services.core.observability import tracing
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # else Ragas sends usage analytics at exit
 

@@ -71,7 +71,7 @@ def _metrics(rankings: list[list[str]], queries: list, latency: list[float]) -> 
 
 def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> dict[str, dict[str, list]]:
     """Each stage computed once per query; rerank variants (fusion weights) are derived from the same scores."""
-    from services.core.reranker import fused_order, passage_for
+    from services.core.models.reranker import fused_order, passage_for
     from services.core.retrieval import SearchSpec
 
     runs: dict[str, dict[str, list]] = {}
@@ -115,7 +115,7 @@ def stage_runs(retriever, reranker, queries: list, depth: int, late: bool) -> di
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
-    from services.core.reranker import CrossEncoderReranker
+    from services.core.models.reranker import CrossEncoderReranker
     from services.core.retrieval import Retriever
 
     settings, embedder, store, ingest_report = build_index(
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 def late_storage(store, embedder) -> float:
     """Mean fp16 bytes of per-token vectors per chunk (tokens x dimension x 2)."""
-    if hasattr(store, "pages"):  # the embedded Edge store (services/core/store_edge.py)
+    if hasattr(store, "pages"):  # the embedded Edge store (services/core/storage/store_edge.py)
         page: list[Any] = next(store.pages(store.collection, batch=200), [])
     else:  # qdrant-client (server, or its local mode)
         page, _ = store.client.scroll(store.collection, limit=200, with_payload=["n_tokens"])

@@ -48,7 +48,7 @@ from eval.gate import compare, comparison_key, previous_comparable, previous_ite
 from eval.report import SCHEMA_VERSION, metrics_ci, per_item_values, write_run
 from services.contract.client import ApiClient, ApiClientError
 from services.contract.schemas import ChatOptions
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.processes import interrupt_on_sigterm
 from services.core.settings import EvalSettings
 
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             if setup is not None:
                 tracing.shutdown()
         from eval.phoenix_experiment import upload_quietly
-        from services.core.phoenix_rest import phoenix_base_url
+        from services.core.observability.phoenix_rest import phoenix_base_url
 
         upload_quietly(phoenix_base_url(settings.tracing_endpoint, settings.phoenix_api_url), report, run_dir)
     finally:

@@ -34,9 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.core.grounding.verify import Verifier, split_sentences, strip_citations
 from services.core.measure import bootstrap_ci
-from services.core.reranker import titled_passage
-from services.core.verify import Verifier, split_sentences, strip_citations
+from services.core.models.reranker import titled_passage
 
 logger = logging.getLogger("eval.verifier_precision")
 LABELS = ("supported", "unsupported", "refusal")

@@ -30,8 +30,8 @@ from services.contract.client import (
     TokenEvent,
 )
 from services.contract.schemas import ChatOptions, ChatResponse, Citation, ConversationOut
-from services.core import tracing
-from services.core.citations import cited_among
+from services.core.grounding.citations import cited_among
+from services.core.observability import tracing
 
 _END = object()
 

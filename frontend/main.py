@@ -12,7 +12,7 @@ import signal
 # Before gradio is imported: no usage analytics leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import FrontendSettings
 
 logger = logging.getLogger("frontend")

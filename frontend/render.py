@@ -22,10 +22,10 @@ from services.contract.schemas import (
     Readiness,
     SentenceOut,
 )
-from services.core.citations import replace_citations, strip_citations  # the API's citation grammar
+from services.core.grounding.citations import replace_citations, strip_citations  # the API's citation grammar
 
 UNSUPPORTED_TITLE = "not supported by the sources"
-# Why an answer was declined, in plain words; the API's reasons (services/core/grounding.py DeclineReason).
+# Why an answer was declined, in plain words; the API's reasons (services/core/grounding/contracts.py DeclineReason).
 DECLINE_MESSAGES = {
     "no_relevant_sources": "No document answers this question: the nearest sources are listed below.",
     "unsupported_answer": "The draft answer was not supported by the sources, so it was withheld.",

@@ -24,11 +24,11 @@ from ingest.jobs import FolderProducer
 from ingest.maintenance import IndexMaintainer, describe
 from ingest.pipeline import IngestPipeline, IngestReport
 from ingest.watch import DEFAULT_HEARTBEAT, Debouncer, FolderWatcher
-from services.core import tracing
 from services.core.factory import build_store
+from services.core.observability import tracing
 from services.core.settings import IngestSettings
-from services.core.store import QdrantStore, VectorStore
-from services.core.store_edge import EdgeStore, copy_client_to_edge, copy_edge_to_client, folder_kind
+from services.core.storage.store import QdrantStore, VectorStore
+from services.core.storage.store_edge import EdgeStore, copy_client_to_edge, copy_edge_to_client, folder_kind
 from services.core.types import doc_id_for
 from services.healthcheck import Heartbeat
 

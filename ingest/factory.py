@@ -17,9 +17,9 @@ from ingest.jobs import JobQueue, LocalQueue, RedisQueue, UploadSpool
 from ingest.loaders import LoadLimits
 from ingest.pipeline import IngestPipeline
 from services.core import factory as core
-from services.core.embedder import Embedder
+from services.core.models.embedder import Embedder
 from services.core.settings import IngestionSettings, IngestSettings
-from services.core.store import VectorStore
+from services.core.storage.store import VectorStore
 
 
 def build_limits(settings: IngestionSettings) -> LoadLimits:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from services.core.store import VectorStore
+from services.core.storage.store import VectorStore
 
 logger = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from opentelemetry.trace import use_span
 
 from ingest.chunker import Chunker
 from ingest.loaders import SUPPORTED_SUFFIXES, LoaderError, LoadLimits, load_bytes, load_path
-from services.core.embedder import Embedder, TokenEmbedder
-from services.core.sparse import BM25SparseEncoder
-from services.core.store import VectorStore
-from services.core.tracing import tracer
+from services.core.models.embedder import Embedder, TokenEmbedder
+from services.core.models.sparse import BM25SparseEncoder
+from services.core.observability.tracing import tracer
+from services.core.storage.store import VectorStore
 from services.core.types import Chunk, DocumentRecord, IngestStatus, LoadedDocument, doc_id_for
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from pathlib import Path
 from ingest.factory import build_pipeline, build_queue, build_spool
 from ingest.jobs import JobRunner
 from ingest.maintenance import IndexMaintainer
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import IngestSettings
 from services.healthcheck import Heartbeat
 

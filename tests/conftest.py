@@ -23,7 +23,7 @@ from collections.abc import Callable
 import pytest
 from fixtures_docs import write_mixed_folder
 
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 
 pytest_plugins = ("airgap",)
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from services.core.grounding import Band, GateDecision, SentenceSupport, Verification
+from services.core.grounding.contracts import Band, GateDecision, SentenceSupport, Verification
 from services.core.retrieval import SearchResult, SearchSpec
 from services.core.types import RetrievedChunk
 

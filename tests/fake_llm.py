@@ -2,7 +2,7 @@
 
 It is a real HTTP server (uvicorn in a background thread on a free 127.0.0.1 port) so the client's
 networking, retries, timeouts and SSE parsing run for real; only the "model" is fake. Its reply is
-deterministic: the first sentence of source [1] of the prompt (format: services/core/prompt.py),
+deterministic: the first sentence of source [1] of the prompt (format: services/core/grounding/prompt.py),
 followed by " [1]", streamed word by word; with no sources it answers ``NO_ANSWER``.
 
 Usage::
@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.core.prompt import NO_ANSWER
+from services.core.grounding.prompt import NO_ANSWER
 
 _FIRST_SOURCE = re.compile(r"^\[1\][^\n]*\n(.+?)(?=\n\n\[\d+\]|\n>>>|\Z)", re.S | re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")

@@ -8,8 +8,8 @@ from typing import Any
 
 from services.core.factory import build_store
 from services.core.settings import Settings
-from services.core.store import QdrantStore, VectorStore
-from services.core.store_edge import EdgeStore
+from services.core.storage.store import QdrantStore, VectorStore
+from services.core.storage.store_edge import EdgeStore
 
 ENGINES = ("edge", "local")  # the embedded engines (RAG_QDRANT_EMBEDDED_ENGINE) a store test can run on
 

@@ -48,11 +48,11 @@ from typing import Any
 import numpy as np
 
 from ingest.sample import SAMPLE_MARK
-from services.core.answerability import GateModel, domain_key, features
+from services.core.grounding.answerability import GateModel, domain_key, features
 from services.core.measure import bootstrap_ci
-from services.core.model_registry import ADAPTED_DIR, RERANKERS, resolve
+from services.core.models.model_registry import ADAPTED_DIR, RERANKERS, resolve
+from services.core.models.reranker import titled_passage
 from services.core.processes import interrupt_on_sigterm
-from services.core.reranker import titled_passage
 from services.core.types import RetrievedChunk
 from train.answerability import SPLITS, fit, roc_auc, split_report
 from train.reranker import fit_cross_encoder, rag_case_pairs, seed_everything, to_fp16
@@ -216,7 +216,7 @@ def adapt(args: argparse.Namespace) -> Path:
     from sentence_transformers.cross_encoder import CrossEncoder
 
     from services.core.factory import open_retriever, searcher
-    from services.core.model_registry import AdaptedModels
+    from services.core.models.model_registry import AdaptedModels
     from services.core.settings import Settings
 
     seed_everything(args.seed)

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 from tqdm import tqdm
 
-from services.core.answerability import DEFAULT_GATE, GateModel, features
+from services.core.grounding.answerability import DEFAULT_GATE, GateModel, features
 from services.core.retrieval import SearchSpec
 from services.datasets.fitz_gov import rag_cases
 from train.answerability import answer_threshold, open_retriever, roc_auc

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from services.core.measure import mean, mrr_at_k, ndcg_at_k
-from services.core.model_registry import MODELS_DIR, _packaged_minilm
+from services.core.models.model_registry import MODELS_DIR, _packaged_minilm
 from services.datasets.fitz_gov import CorpusDoc, RetrievalQuery, Split, load_corpus, load_queries, tier1_cases
 
 logger = logging.getLogger(__name__)

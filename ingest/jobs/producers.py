@@ -13,7 +13,7 @@ from ingest.pipeline import FileOutcome, IngestReport, delete_vanished, iter_fil
 from services.core.types import doc_id_for, sha256_hex
 
 if TYPE_CHECKING:
-    from services.core.store import VectorStore
+    from services.core.storage.store import VectorStore
 
 
 class FolderProducer:

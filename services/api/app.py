@@ -20,7 +20,7 @@ from services.api.components import Components, build_components
 from services.api.deps import require_api_key
 from services.api.middleware import LimitsMiddleware
 from services.api.routes import chat, documents, feedback, health, openai_compat, search
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import ApiSettings
 from services.state.db import DatabaseUnavailable
 

@@ -18,8 +18,6 @@ from ingest.jobs import IngestJob, JobQueue, JobRunner, JobStatus, UploadSpool
 from ingest.maintenance import IndexMaintainer
 from ingest.pipeline import IngestPipeline
 from services.chat.pipeline import ChatConfig, ChatPipeline
-from services.core.embedder import Embedder
-from services.core.evidence import EvidenceSelector
 from services.core.factory import (
     build_embedder,
     build_evidence,
@@ -30,12 +28,14 @@ from services.core.factory import (
     build_verifier,
     sentence_scorer,
 )
-from services.core.grounding import AnswerabilityGate, AnswerVerifier
-from services.core.llm import LLMClient
-from services.core.reranker import Reranker
+from services.core.grounding.contracts import AnswerabilityGate, AnswerVerifier
+from services.core.grounding.evidence import EvidenceSelector
+from services.core.models.embedder import Embedder
+from services.core.models.llm import LLMClient
+from services.core.models.reranker import Reranker
 from services.core.retrieval import Retriever
 from services.core.settings import ApiSettings
-from services.core.store import VectorStore
+from services.core.storage.store import VectorStore
 from services.state.db import Database, DatabaseUnavailable, SchemaTooNew
 from services.state.store import AppState
 

@@ -17,10 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.chat.errors import ChatError, InvalidRequest, LLMUnavailable, QueryTooLong
 from services.contract.schemas import Citation, ErrorBody
-from services.core.llm import LLMUnavailableError
-from services.core.model_registry import ModelUnavailableError
+from services.core.models.llm import LLMUnavailableError
+from services.core.models.model_registry import ModelUnavailableError
 from services.core.retrieval import LateInteractionUnavailableError
-from services.core.store import StoreUnavailableError
+from services.core.storage.store import StoreUnavailableError
 from services.state.db import DatabaseUnavailable
 from services.state.store import UnknownTurn
 

@@ -31,9 +31,9 @@ from services.contract.schemas import (
     SearchResponse,
     SentenceOut,
 )
-from services.core import spans, tracing
+from services.core.observability import spans, tracing
 from services.core.retrieval import SearchResult
-from services.core.store import SearchFilters
+from services.core.storage.store import SearchFilters
 from services.state.db import DatabaseUnavailable
 from services.state.store import AppState, TurnRecord
 

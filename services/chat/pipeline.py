@@ -1,15 +1,15 @@
 """The chat flow as one typed pipeline, told as a stream of events. ``run`` reads as its steps:
 
 1. ``prepare``: cap the history, check the question, retrieve (the Retriever runs in a thread), pick the
-   evidence (``services.core.evidence``: the sentences that bear on the question, within a token budget;
+   evidence (``services.core.grounding.evidence``: the sentences that bear on the question, within a token budget;
    whole chunks when there is no selector), number the sources and build the prompt
-   (``services.core.prompt.build_messages``).
+   (``services.core.grounding.prompt.build_messages``).
 2. ``decide``: the answerability gate's band for those sources (None when it is off, absent or failed).
 3. ``plan``: what the band does, from one table (``BAND_RULES``) narrowed by the toggles: ``decline`` (or no
    sources at all) refuses without calling the LLM; ``answer`` streams, and a model that says it does not
    know is replaced by the evidence sentence that bears most on the question, quoted and cited
    (``extractive``), its tokens held back while the draft may still be that refusal
-   (``services.core.prompt.may_become_refusal``), so a client never sees a refusal and then an answer;
+   (``services.core.grounding.prompt.may_become_refusal``), so a client never sees a refusal and then an answer;
    ``verify`` (the uncertain middle) holds the draft until the verifier kept it.
 4. generate (``_stream``, or ``_complete`` for a consumer that shows nothing before the end): the LLM
    writes the ``Draft``; its span records the prompt, the answer, token counts and time to first token;
@@ -54,9 +54,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from services.chat import spans as chat_spans
 from services.chat.errors import InvalidRequest, LLMUnavailable, QueryTooLong
-from services.core import spans, tracing
-from services.core.evidence import EvidenceSelector, Excerpt, extractive_answer
-from services.core.grounding import (
+from services.core.grounding.contracts import (
     AnswerabilityGate,
     AnswerVerifier,
     Band,
@@ -65,11 +63,13 @@ from services.core.grounding import (
     SentenceSupport,
     Verification,
 )
-from services.core.llm import LLMClient, LLMUnavailableError, StreamState
-from services.core.prompt import NO_ANSWER, build_messages, cited_numbers, declined, may_become_refusal
-from services.core.reranker import titled_passage
+from services.core.grounding.evidence import EvidenceSelector, Excerpt, extractive_answer
+from services.core.grounding.prompt import NO_ANSWER, build_messages, cited_numbers, declined, may_become_refusal
+from services.core.models.llm import LLMClient, LLMUnavailableError, StreamState
+from services.core.models.reranker import titled_passage
+from services.core.observability import spans, tracing
 from services.core.retrieval import SearchResult, SearchSpec, retrieval_query
-from services.core.store import SearchFilters
+from services.core.storage.store import SearchFilters
 from services.core.types import RetrievalMode, RetrievedChunk
 
 if TYPE_CHECKING:

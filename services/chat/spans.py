@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from openinference.semconv.trace import SpanAttributes
 
-from services.core.grounding import GateDecision, Verification
-from services.core.tracing import as_json, clip
+from services.core.grounding.contracts import GateDecision, Verification
+from services.core.observability.tracing import as_json, clip
 
 if TYPE_CHECKING:
-    from services.core.evidence import Excerpt
+    from services.core.grounding.evidence import Excerpt
 
 
 def evidence(n_chunks: int, excerpts: Sequence[Excerpt]) -> dict[str, Any]:

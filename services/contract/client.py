@@ -55,7 +55,7 @@ from services.contract.schemas import (
     SearchResponse,
     StreamError,
 )
-from services.core.tracing import SESSION_HEADER, inject_headers
+from services.core.observability.tracing import SESSION_HEADER, inject_headers
 
 M = TypeVar("M", bound=BaseModel)
 

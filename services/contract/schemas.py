@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.core.grounding import Band, DeclineReason
+from services.core.grounding.contracts import Band, DeclineReason
 from services.core.types import JobOutcome, JobState, RetrievalMode, RetrievedChunk, UploadStatus
 
 

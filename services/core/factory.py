@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
-from services.core.embedder import SentenceTransformerEmbedder
-from services.core.model_registry import AdaptedModels, find_adapted
-from services.core.reranker import CrossEncoderReranker, NoReranker, Reranker
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.model_registry import AdaptedModels, find_adapted
+from services.core.models.reranker import CrossEncoderReranker, NoReranker, Reranker
 from services.core.settings import (
     ChatSettings,
     EmbedderSettings,
@@ -26,19 +26,19 @@ from services.core.settings import (
     RerankerSettings,
     StoreSettings,
 )
-from services.core.store import QdrantStore, VectorStore
-from services.core.store_edge import MIGRATE_COMMAND, EdgeStore, folder_kind
+from services.core.storage.store import QdrantStore, VectorStore
+from services.core.storage.store_edge import MIGRATE_COMMAND, EdgeStore, folder_kind
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the chat-side builders import their modules when called: the ingest CLI needs none of them
-    from services.core.answerability import CalibratedGate
-    from services.core.evidence import EvidenceSelector
-    from services.core.llm import OpenAICompatibleLLM
+    from services.core.grounding.answerability import CalibratedGate
+    from services.core.grounding.evidence import EvidenceSelector
+    from services.core.grounding.verify import Verifier
+    from services.core.models.llm import OpenAICompatibleLLM
     from services.core.retrieval import Retriever
     from services.core.settings import ChatPipelineSettings, Settings
     from services.core.types import RetrievedChunk
-    from services.core.verify import Verifier
 
 
 def apply_offline_env(settings: ModelRuntimeSettings) -> None:
@@ -104,28 +104,28 @@ def pair_scorer(reranker: Reranker) -> CrossEncoderReranker | None:
 
 def build_gate(settings: ChatSettings, reranker: Reranker) -> CalibratedGate | None:
     """The answerability gate (it scores with the reranker); None when it cannot run with this setup."""
-    from services.core.answerability import gate_from_settings
+    from services.core.grounding.answerability import gate_from_settings
 
     return gate_from_settings(settings, reranker)
 
 
 def build_verifier(settings: ChatSettings, reranker: Reranker) -> Verifier:
     """The answer verifier; it scores sentences with the cross-encoder when there is one."""
-    from services.core.verify import verifier_from_settings
+    from services.core.grounding.verify import verifier_from_settings
 
     return verifier_from_settings(settings, pair_scorer(reranker))
 
 
 def build_evidence(settings: ChatSettings, reranker: Reranker) -> EvidenceSelector | None:
     """The evidence selector (None: whole chunks go into the prompt)."""
-    from services.core.evidence import evidence_from_settings
+    from services.core.grounding.evidence import evidence_from_settings
 
     return evidence_from_settings(settings, pair_scorer(reranker))
 
 
 def build_llm(settings: LlmSettings) -> OpenAICompatibleLLM:
     """The client of the OpenAI-compatible server at ``RAG_LLM_BASE_URL`` (it connects on first use)."""
-    from services.core.llm import OpenAICompatibleLLM
+    from services.core.models.llm import OpenAICompatibleLLM
 
     return OpenAICompatibleLLM(
         settings.llm_base_url,
@@ -206,7 +206,7 @@ def searcher(retriever: Retriever, settings: ChatPipelineSettings) -> Callable[.
     """``search(question, exclude=())``: the API's retrieval with its defaults (first stage, rerank, top-k) for
     one question, optionally without some documents (leave-one-out). The tools' one way to ask the store."""
     from services.core.retrieval import SearchSpec
-    from services.core.store import SearchFilters
+    from services.core.storage.store import SearchFilters
 
     default = SearchSpec.configured(settings)
 

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services.core import spans
-from services.core.embedder import Embedder, TokenEmbedder
-from services.core.reranker import NoReranker, Reranker
-from services.core.sparse import BM25SparseEncoder
-from services.core.store import SearchFilters, VectorStore
-from services.core.tracing import tracer
+from services.core.models.embedder import Embedder, TokenEmbedder
+from services.core.models.reranker import NoReranker, Reranker
+from services.core.models.sparse import BM25SparseEncoder
+from services.core.observability import spans
+from services.core.observability.tracing import tracer
+from services.core.storage.store import SearchFilters, VectorStore
 from services.core.types import RetrievalMode, RetrievedChunk
 
 if TYPE_CHECKING:

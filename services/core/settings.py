@@ -63,7 +63,7 @@ class CommonSettings(BaseSettings):
 
 
 class TracingSettings(CommonSettings):
-    """OpenTelemetry / OpenInference -> Phoenix (services/core/tracing.py)."""
+    """OpenTelemetry / OpenInference -> Phoenix (services/core/observability/tracing.py)."""
 
     tracing_endpoint: str | None = Field(None, description="OTLP/HTTP traces URL; empty = tracing off")
     tracing_project: str = "ragstack"
@@ -127,7 +127,7 @@ class ModelRuntimeSettings(CommonSettings):
 
 
 class EmbedderSettings(ModelRuntimeSettings):
-    """The bi-encoder (services/core/embedder.py)."""
+    """The bi-encoder (services/core/models/embedder.py)."""
 
     embed_model: str = "all-MiniLM-L6-v2"
     embed_query_prefix: str | None = None
@@ -266,7 +266,7 @@ class RetrievalSettings(CommonSettings):
 
 
 class RerankerSettings(RetrievalSettings, ModelRuntimeSettings):
-    """The cross-encoder ``RAG_RERANKER`` picks (services/core/reranker.py)."""
+    """The cross-encoder ``RAG_RERANKER`` picks (services/core/models/reranker.py)."""
 
     reranker_model: str = "fitzgov-minilm-l6"
     reranker_batch_size: int = Field(32, ge=1)
@@ -291,7 +291,7 @@ class LlmModelSettings(CommonSettings):
 
 
 class LlmSettings(LlmModelSettings):
-    """The client of any OpenAI-compatible server (services/core/llm.py)."""
+    """The client of any OpenAI-compatible server (services/core/models/llm.py)."""
 
     llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_api_key: SecretStr = SecretStr("not-needed")
@@ -304,7 +304,7 @@ class LlmSettings(LlmModelSettings):
 
 class ChatSettings(CommonSettings):
     """What a chat turn may hold and how its answer is grounded: the prompt's evidence, the answerability gate
-    (services/core/answerability.py) and the answer verifier (services/core/verify.py)."""
+    (services/core/grounding/answerability.py) and the answer verifier (services/core/grounding/verify.py)."""
 
     max_query_chars: int = Field(2000, ge=10)
     max_history_messages: int = Field(12, ge=1)

@@ -15,10 +15,10 @@ from hostile import HostileCase, hostile_cases
 from llm_server import free_port, start_llm_server, stop
 
 from services.api.components import Components, build_components
-from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_store
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
-from services.core.store import VectorStore
+from services.core.storage.store import VectorStore
 
 LLM_ALIAS = "smollm2-135m"
 

@@ -22,12 +22,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.api.app import create_app
 from services.api.components import Components
-from services.core import tracing
-from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_llm, build_reranker
-from services.core.reranker import CrossEncoderReranker
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.reranker import CrossEncoderReranker
+from services.core.observability import tracing
 from services.core.retrieval import Retriever
-from services.core.store import QdrantStore
+from services.core.storage.store import QdrantStore
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -22,8 +22,8 @@ import ingest.loaders as loaders
 from ingest.chunker import Chunker
 from ingest.factory import build_pipeline
 from services.api.app import create_app
-from services.core.embedder import SentenceTransformerEmbedder
-from services.core.store import VectorStore
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.storage.store import VectorStore
 from services.core.types import Block, LoadedDocument, doc_id_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

@@ -16,11 +16,11 @@ from llm_server import REPO_ROOT
 from store_engines import open_store
 
 from ingest.factory import build_pipeline
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.processes import ManagedProcess
 from services.core.settings import Settings
-from services.core.store import QdrantStore
-from services.core.store_edge import EdgeStore
+from services.core.storage.store import QdrantStore
+from services.core.storage.store_edge import EdgeStore
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

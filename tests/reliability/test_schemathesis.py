@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from schema_fuzz import fuzz_every_operation
 
 from services.api.app import create_app
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -21,9 +21,9 @@ from pydantic import SecretStr
 import services.api.deps as deps
 from services.api.app import create_app
 from services.api.components import Components
-from services.core import tracing
-from services.core.embedder import SentenceTransformerEmbedder
-from services.core.prompt import SYSTEM_PROMPT, build_messages
+from services.core.grounding.prompt import SYSTEM_PROMPT, build_messages
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.observability import tracing
 from services.core.types import RetrievedChunk
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

@@ -28,13 +28,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.api.app import create_app
 from services.api.components import Components, build_components
-from services.core import tracing
-from services.core.answerability import DEFAULT_GATE, FEATURES, CalibratedGate, GateModel, gate_from_settings
-from services.core.citations import CITATION_MARKER, cited
-from services.core.embedder import SentenceTransformerEmbedder
-from services.core.reranker import CrossEncoderReranker
+from services.core.grounding.answerability import DEFAULT_GATE, FEATURES, CalibratedGate, GateModel, gate_from_settings
+from services.core.grounding.citations import CITATION_MARKER, cited
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.reranker import CrossEncoderReranker
+from services.core.observability import tracing
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.storage.store import QdrantStore
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from fixtures_docs import API_CORPUS
 from llm_server import REPO_ROOT, free_port, start_llm_server, stop
 from sse import sse_events
 
-from services.core.citations import strip_citations
+from services.core.grounding.citations import strip_citations
 from services.core.processes import ManagedProcess
 
 pytestmark = pytest.mark.slow

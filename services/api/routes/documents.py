@@ -15,7 +15,7 @@ from ingest.jobs import DONE, IngestJob, JobStatus, ended
 from services.api.components import Components
 from services.api.deps import ComponentsDep
 from services.contract.schemas import DocumentOut, DocumentStatus, IngestOutcome, IngestResponse
-from services.core.store import StoreUnavailableError
+from services.core.storage.store import StoreUnavailableError
 from services.core.types import DocumentRecord
 
 router = APIRouter(prefix="/documents", tags=["documents"])

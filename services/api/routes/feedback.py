@@ -26,7 +26,7 @@ from services.contract.schemas import (
     FeedbackRequest,
     TurnOut,
 )
-from services.core.phoenix_rest import PhoenixRest, phoenix_base_url
+from services.core.observability.phoenix_rest import PhoenixRest, phoenix_base_url
 from services.state.store import FeedbackRecord, TurnRecord
 
 logger = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from llm_server import start_llm_server, stop
 
 from services.api.app import create_app
 from services.api.components import Components, build_components
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.storage.store import QdrantStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RERANKER_WEIGHTS = REPO_ROOT / "models" / "reranker-fitzgov-minilm-l6" / "model.safetensors"

@@ -21,8 +21,8 @@ from pydantic import SecretStr
 
 from services.api.app import create_app
 from services.api.components import Components
-from services.core.evidence import EvidenceSelector
-from services.core.llm import OpenAICompatibleLLM
+from services.core.grounding.evidence import EvidenceSelector
+from services.core.models.llm import OpenAICompatibleLLM
 
 pytestmark = pytest.mark.integration
 
@@ -390,7 +390,7 @@ def test_openai_chat_completion_stream(sdk: openai.OpenAI, corpus: dict[str, str
 
 
 def prompt_sources(prompt: str) -> dict[int, str]:
-    """Each numbered source's body as the prompt held it (format: services/core/prompt.py)."""
+    """Each numbered source's body as the prompt held it (format: services/core/grounding/prompt.py)."""
     sources = prompt.split("Sources:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
     blocks = re.split(r"\n\n(?=\[\d+\] )", sources)
     return {int(b[1 : b.index("]")]): b.split("\n", 1)[1] for b in blocks}

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from phoenix_server import phoenix_screenshot, read_spans, start_phoenix, stop
 
 from services.api.components import Components
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

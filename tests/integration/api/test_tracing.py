@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.api.components import Components
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import Settings
 
 pytestmark = pytest.mark.integration

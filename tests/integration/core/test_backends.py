@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.core.embedder import SentenceTransformerEmbedder
-from services.core.reranker import CrossEncoderReranker
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.reranker import CrossEncoderReranker
 
 pytestmark = pytest.mark.integration
 MODEL_CACHE = Path(__file__).resolve().parents[3] / ".data" / "models"

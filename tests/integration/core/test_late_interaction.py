@@ -10,11 +10,11 @@ import pytest
 
 from ingest.factory import build_pipeline
 from ingest.loaders import load_bytes
-from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_store
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.retrieval import LateInteractionUnavailableError, Retriever, SearchSpec
 from services.core.settings import Settings
-from services.core.store import QdrantStore, VectorStore
+from services.core.storage.store import QdrantStore, VectorStore
 
 pytestmark = pytest.mark.integration
 

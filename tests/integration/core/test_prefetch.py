@@ -1,4 +1,4 @@
-"""The image build's model step (``python -m services.core.prefetch``), run offline as the tests can."""
+"""The image build's model step (``python -m services.core.models.prefetch``), run offline as the tests can."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.core.model_registry import EMBEDDERS, RERANKERS
-from services.core.prefetch import main, needs_download
+from services.core.models.model_registry import EMBEDDERS, RERANKERS
+from services.core.models.prefetch import main, needs_download
 
 pytestmark = pytest.mark.integration
 

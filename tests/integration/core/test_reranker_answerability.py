@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.core.reranker import CrossEncoderReranker
+from services.core.models.reranker import CrossEncoderReranker
 from services.datasets.fitz_gov import tier1_cases
 from train.answerability import roc_auc
 

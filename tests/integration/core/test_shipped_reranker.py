@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from services.core.model_registry import MODELS_DIR
-from services.core.reranker import CrossEncoderReranker
+from services.core.models.model_registry import MODELS_DIR
+from services.core.models.reranker import CrossEncoderReranker
 from services.core.types import RetrievedChunk
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from services.core.sparse import BM25SparseEncoder
-from services.core.store import QdrantStore, SearchFilters, VectorStore
-from services.core.store_edge import EdgeStore
+from services.core.models.sparse import BM25SparseEncoder
+from services.core.storage.store import QdrantStore, SearchFilters, VectorStore
+from services.core.storage.store_edge import EdgeStore
 from services.core.types import Chunk, DocumentRecord, RetrievedChunk
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from ingest import cli
 from services.core.factory import build_store
+from services.core.models.sparse import BM25SparseEncoder
 from services.core.settings import Settings
-from services.core.sparse import BM25SparseEncoder
-from services.core.store import QdrantStore, StoreUnavailableError, VectorStore
-from services.core.store_edge import EdgeStore, LocalModeFolderError, folder_kind
+from services.core.storage.store import QdrantStore, StoreUnavailableError, VectorStore
+from services.core.storage.store_edge import EdgeStore, LocalModeFolderError, folder_kind
 from services.core.types import Chunk, DocumentRecord
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def test_writes_survive_a_sigkill_and_a_second_process_is_refused(tmp_path: Path
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_store_edge import fill
-        from services.core.store_edge import EdgeStore
+        from services.core.storage.store_edge import EdgeStore
         store = EdgeStore(path={str(folder)!r})
         fill(store)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -152,7 +152,7 @@ def test_writes_survive_a_sigkill_and_a_second_process_is_refused(tmp_path: Path
         assert store.count_chunks() == 60 and [r.status for r in store.list_documents()] == ["complete"] * 3
         other = run_python(
             f"""
-            from services.core.store_edge import EdgeStore
+            from services.core.storage.store_edge import EdgeStore
             EdgeStore(path={str(folder)!r}).count_chunks()
             """
         )

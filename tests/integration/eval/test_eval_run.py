@@ -21,9 +21,9 @@ from services.api.app import create_app
 from services.api.components import build_components
 from services.contract.client import ApiClient
 from services.contract.schemas import ChatOptions, ChatRequest
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
-from services.core.store import QdrantStore
+from services.core.storage.store import QdrantStore
 from services.datasets.fitz_gov import load_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

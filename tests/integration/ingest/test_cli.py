@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from ingest import cli
 from services.core import factory
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.settings import Settings
 
 pytestmark = pytest.mark.integration

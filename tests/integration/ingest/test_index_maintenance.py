@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.components import Components, build_components
 from services.core.settings import Settings
-from services.core.store_edge import EdgeStore
+from services.core.storage.store_edge import EdgeStore
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from store_engines import open_store
 
 from ingest.factory import build_pipeline
 from ingest.pipeline import IngestPipeline, IngestReport
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.sparse import BM25SparseEncoder, SparseVector
 from services.core.settings import Settings
-from services.core.sparse import BM25SparseEncoder, SparseVector
-from services.core.store import VectorStore
+from services.core.storage.store import VectorStore
 from services.core.types import Chunk, RetrievedChunk, doc_id_for
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from store_engines import open_store
 
 from ingest.factory import build_pipeline
 from ingest.watch import Debouncer, FolderWatcher
-from services.core.embedder import SentenceTransformerEmbedder
+from services.core.models.embedder import SentenceTransformerEmbedder
 from services.core.processes import ManagedProcess
 from services.core.settings import Settings
-from services.core.store import VectorStore
+from services.core.storage.store import VectorStore
 from services.healthcheck import check_file
 
 pytestmark = pytest.mark.integration

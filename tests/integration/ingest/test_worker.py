@@ -15,7 +15,7 @@ from redis_server import redis_server
 
 from ingest.jobs import IngestJob, RedisQueue, UploadSpool
 from services.core.processes import ManagedProcess
-from services.core.store_edge import EdgeStore
+from services.core.storage.store_edge import EdgeStore
 from services.core.types import doc_id_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -16,10 +16,10 @@ from services.api.app import create_app
 from services.api.components import Components
 from services.api.rag import sources_footer, without_sources_footer
 from services.contract.schemas import ChatResponse
-from services.core.evidence import EvidenceSelector
-from services.core.llm import OpenAICompatibleLLM
-from services.core.prompt import NO_ANSWER
-from services.core.reranker import NoReranker
+from services.core.grounding.evidence import EvidenceSelector
+from services.core.grounding.prompt import NO_ANSWER
+from services.core.models.llm import OpenAICompatibleLLM
+from services.core.models.reranker import NoReranker
 from services.core.settings import ApiSettings
 from services.core.types import RetrievedChunk
 

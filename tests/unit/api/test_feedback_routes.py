@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.api.components import Components
 from services.contract.schemas import FEEDBACK_COMMENT_MAX_CHARS
-from services.core.llm import OpenAICompatibleLLM
-from services.core.reranker import NoReranker
+from services.core.models.llm import OpenAICompatibleLLM
+from services.core.models.reranker import NoReranker
 from services.core.settings import ApiSettings
 
 pytestmark = pytest.mark.unit

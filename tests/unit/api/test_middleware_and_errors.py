@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from services.api import errors
 from services.api.middleware import LimitsMiddleware
 from services.api.routes.documents import safe_filename
-from services.core.llm import LLMUnavailableError
+from services.core.models.llm import LLMUnavailableError
 
 pytestmark = pytest.mark.unit
 

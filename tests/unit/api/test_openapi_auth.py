@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from services.api.app import create_app
 from services.api.components import Components
-from services.core.reranker import NoReranker
+from services.core.models.reranker import NoReranker
 from services.core.settings import ApiSettings
 
 pytestmark = pytest.mark.unit

@@ -20,7 +20,7 @@ from schema_fuzz import fuzz_every_operation
 from services.api.app import create_app
 from services.api.components import build_components
 from services.core.settings import ApiSettings
-from services.core.store import QdrantStore
+from services.core.storage.store import QdrantStore
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from fake_chat import BREAD, ROUTER
 
 from bench.query_bench import messages_from_sources, unshared
 from services.contract.schemas import Citation
-from services.core.prompt import build_messages
+from services.core.grounding.prompt import build_messages
 
 pytestmark = pytest.mark.unit
 

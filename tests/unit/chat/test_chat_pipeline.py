@@ -37,12 +37,12 @@ from services.chat import (
     SourcesEvent,
     TokenEvent,
 )
-from services.core import tracing
-from services.core.evidence import EvidenceSelector
-from services.core.grounding import GateDecision
-from services.core.llm import OpenAICompatibleLLM
-from services.core.prompt import NO_ANSWER
-from services.core.reranker import passage_for
+from services.core.grounding.contracts import GateDecision
+from services.core.grounding.evidence import EvidenceSelector
+from services.core.grounding.prompt import NO_ANSWER
+from services.core.models.llm import OpenAICompatibleLLM
+from services.core.models.reranker import passage_for
+from services.core.observability import tracing
 from services.core.settings import Settings
 from services.core.types import RetrievedChunk
 
@@ -176,7 +176,7 @@ def test_evidence_not_whole_chunks_goes_to_the_model_and_the_verifier(server: Fa
 
 
 def source_bodies(prompt: str) -> dict[int, str]:
-    """Each numbered source's body as the prompt holds it (format: services/core/prompt.py)."""
+    """Each numbered source's body as the prompt holds it (format: services/core/grounding/prompt.py)."""
     sources = prompt.split("Sources:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
     blocks = re.split(r"\n\n(?=\[\d+\] )", sources)
     return {int(b[1 : b.index("]")]): b.split("\n", 1)[1] for b in blocks}
@@ -483,7 +483,7 @@ def test_config_from_settings() -> None:
 
 
 def _prepared(sources: Sequence[RetrievedChunk] = (ROUTER,), excerpts: bool = True) -> Prepared:
-    from services.core.evidence import Excerpt
+    from services.core.grounding.evidence import Excerpt
     from services.core.retrieval import SearchResult
 
     chosen = [Excerpt(c, c.text, 2, best=c.text.split(". ")[0] + ".", best_score=0.9) for c in sources]

@@ -52,9 +52,9 @@ from services.contract.schemas import (
     SentenceOut,
     StreamError,
 )
-from services.core import tracing
+from services.core.observability import tracing
+from services.core.observability.tracing import SESSION_HEADER
 from services.core.settings import FrontendSettings
-from services.core.tracing import SESSION_HEADER
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.core.answerability import FEATURES, CalibratedGate, GateModel, features, gate_from_settings
+from services.core.grounding.answerability import FEATURES, CalibratedGate, GateModel, features, gate_from_settings
+from services.core.grounding.text import content_words, specific_words
 from services.core.settings import Settings
-from services.core.text import content_words, specific_words
 from services.core.types import RetrievedChunk
 
 pytestmark = pytest.mark.unit
@@ -165,7 +165,7 @@ def test_the_shipped_gate_covers_the_sample_corpus_as_written(tmp_path: Path) ->
     """The sample corpus a fresh `make run` loads is fitz-gov: the shipped gate must count it as calibrated,
     byte for byte as the loader hashes the files (else the demo would never decline)."""
     from ingest.sample import write_sample_corpus
-    from services.core.answerability import DEFAULT_GATE, domain_key
+    from services.core.grounding.answerability import DEFAULT_GATE, domain_key
     from services.core.types import sha256_hex
 
     shipped = GateModel.load(DEFAULT_GATE)

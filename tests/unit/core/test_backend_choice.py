@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from services.core.backends import BACKENDS, cache_dir_for, calibration_texts, weights_digest
-from services.core.embedder import SentenceTransformerEmbedder
 from services.core.factory import build_embedder, build_reranker
-from services.core.reranker import CrossEncoderReranker
+from services.core.models.backends import BACKENDS, cache_dir_for, calibration_texts, weights_digest
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.reranker import CrossEncoderReranker
 from services.core.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.embedder import SentenceTransformerEmbedder
-from services.core.model_registry import BGE_QUERY_PREFIX, ModelUnavailableError
-from services.core.reranker import CrossEncoderReranker, NoReranker
+from services.core.models.embedder import SentenceTransformerEmbedder
+from services.core.models.model_registry import BGE_QUERY_PREFIX, ModelUnavailableError
+from services.core.models.reranker import CrossEncoderReranker, NoReranker
 
 pytestmark = pytest.mark.unit
 

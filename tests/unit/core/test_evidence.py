@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from fake_chat import chunk as fake_chunk
 
-from services.core.evidence import GAP, EvidenceSelector, approx_tokens, evidence_from_settings, extractive_answer
-from services.core.prompt import build_messages
+from services.core.grounding.evidence import (
+    GAP,
+    EvidenceSelector,
+    approx_tokens,
+    evidence_from_settings,
+    extractive_answer,
+)
+from services.core.grounding.prompt import build_messages
 from services.core.settings import Settings
 from services.core.types import RetrievedChunk
 

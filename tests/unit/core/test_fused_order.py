@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.reranker import fused_order
+from services.core.models.reranker import fused_order
 
 pytestmark = pytest.mark.unit
 

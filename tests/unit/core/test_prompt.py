@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.citations import cited_among
-from services.core.prompt import (
+from services.core.grounding.citations import cited_among
+from services.core.grounding.prompt import (
     DEMONSTRATION,
     NO_ANSWER,
     SYSTEM_PROMPT,

@@ -116,8 +116,8 @@ CONSTRUCTOR_SETTINGS = {
 def test_constructor_defaults_agree_with_the_settings(component: str) -> None:
     import inspect
 
-    from services.core.embedder import SentenceTransformerEmbedder
-    from services.core.reranker import CrossEncoderReranker
+    from services.core.models.embedder import SentenceTransformerEmbedder
+    from services.core.models.reranker import CrossEncoderReranker
 
     cls = {"reranker": CrossEncoderReranker, "embedder": SentenceTransformerEmbedder}[component]
     defaults = Settings(_env_file=None)

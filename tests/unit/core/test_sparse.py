@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.sparse import STOPWORDS, BM25SparseEncoder, SparseVector, term_id, terms
+from services.core.models.sparse import STOPWORDS, BM25SparseEncoder, SparseVector, term_id, terms
 
 pytestmark = pytest.mark.unit
 

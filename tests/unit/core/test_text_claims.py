@@ -1,10 +1,11 @@
-"""The checkable specifics of a sentence (services/core/text.py: claims, claim_index, missing_claims, name_key)."""
+"""The checkable specifics of a sentence (services/core/grounding/text.py: claims, claim_index, missing_claims,
+name_key)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.core.text import Claims, claim_index, claims, missing_claims, name_key
+from services.core.grounding.text import Claims, claim_index, claims, missing_claims, name_key
 
 pytestmark = pytest.mark.unit
 

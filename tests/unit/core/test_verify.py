@@ -8,10 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from services.core.grounding import AnswerVerifier
-from services.core.prompt import NO_ANSWER, cited_numbers
-from services.core.settings import Settings
-from services.core.verify import (
+from services.core.grounding.contracts import AnswerVerifier
+from services.core.grounding.prompt import NO_ANSWER, cited_numbers
+from services.core.grounding.verify import (
     Verifier,
     cited,
     lexical_support,
@@ -19,6 +18,7 @@ from services.core.verify import (
     strip_citations,
     verifier_from_settings,
 )
+from services.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

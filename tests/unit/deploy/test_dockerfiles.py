@@ -106,7 +106,7 @@ def test_image_cmd_and_healthcheck_match_compose(service: str) -> None:
 @pytest.mark.parametrize("service", ["api", "ingest"])
 def test_images_with_models_bake_them_at_build_time_and_run_offline(service: str) -> None:
     text = BUILT[service].read_text()
-    assert "python -m services.core.prefetch --download" in text
+    assert "python -m services.core.models.prefetch --download" in text
     assert "HF_HUB_OFFLINE=1" in text.split("FROM ")[-1], "the runtime stage forbids hub downloads"
     args = SERVICES[service]["build"]["args"]
     for arg in args:

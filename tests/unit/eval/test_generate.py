@@ -25,8 +25,8 @@ from eval.generate import (
     sample_chunks,
     split_documents,
 )
+from services.core.grounding.verify import Verifier
 from services.core.types import RetrievedChunk
-from services.core.verify import Verifier
 
 pytestmark = pytest.mark.unit
 

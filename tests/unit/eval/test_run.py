@@ -18,7 +18,7 @@ from eval.report import REPORT_FILES, REQUIRED_KEYS, SCHEMA_VERSION, side_by_sid
 from eval.run import EXIT_OK, EXIT_REGRESSION, evaluate, exit_code, parse_args, sample_set
 from services.contract.client import ApiClient
 from services.contract.schemas import ChatOptions
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import EvalSettings
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eval.verifier_precision import labelling_rows, scores, verdicts
-from services.core.verify import Verifier
+from services.core.grounding.verify import Verifier
 
 pytestmark = pytest.mark.unit
 

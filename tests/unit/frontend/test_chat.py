@@ -27,7 +27,7 @@ from services.contract.schemas import (
     StreamError,
     TurnOut,
 )
-from services.core import tracing
+from services.core.observability import tracing
 from services.core.settings import FrontendSettings
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ from fake_embedder import FakeEmbedder
 
 from ingest.factory import build_pipeline
 from services.core.settings import IngestSettings
-from services.core.store import QdrantStore
+from services.core.storage.store import QdrantStore
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.core.answerability import FEATURES, GateModel, gate_from_settings
-from services.core.model_registry import find_adapted
+from services.core.grounding.answerability import FEATURES, GateModel, gate_from_settings
+from services.core.models.model_registry import find_adapted
 from services.core.settings import Settings
 from services.core.types import RetrievedChunk
 from train.adapt import _swap_in, by_split, check_enough, paired_bootstrap, training_pairs

@@ -18,7 +18,7 @@ from openinference.semconv.trace import (
     SpanAttributes,
 )
 
-from services.core.tracing import as_json, clip
+from services.core.observability.tracing import as_json, clip
 from services.core.types import RetrievedChunk
 
 MAX_DOCUMENTS = 100  # a rerank of 500 candidates would otherwise make one span several MB

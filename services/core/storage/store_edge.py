@@ -51,8 +51,8 @@ import numpy as np
 import qdrant_edge as qe
 from qdrant_client import QdrantClient
 
-from services.core.sparse import SparseVector
-from services.core.store import (
+from services.core.models.sparse import SparseVector
+from services.core.storage.store import (
     DENSE,
     FILTER_FIELDS,
     LATE,
@@ -594,9 +594,9 @@ class EdgeStore:
             "hnsw_m": self.hnsw_m,
             "hnsw_ef_construct": self.hnsw_ef_construct,
         }
-        package_root = str(Path(__file__).resolve().parents[2])
+        package_root = str(Path(__file__).resolve().parents[3])
         env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        argv = [sys.executable, "-m", "services.core.store_edge", "build-index", str(root), json.dumps(params)]
+        argv = [sys.executable, "-m", "services.core.storage.store_edge", "build-index", str(root), json.dumps(params)]
         with self._lock:
             if self._closed:
                 raise StoreUnavailableError("the store is closed")
@@ -791,10 +791,11 @@ def copy_edge_to_client(source: EdgeStore, target: QdrantStore, *, batch: int = 
 
 
 def _build_index_main(argv: list[str]) -> int:
-    """``python -m services.core.store_edge build-index ROOT PARAMS``: the child of ``maintain(concurrent=True)``.
+    """``python -m services.core.storage.store_edge build-index ROOT PARAMS``: the child of
+    ``maintain(concurrent=True)``.
     Builds the index of the store copy at ROOT in this process and writes the outcome as JSON on stdout."""
     if len(argv) != 3 or argv[0] != "build-index":
-        sys.stderr.write("usage: python -m services.core.store_edge build-index ROOT PARAMS_JSON\n")
+        sys.stderr.write("usage: python -m services.core.storage.store_edge build-index ROOT PARAMS_JSON\n")
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(OSError):

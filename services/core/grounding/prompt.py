@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.core.citations import cited_among
+from services.core.grounding.citations import cited_among
 from services.core.types import RetrievedChunk
 
 NO_ANSWER = "I don't know based on the provided documents."

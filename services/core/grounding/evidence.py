@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from services.core.reranker import titled_passage
-from services.core.text import content_words, coverage
+from services.core.grounding.text import content_words, coverage
+from services.core.grounding.verify import PairScorer, sentence_spans
+from services.core.models.reranker import titled_passage
 from services.core.types import RetrievedChunk
-from services.core.verify import PairScorer, sentence_spans
 
 if TYPE_CHECKING:
     from services.core.settings import ChatSettings

@@ -1,4 +1,4 @@
-"""``python -m services.core.prefetch``: bake model weights into an image at build time.
+"""``python -m services.core.models.prefetch``: bake model weights into an image at build time.
 
 Run in a Dockerfile with network (``--download``), it fetches the Hugging Face models that are neither
 packaged nor local into the image's HF cache, then loads every model through the very classes the services
@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from services.core.model_registry import EMBEDDERS, RERANKERS, ModelSpec, ModelUnavailableError, _in_hf_cache
+from services.core.models.model_registry import EMBEDDERS, RERANKERS, ModelSpec, ModelUnavailableError, _in_hf_cache
 from services.core.settings import ChatPipelineSettings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def download(repo_id: str) -> None:
 def verify(embedders: list[str], rerankers: list[str], settings: ChatPipelineSettings | None = None) -> None:
     """Load each model exactly as the services do (offline loading, same names, same backends and cache)."""
     from services.core.factory import build_embedder, build_reranker
-    from services.core.reranker import CrossEncoderReranker
+    from services.core.models.reranker import CrossEncoderReranker
 
     settings = settings or ChatPipelineSettings()  # the bi-encoder's and the cross-encoder's groups
     for name in embedders:
@@ -66,7 +66,7 @@ def verify(embedders: list[str], rerankers: list[str], settings: ChatPipelineSet
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.core.prefetch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m services.core.models.prefetch", description=__doc__.split("\n")[0])
     parser.add_argument("--embedder", action="append", default=[], help="bi-encoder name (repeatable)")
     parser.add_argument("--reranker", action="append", default=[], help="cross-encoder name (repeatable)")
     parser.add_argument("--download", action="store_true", help="fetch uncached hub models first (build time)")

@@ -5,7 +5,7 @@ is scored against every source the model saw, and the citations shown are the ve
 ``[n]`` is kept, a wrong one is replaced by the source that does support the sentence (or dropped), an
 uncited sentence gets its best source, and a sentence no source supports is marked unsupported.
 
-The citation grammar (``cited``, ``strip_citations``, ...) lives in services/core/citations.py, shared
+The citation grammar (``cited``, ``strip_citations``, ...) lives in services/core/grounding/citations.py, shared
 with the prompt and the chat UI, and is re-exported here. No model library is imported (numpy only for
 type checking): the scorer is handed in.
 """
@@ -16,10 +16,24 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from services.core.citations import CITATION_MARKER, cited, format_citations, replace_citations, strip_citations
-from services.core.grounding import SentenceSupport, Verification
-from services.core.prompt import declined
-from services.core.text import STOPWORDS, ClaimIndex, claim_index, claims, content_words, coverage, missing_claims
+from services.core.grounding.citations import (
+    CITATION_MARKER,
+    cited,
+    format_citations,
+    replace_citations,
+    strip_citations,
+)
+from services.core.grounding.contracts import SentenceSupport, Verification
+from services.core.grounding.prompt import declined
+from services.core.grounding.text import (
+    STOPWORDS,
+    ClaimIndex,
+    claim_index,
+    claims,
+    content_words,
+    coverage,
+    missing_claims,
+)
 
 __all__ = [
     "BatchPairScorer",
@@ -127,7 +141,7 @@ def split_sentences(text: str) -> list[str]:
 def lexical_support(sentence: str | set[str], source: str | set[str]) -> float:
     """Share of the sentence's content words that occur in the source (0.0 for a sentence without any).
 
-    Words as ``services.core.text`` has them (stopwords and markers out, crude stem); either side may be
+    Words as ``services.core.grounding.text`` has them (stopwords and markers out, crude stem); either side may be
     given as its ``content_words`` already (the verifier computes each source's once).
     """
     words = content_words(sentence) if isinstance(sentence, str) else sentence
@@ -142,7 +156,7 @@ def lexical_support(sentence: str | set[str], source: str | set[str]) -> float:
 class PairScorer(Protocol):
     """Scores how well each passage supports the query, as probabilities in [0, 1].
 
-    ``CrossEncoderReranker.score`` (services/core/reranker.py) is one: the verifier reuses the
+    ``CrossEncoderReranker.score`` (services/core/models/reranker.py) is one: the verifier reuses the
     reranker's cross-encoder, already in memory, with the sentence as the query.
     """
 
@@ -172,7 +186,7 @@ class Verifier:
       supports the sentence; otherwise the sentence is ``supported=False`` with no citations.
 
     Specifics are a constraint, not a score (``strict_claims``, on by default): a source that lacks one of a
-    sentence's numbers, dates or names (``services.core.text.missing_claims``) gives that sentence support 0,
+    sentence's numbers, dates or names (``services.core.grounding.text.missing_claims``) gives that sentence support 0,
     whatever the cross-encoder and the word overlap say, so it can neither be cited nor count as support. Why:
     "... has 10,000 parameters [1]" scored 0.76 against a chunk with no number in it, and a named company's share
     price scored 0.58 against an unnamed stock whose previous close was that figure; a cross-encoder reads both as

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from services.core.backends import BACKENDS, cache_dir_for, use_backend
-from services.core.model_registry import EMBEDDERS, LoadOnce, resolve, spec_for
+from services.core.models.backends import BACKENDS, cache_dir_for, use_backend
+from services.core.models.model_registry import EMBEDDERS, LoadOnce, resolve, spec_for
 from services.core.types import InferenceBackend
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class SentenceTransformerEmbedder:
     ``services.core.factory.build_embedder``.
 
     ``backend`` picks what runs the transformer (``torch``, ``onnx``, ``onnx-int8``, ``openvino``,
-    ``openvino-int8``; see services/core/backends.py). Vectors differ slightly between backends, so
+    ``openvino-int8``; see services/core/models/backends.py). Vectors differ slightly between backends, so
     ``name`` carries the backend (except for torch, keeping existing stores valid) and the ingest index
     signature, which is built from it, changes with it: switching backends re-embeds instead of mixing.
     """

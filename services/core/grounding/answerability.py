@@ -42,9 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from services.core.grounding import Band, GateDecision
-from services.core.model_registry import MODELS_DIR, find_adapted
-from services.core.text import content_words, coverage, specific_words
+from services.core.grounding.contracts import Band, GateDecision
+from services.core.grounding.text import content_words, coverage, specific_words
+from services.core.models.model_registry import MODELS_DIR, find_adapted
 from services.core.types import RetrievedChunk
 
 if TYPE_CHECKING:

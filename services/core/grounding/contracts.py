@@ -5,7 +5,8 @@ what the documents do not hold. So the pipeline decides *before* generating whet
 sources can answer at all (``AnswerabilityGate``), and checks *after* generating which source supports
 each answer sentence (``AnswerVerifier``). Both hold whatever LLM is behind the API.
 
-Implementations: ``services/core/answerability.py`` (calibrated gate) and ``services/core/verify.py``.
+Implementations: ``services/core/grounding/answerability.py`` (calibrated gate) and
+``services/core/grounding/verify.py``.
 """
 
 from __future__ import annotations

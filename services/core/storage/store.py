@@ -26,7 +26,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from services.core.sparse import SparseVector
+from services.core.models.sparse import SparseVector
 from services.core.types import Chunk, DocumentRecord, RetrievalMode, RetrievedChunk
 
 logger = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from services.core.backends import BACKENDS, cache_dir_for, use_backend
-from services.core.model_registry import RERANKERS, LoadOnce, resolve
+from services.core.models.backends import BACKENDS, cache_dir_for, use_backend
+from services.core.models.model_registry import RERANKERS, LoadOnce, resolve
 from services.core.settings import RerankerSettings
 from services.core.types import InferenceBackend, RetrievedChunk
 
@@ -115,7 +115,7 @@ class CrossEncoderReranker:
             raise ValueError(f"RAG_RERANKER_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")
         self.model_ref = model  # a packaged alias, a folder or a hub id: where the weights come from
         self.name = name or model  # what it is called: the answerability gate is fitted to one name
-        self.backend = backend  # what runs the transformer (services/core/backends.py)
+        self.backend = backend  # what runs the transformer (services/core/models/backends.py)
         self.model_cache = Path(model_cache)  # exports of non-torch backends
         self.batch_size = batch_size
         self.max_length = max_length  # caps query+passage tokens: cost is quadratic in length

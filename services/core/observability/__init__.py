@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry/OpenInference tracing, span attribute builders, Phoenix's REST API."""
