@@ -28,59 +28,68 @@ MAX_FILE_BYTES, MAX_TOTAL_BYTES = 40_000, 450_000
 
 def check(questions: Path, corpus: Path) -> tuple[list[str], Counter[tuple[str, str]]]:
     """All problems found, and the count of items by (expect, category)."""
+    docs, problems = _check_corpus(corpus)
+    seen: set[str] = set()
+    counts: Counter[tuple[str, str]] = Counter()
+    for n, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            problems += _check_line(line, f"{questions.name}:{n}", docs, seen, counts)
+    return problems + _check_counts(counts), counts
+
+
+def _check_corpus(corpus: Path) -> tuple[dict[str, str], list[str]]:
+    """The corpus pages by name, and what is wrong with their number and sizes."""
     problems: list[str] = []
     docs = {p.stem: p.read_text(encoding="utf-8") for p in sorted(corpus.glob("*.md"))}
     if not docs:
         problems.append(f"{corpus}: no .md corpus files")
-    total = 0
-    for path in sorted(corpus.glob("*.md")):
-        size = path.stat().st_size
-        total += size
-        if size > MAX_FILE_BYTES:
-            problems.append(f"{path.name}: {size} bytes > {MAX_FILE_BYTES}")
-    if total > MAX_TOTAL_BYTES:
-        problems.append(f"corpus: {total} bytes > {MAX_TOTAL_BYTES}")
+    sizes = {path.name: path.stat().st_size for path in sorted(corpus.glob("*.md"))}
+    problems += [f"{name}: {size} bytes > {MAX_FILE_BYTES}" for name, size in sizes.items() if size > MAX_FILE_BYTES]
+    if sum(sizes.values()) > MAX_TOTAL_BYTES:
+        problems.append(f"corpus: {sum(sizes.values())} bytes > {MAX_TOTAL_BYTES}")
+    return docs, problems
 
-    seen: set[str] = set()
-    counts: Counter[tuple[str, str]] = Counter()
-    for n, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{questions.name}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not JSON ({exc})")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{where}: not a JSON object")
-            continue
-        item_id = str(row.get("id", "")).strip()
-        where = f"{where} ({item_id or 'no id'})"
-        if not item_id or not str(row.get("question", "")).strip():
-            problems.append(f"{where}: needs a non-empty id and question")
-        if item_id in seen:
-            problems.append(f"{where}: duplicate id")
-        seen.add(item_id)
-        expect, category = row.get("expect"), row.get("category")
-        counts[(str(expect), str(category))] += 1
-        if expect == "answer":
-            problems += [f"{where}: {p}" for p in _check_answerable(row, docs)]
-        elif expect == "abstain":
-            problems += [f"{where}: {p}" for p in _check_abstain(row)]
-        else:
-            problems.append(f"{where}: expect must be 'answer' or 'abstain', not {expect!r}")
 
+def _check_line(
+    line: str, where: str, docs: dict[str, str], seen: set[str], counts: Counter[tuple[str, str]]
+) -> list[str]:
+    """One line of the questions file: a JSON object with a new id, a question and a valid expectation."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return [f"{where}: not JSON ({exc})"]
+    if not isinstance(row, dict):
+        return [f"{where}: not a JSON object"]
+    item_id = str(row.get("id", "")).strip()
+    where = f"{where} ({item_id or 'no id'})"
+    problems = []
+    if not item_id or not str(row.get("question", "")).strip():
+        problems.append(f"{where}: needs a non-empty id and question")
+    if item_id in seen:
+        problems.append(f"{where}: duplicate id")
+    seen.add(item_id)
+    expect, category = row.get("expect"), row.get("category")
+    counts[(str(expect), str(category))] += 1
+    if expect == "answer":
+        return problems + [f"{where}: {p}" for p in _check_answerable(row, docs)]
+    if expect == "abstain":
+        return problems + [f"{where}: {p}" for p in _check_abstain(row)]
+    return [*problems, f"{where}: expect must be 'answer' or 'abstain', not {expect!r}"]
+
+
+def _check_counts(counts: Counter[tuple[str, str]]) -> list[str]:
+    """Enough items of each kind for the set's intervals to mean something."""
     n_answer = sum(v for (e, _), v in counts.items() if e == "answer")
     n_abstain = sum(v for (e, _), v in counts.items() if e == "abstain")
     n_near = counts[("abstain", "near-miss")]
+    problems = []
     if n_answer < MIN_ANSWER:
         problems.append(f"only {n_answer} answerable items (< {MIN_ANSWER})")
     if n_abstain < MIN_ABSTAIN:
         problems.append(f"only {n_abstain} unanswerable items (< {MIN_ABSTAIN})")
     if n_near < MIN_NEAR_MISS:
         problems.append(f"only {n_near} near-miss items (< {MIN_NEAR_MISS})")
-    return problems, counts
+    return problems
 
 
 def _check_answerable(row: dict, docs: dict[str, str]) -> list[str]:

@@ -55,16 +55,30 @@ class LimitsMiddleware:
             return
         path: str = scope["path"]
         limit = self.max_upload if path.startswith(self.upload_prefix) else self.max_body
+        heavy = scope["method"] != "GET" and path.startswith(self.heavy_prefixes)
+        refusal = self._refusal(scope, limit, heavy)
+        if refusal is not None:
+            await self._reply(send, *refusal)
+            return
+        if heavy:
+            self.in_flight += 1
+        try:
+            await self._counted(scope, receive, send, limit)
+        finally:
+            if heavy:
+                self.in_flight -= 1
+
+    def _refusal(self, scope: Scope, limit: int, heavy: bool) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """What to answer before reading anything: a declared body over the limit, or no room for a heavy one."""
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reply(send, 413, f"request body is {int(declared)} bytes; the limit is {limit}")
-            return
-        heavy = scope["method"] != "GET" and path.startswith(self.heavy_prefixes)
+            return 413, f"request body is {int(declared)} bytes; the limit is {limit}", []
         if heavy and self.in_flight >= self.max_concurrent:
-            await self._reply(
-                send, 503, f"server busy: {self.in_flight} requests in flight; retry shortly", [(b"retry-after", b"1")]
-            )
-            return
+            return 503, f"server busy: {self.in_flight} requests in flight; retry shortly", [(b"retry-after", b"1")]
+        return None
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Run the app with the body counted as it arrives: past ``limit`` it is a 413 (if nothing was sent)."""
         received = 0
         started = False
 
@@ -83,16 +97,11 @@ class LimitsMiddleware:
                 started = True
             await send(message)
 
-        if heavy:
-            self.in_flight += 1
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
                 await self._reply(send, 413, f"request body exceeds the limit of {limit} bytes")
-        finally:
-            if heavy:
-                self.in_flight -= 1
 
     @staticmethod
     async def _reply(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:

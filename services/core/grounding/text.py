@@ -231,6 +231,16 @@ def claims(text: str, *, known_names: set[str] | frozenset[str] = frozenset()) -
     ['10000', '2', 'openai']
     """
     plain = _LAYOUT_PREFIX.sub("", _CITATION.sub(" ", text))
+    readings = _number_claims(plain)
+    return Claims(
+        numbers=frozenset(base for base, _ in readings),
+        names=frozenset(name_key(w) for w in _name_claims(plain, known_names)),
+        readings=tuple(readings),
+    )
+
+
+def _number_claims(plain: str) -> list[tuple[str, tuple[frozenset[str], ...]]]:
+    """Each number of ``plain`` with the readings a source may back it by (``claims``, numbers)."""
     readings: list[tuple[str, tuple[frozenset[str], ...]]] = []
     for match in _SPACE_GROUPED.finditer(plain):  # "10 000": ten thousand, or two numbers side by side
         groups = match.group(0).split(" ")
@@ -239,6 +249,12 @@ def claims(text: str, *, known_names: set[str] | frozenset[str] = frozenset()) -
     for match in _NUMBER.finditer(_SPACE_GROUPED.sub(lambda m: " " * len(m.group(0)), plain)):
         base, accepted, _ = _number_readings(match)
         readings.append((base, accepted))
+    return readings
+
+
+def _name_claims(plain: str, known_names: set[str] | frozenset[str]) -> list[str]:
+    """The words of ``plain`` that are names (``claims``, names): acronyms and known first words on any line,
+    capitalised words inside a clause unless the line is a title."""
     names: list[str] = []  # acronyms, and first words known as names: names on any line
     capitalised: list[str] = []  # capitalised words inside a clause: names unless the line is a title
     title_words = 0  # capitalised words, first ones included
@@ -246,10 +262,8 @@ def claims(text: str, *, known_names: set[str] | frozenset[str] = frozenset()) -
     heads = ""  # the initials of the words so far (stopwords skipped): "Human Resources (HR)" defines HR
     for match in _WORD.finditer(plain):
         word = match.group(0)
-        if any(ch.isdigit() for ch in word):
-            continue
-        core = _CONTRACTION.sub("", word.replace("’", "'"))
-        if not core or {core.lower(), word.lower()} & STOPWORDS or core.lower() in _NOT_NAMES:
+        core = _content_word(word)
+        if core is None:
             continue
         letters = [ch for ch in core if ch.isalpha()]
         acronym = len(letters) >= 2 and all(ch.isupper() for ch in letters)
@@ -261,21 +275,39 @@ def claims(text: str, *, known_names: set[str] | frozenset[str] = frozenset()) -
             lowercase = True
             continue
         title_words += 1
-        if len(letters) <= 3 and _AFTER_NUMBER.search(plain, 0, match.start()):
-            continue  # a unit: "250 °C", "5 V", "3 TB"
-        if acronym:
+        kind = _capitalised_kind(plain, match, len(letters), acronym, known_names)
+        if kind == "name":
             names.append(word)
-        elif not _opens_clause(plain, match.start()):
+        elif kind == "inside":
             capitalised.append(word)
-        elif name_key(word) in known_names:
-            names.append(word)  # a first word the question (or the answer elsewhere) uses as a name
     if lowercase or title_words < 2:
         names += capitalised
-    return Claims(
-        numbers=frozenset(base for base, _ in readings),
-        names=frozenset(name_key(w) for w in names),
-        readings=tuple(readings),
-    )
+    return names
+
+
+def _content_word(word: str) -> str | None:
+    """The word without its contraction, or None when it can name nothing: digits (their numbers are the
+    claim), stopwords, units and honorifics."""
+    if any(ch.isdigit() for ch in word):
+        return None
+    core = _CONTRACTION.sub("", word.replace("’", "'"))
+    if not core or {core.lower(), word.lower()} & STOPWORDS or core.lower() in _NOT_NAMES:
+        return None
+    return core
+
+
+def _capitalised_kind(
+    plain: str, match: re.Match[str], letters: int, acronym: bool, known_names: set[str] | frozenset[str]
+) -> str:
+    """A capitalised word's part: "name" (an acronym, or a first word known as a name), "inside" (inside a
+    clause: a name unless the line is a title), or "" (a unit, or a first word that is no known name)."""
+    if letters <= 3 and _AFTER_NUMBER.search(plain, 0, match.start()):
+        return ""  # a unit: "250 °C", "5 V", "3 TB"
+    if acronym:
+        return "name"
+    if not _opens_clause(plain, match.start()):
+        return "inside"
+    return "name" if name_key(match.group(0)) in known_names else ""
 
 
 def claim_index(source: str) -> ClaimIndex:

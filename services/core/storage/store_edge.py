@@ -719,8 +719,6 @@ def copy_client_to_edge(
 ) -> dict[str, int]:
     """Copy a collection and its manifest from qdrant-client (a local-mode folder, or a server) into an Edge store:
     the same ids, vectors (dense, bm25, late) and payloads, so nothing is re-embedded."""
-    from qdrant_client import models
-
     if not client.collection_exists(collection):
         raise ValueError(f"no collection {collection!r} in the source store")
     vectors = client.get_collection(collection).config.params.vectors
@@ -729,35 +727,44 @@ def copy_client_to_edge(
     target.late_interaction = LATE in vectors
     target.ensure_collections(vectors[DENSE].size)
     copied = {"chunks": 0, "documents": 0}
-    offset: Any = None
-    while True:
-        page, offset = client.scroll(collection, limit=batch, offset=offset, with_payload=True, with_vectors=True)
-        points = []
-        for p in page:
-            stored = p.vector if isinstance(p.vector, dict) else {}
-            vector: dict[str, Any] = {}
-            for name, value in stored.items():
-                if isinstance(value, models.SparseVector):
-                    vector[name] = qe.SparseVector(list(value.indices), list(value.values))
-                else:
-                    vector[name] = value
-            points.append(qe.Point(str(p.id), vector, dict(p.payload or {})))
-        if points:
-            target.upsert_points(target.collection, points)
-            copied["chunks"] += len(points)
-        if offset is None:
-            break
+    for page in _client_pages(client, collection, batch, with_vectors=True):
+        target.upsert_points(
+            target.collection, [qe.Point(str(p.id), _edge_vectors(p.vector), dict(p.payload or {})) for p in page]
+        )
+        copied["chunks"] += len(page)
     manifest = f"{collection}_documents"
     if client.collection_exists(manifest):
-        offset = None
-        while True:
-            page, offset = client.scroll(manifest, limit=batch, offset=offset, with_payload=True)
-            if page:
-                target.upsert_points(target.manifest, [qe.Point(str(p.id), {}, dict(p.payload or {})) for p in page])
-                copied["documents"] += len(page)
-            if offset is None:
-                break
+        for page in _client_pages(client, manifest, batch, with_vectors=False):
+            target.upsert_points(target.manifest, [qe.Point(str(p.id), {}, dict(p.payload or {})) for p in page])
+            copied["documents"] += len(page)
     return copied
+
+
+def _client_pages(client: QdrantClient, collection: str, batch: int, *, with_vectors: bool) -> Iterator[list[Any]]:
+    """Every point of a qdrant-client collection, a page at a time (empty pages skipped)."""
+    offset: Any = None
+    while True:
+        page, offset = client.scroll(
+            collection, limit=batch, offset=offset, with_payload=True, with_vectors=with_vectors
+        )
+        if page:
+            yield page
+        if offset is None:
+            return
+
+
+def _edge_vectors(stored: Any) -> dict[str, Any]:
+    """A qdrant-client point's named vectors as Edge takes them (its sparse vectors rebuilt)."""
+    from qdrant_client import models
+
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        name: qe.SparseVector(list(value.indices), list(value.values))
+        if isinstance(value, models.SparseVector)
+        else value
+        for name, value in stored.items()
+    }
 
 
 def copy_edge_to_client(source: EdgeStore, target: QdrantStore, *, batch: int = 256) -> dict[str, int]:
