@@ -326,15 +326,15 @@ async def past_choices(api: AsyncApiClient, session_id: str | None) -> Any:
     return gr.update(choices=[(render.conversation_label(c), c.id) for c in found], value=None)
 
 
-def wire_chat_tab(
-    api: AsyncApiClient, chat: ChatTab, state: gr.State, status: gr.HTML, remembered: gr.BrowserState
-) -> None:
-    """Send/Enter streams a turn and then refreshes the banner; Stop, New chat and the chat's trash icon
-    cancel a running turn; a thumbs-down opens the reason form; the past-conversations picker reopens one.
-    ``remembered`` is the browser's copy of the conversation id, so a reload shows it again. Must run inside
-    the ``gr.Blocks`` context that holds ``chat``."""
+class ChatActions:
+    """The Chat tab's handlers over one API client. Methods, not closures, so each stays small; their names are
+    the Gradio endpoints (``/respond``, ``/on_like``, ...), so they carry no docstrings: Gradio would publish them."""
+
+    def __init__(self, api: AsyncApiClient) -> None:
+        self.api = api
 
     async def respond(
+        self,
         chat_state: ChatState | None,
         text: str,
         mode_value: RetrievalMode,
@@ -349,7 +349,7 @@ def wire_chat_tab(
             top_k=int(k),
             filters=Filters(source=list(only)) if only else None,
         )
-        async for _ in run_turn(api, chat_state, text, options):
+        async for _ in run_turn(self.api, chat_state, text, options):
             yield (
                 chat_state,
                 "",
@@ -358,14 +358,14 @@ def wire_chat_tab(
                 chat_state.info_html(),
             )
 
-    async def refresh_status(chat_state: ChatState | None) -> tuple[Any, ...]:
-        banner, _ = await overview(api, session_of(chat_state))
-        return banner, await past_choices(api, session_of(chat_state))
+    async def refresh_status(self, chat_state: ChatState | None) -> tuple[Any, ...]:
+        banner, _ = await overview(self.api, session_of(chat_state))
+        return banner, await past_choices(self.api, session_of(chat_state))
 
-    async def start_new_chat() -> tuple[Any, ...]:
+    async def start_new_chat(self) -> tuple[Any, ...]:
         chat_state = ChatState(session_id=new_session_id())
         hidden = gr.update(visible=False)
-        past = await past_choices(api, chat_state.session_id)
+        past = await past_choices(self.api, chat_state.session_id)
         return (
             chat_state,
             chat_state.session_id,
@@ -377,12 +377,12 @@ def wire_chat_tab(
             past,
         )
 
-    async def reopen(chat_state: ChatState | None, conversation_id: str | None) -> tuple[Any, ...]:
+    async def reopen(self, chat_state: ChatState | None, conversation_id: str | None) -> tuple[Any, ...]:
         keep = (gr.update(),) * 5
         if not conversation_id or (chat_state and conversation_id == chat_state.session_id):
             return (chat_state, *keep)
         try:
-            kept = await api.conversation(conversation_id, session_of(chat_state))
+            kept = await self.api.conversation(conversation_id, session_of(chat_state))
         except ApiClientError as exc:
             return (chat_state, gr.update(), gr.update(), gr.update(), render.error_message(exc.message), gr.update())
         if kept is None:
@@ -391,7 +391,7 @@ def wire_chat_tab(
         display = [dict(m) for m in chat_state.display]
         return chat_state, chat_state.session_id, display, chat_state.sources_html(), chat_state.info_html(), None
 
-    async def on_like(chat_state: ChatState | None, data: gr.LikeData) -> tuple[Any, ...]:
+    async def on_like(self, chat_state: ChatState | None, data: gr.LikeData) -> tuple[Any, ...]:
         index = data.index if isinstance(data.index, int) else data.index[0]
         answer_id = chat_state.answer_ids.get(index) if chat_state else None
         if chat_state is None or answer_id is None:
@@ -400,38 +400,49 @@ def wire_chat_tab(
             return chat_state, "", gr.update(visible=False)
         rating = "up" if data.liked else "down"
         try:
-            await api.feedback(FeedbackRequest(id=answer_id, rating=rating), chat_state.session_id)
+            await self.api.feedback(FeedbackRequest(id=answer_id, rating=rating), chat_state.session_id)
         except ApiClientError as exc:
             return chat_state, render.feedback_note("failed", exc.message), gr.update(visible=False)
         chat_state.feedback_for = answer_id if rating == "down" else None
         return chat_state, render.feedback_note(rating), gr.update(visible=rating == "down")
 
-    async def send_reason(chat_state: ChatState | None, reason: str | None, comment: str) -> tuple[Any, ...]:
+    async def send_reason(self, chat_state: ChatState | None, reason: str | None, comment: str) -> tuple[Any, ...]:
         if chat_state is None or chat_state.feedback_for is None:
             return render.feedback_note("none"), gr.update(visible=False), None, ""
         request = FeedbackRequest(id=chat_state.feedback_for, rating="down", reason=reason, comment=comment or None)
         try:
-            await api.feedback(request, chat_state.session_id)
+            await self.api.feedback(request, chat_state.session_id)
         except ApiClientError as exc:
             return render.feedback_note("failed", exc.message), gr.update(), gr.update(), gr.update()
         return render.feedback_note("sent"), gr.update(visible=False), None, ""
 
+
+def wire_chat_tab(
+    api: AsyncApiClient, chat: ChatTab, state: gr.State, status: gr.HTML, remembered: gr.BrowserState
+) -> None:
+    """Send/Enter streams a turn and then refreshes the banner; Stop, New chat and the chat's trash icon
+    cancel a running turn; a thumbs-down opens the reason form; the past-conversations picker reopens one.
+    ``remembered`` is the browser's copy of the conversation id, so a reload shows it again. Must run inside
+    the ``gr.Blocks`` context that holds ``chat``."""
+
+    act = ChatActions(api)
+
     chat_inputs = [state, chat.question, chat.mode, chat.rerank, chat.top_k, chat.source_filter]
     chat_outputs = [state, chat.question, chat.chatbot, chat.sources, chat.turn_info]
-    events = [trigger(respond, chat_inputs, chat_outputs) for trigger in (chat.send.click, chat.question.submit)]
+    events = [trigger(act.respond, chat_inputs, chat_outputs) for trigger in (chat.send.click, chat.question.submit)]
     for event in events:
-        event.then(refresh_status, [state], [status, chat.past])
+        event.then(act.refresh_status, [state], [status, chat.past])
     chat.stop.click(None, None, None, cancels=[*events])  # a Dependency is the dict the stubs ask for
     new_chat_outputs = [
         state, remembered, chat.chatbot, chat.sources, chat.question, chat.turn_info, chat.feedback_row, chat.past
     ]  # fmt: skip
-    chat.new_chat.click(start_new_chat, None, new_chat_outputs, cancels=[*events])
-    chat.chatbot.clear(start_new_chat, None, new_chat_outputs, cancels=[*events])  # the chat's own trash icon
+    chat.new_chat.click(act.start_new_chat, None, new_chat_outputs, cancels=[*events])
+    chat.chatbot.clear(act.start_new_chat, None, new_chat_outputs, cancels=[*events])  # the chat's own trash icon
     reopen_outputs = [state, remembered, chat.chatbot, chat.sources, chat.turn_info, chat.past]
-    chat.past.input(reopen, [state, chat.past], reopen_outputs, cancels=[*events])
-    chat.chatbot.like(on_like, [state], [state, chat.feedback_info, chat.feedback_row])
+    chat.past.input(act.reopen, [state, chat.past], reopen_outputs, cancels=[*events])
+    chat.chatbot.like(act.on_like, [state], [state, chat.feedback_info, chat.feedback_row])
     chat.send_feedback.click(
-        send_reason,
+        act.send_reason,
         [state, chat.reason, chat.comment],
         [chat.feedback_info, chat.feedback_row, chat.reason, chat.comment],
     )
