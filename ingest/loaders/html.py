@@ -127,37 +127,49 @@ class _HtmlBlockBuilder:
     def end(self, tag: Tag) -> None:
         name = tag.name
         if self._pre_depth:
-            if name == "pre":
-                self._pre_depth -= 1
-                if not self._pre_depth:
-                    text = _tidy_code(self._take())
-                    if self._row is not None or self._heading is not None:
-                        self._buf.append(text)
-                    else:
-                        _add(self.blocks, text, self.sections.current)
-            return
-        if name in _HTML_HEADINGS and self._heading == _HTML_HEADINGS[name]:
-            text = _squash(self._take())
-            level, self._heading = self._heading, None
-            if text:
-                path = self.sections.enter(level, text)
-                if level == 1 and self.first_h1 is None:
-                    self.first_h1 = text
-                _add(self.blocks, text, path)
+            self._end_pre(name)
+        elif name in _HTML_HEADINGS and self._heading == _HTML_HEADINGS[name]:
+            self._end_heading()
         elif name in ("td", "th") and self._row is not None and not self._nested_rows:
             self._row.append(_squash(self._take()))
         elif name == "tr" and self._row is not None:
-            if self._nested_rows:
-                self._nested_rows -= 1
-                return
-            cells = [cell for cell in self._row if cell]
-            trailing = _squash(self._take())  # text in a row outside any cell (malformed markup)
-            if trailing:
-                cells.append(trailing)
-            self._row = None
-            _add(self.blocks, " | ".join(cells), self.sections.current)
+            self._end_row()
         elif name in _HTML_BLOCK_TAGS:
             self._flush()
+
+    def _end_pre(self, name: str) -> None:
+        """Inside <pre> only its own closing tag counts; the code goes to the open heading or row, else a block."""
+        if name != "pre":
+            return
+        self._pre_depth -= 1
+        if self._pre_depth:
+            return
+        text = _tidy_code(self._take())
+        if self._row is not None or self._heading is not None:
+            self._buf.append(text)
+        else:
+            _add(self.blocks, text, self.sections.current)
+
+    def _end_heading(self) -> None:
+        text = _squash(self._take())
+        level, self._heading = self._heading, None
+        if text and level is not None:
+            path = self.sections.enter(level, text)
+            if level == 1 and self.first_h1 is None:
+                self.first_h1 = text
+            _add(self.blocks, text, path)
+
+    def _end_row(self) -> None:
+        """A table row is one line of its cells; a row of a nested table only closes that table's row."""
+        if self._nested_rows:
+            self._nested_rows -= 1
+            return
+        cells = [cell for cell in self._row or [] if cell]
+        trailing = _squash(self._take())  # text in a row outside any cell (malformed markup)
+        if trailing:
+            cells.append(trailing)
+        self._row = None
+        _add(self.blocks, " | ".join(cells), self.sections.current)
 
     def text(self, value: str) -> None:
         self._buf.append(value)

@@ -87,48 +87,58 @@ def _html_fragment_text(fragment: str) -> str:
     return _squash(soup.get_text(" "))
 
 
+class _MarkdownWalk:
+    """Blocks from markdown-it's tokens: headings open sections, table rows become one line each, code and raw
+    HTML are kept as text."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self.sections = _SectionPath()
+        self.first_h1: str | None = None
+        self.heading_level: int | None = None
+        self.row: list[str] | None = None
+
+    def take(self, token: Token) -> None:
+        kind = token.type
+        if kind == "heading_open":
+            self.heading_level = int(token.tag[1:])
+        elif kind == "heading_close":
+            self.heading_level = None
+        elif kind == "tr_open":
+            self.row = []
+        elif kind == "tr_close":
+            if self.row is not None:
+                _add(self.blocks, " | ".join(cell for cell in self.row if cell), self.sections.current)
+            self.row = None
+        elif kind == "inline":
+            self.inline(_md_inline_text(token))
+        elif kind in ("fence", "code_block"):
+            _add(self.blocks, _tidy_code(token.content), self.sections.current)
+        elif kind == "html_block":
+            _add(self.blocks, _html_fragment_text(token.content), self.sections.current)
+
+    def inline(self, text: str) -> None:
+        if self.heading_level is None and self.row is not None:
+            self.row.append(text)
+        elif self.heading_level is None:
+            _add(self.blocks, text, self.sections.current)
+        elif text:
+            path = self.sections.enter(self.heading_level, text)
+            if self.heading_level == 1 and self.first_h1 is None:
+                self.first_h1 = text
+            _add(self.blocks, text, path)
+
+
 def _load_markdown(data: bytes, limits: LoadLimits) -> _Parsed:
     """Markdown via markdown-it's token stream, so `#` inside fenced code is never a heading."""
     fm_title, source = _split_front_matter(_decode_text(data))
     # commonmark's default maxNesting (20) silently drops content below ~6 list levels; 100 is what
     # markdown-it's own "default" preset uses and still keeps the recursive parser shallow.
     parser = MarkdownIt("commonmark", {"html": True, "maxNesting": 100}).enable("table")
-    tokens = parser.parse(source)
-
-    blocks: list[Block] = []
-    sections = _SectionPath()
-    first_h1: str | None = None
-    heading_level: int | None = None
-    row: list[str] | None = None
-
-    for token in tokens:
-        kind = token.type
-        if kind == "heading_open":
-            heading_level = int(token.tag[1:])
-        elif kind == "heading_close":
-            heading_level = None
-        elif kind == "tr_open":
-            row = []
-        elif kind == "tr_close":
-            if row is not None:
-                _add(blocks, " | ".join(cell for cell in row if cell), sections.current)
-            row = None
-        elif kind == "inline":
-            text = _md_inline_text(token)
-            if heading_level is not None:
-                if text:
-                    path = sections.enter(heading_level, text)
-                    if heading_level == 1 and first_h1 is None:
-                        first_h1 = text
-                    _add(blocks, text, path)
-            elif row is not None:
-                row.append(text)
-            else:
-                _add(blocks, text, sections.current)
-        elif kind in ("fence", "code_block"):
-            _add(blocks, _tidy_code(token.content), sections.current)
-        elif kind == "html_block":
-            _add(blocks, _html_fragment_text(token.content), sections.current)
+    walk = _MarkdownWalk()
+    for token in parser.parse(source):
+        walk.take(token)
+    blocks, first_h1 = walk.blocks, walk.first_h1
 
     if not blocks and source.strip():
         # Pathological nesting (thousands of `>`) exceeds maxNesting and yields no tokens; the text is

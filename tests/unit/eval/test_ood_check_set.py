@@ -21,8 +21,15 @@ def test_each_broken_line_is_named(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "page.md").write_text("The answer is forty-two.")
-    good = {"id": "a1", "question": "What is it?", "expect": "answer", "category": "factoid",
-            "relevant_docs": ["page"], "reference": "42", "reference_contexts": ["The answer is forty-two."]}  # fmt: skip
+    good = {
+        "id": "a1",
+        "question": "What is it?",
+        "expect": "answer",
+        "category": "factoid",
+        "relevant_docs": ["page"],
+        "reference": "42",
+        "reference_contexts": ["The answer is forty-two."],
+    }
     lines = [
         json.dumps(good),
         json.dumps(good),  # the same id again
