@@ -31,6 +31,7 @@ from ingest.loaders.base import (
 )
 from ingest.loaders.html import _load_html
 from ingest.loaders.pdf import _load_pdf
+from ingest.loaders.repair import repair_blocks, repair_text
 from ingest.loaders.text import _load_markdown, _load_txt
 from ingest.loaders.word import _load_docx
 from services.core.types import LoadedDocument, sha256_hex
@@ -100,8 +101,8 @@ def load_bytes(data: bytes, filename: str, source: str, limits: LoadLimits = _DE
     logger.debug("loaded %s: %d blocks", source, len(blocks))
     return LoadedDocument(
         source=source,
-        title=title or _title_from_filename(filename),
-        blocks=blocks,
+        title=repair_text(title) if title else _title_from_filename(filename),
+        blocks=repair_blocks(blocks),
         content_hash=sha256_hex(data),
         media_type=MEDIA_TYPES[suffix],
     )

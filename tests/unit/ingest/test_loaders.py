@@ -565,3 +565,33 @@ def test_docx_other_zip_formats_rejected() -> None:
         archive.writestr("mimetype", b"application/epub+zip")
     with pytest.raises(LoaderError, match="not a valid DOCX"):
         load_bytes(buffer.getvalue(), "book.docx", "s")
+
+
+def _double_encoded(text: str) -> bytes:
+    """``text`` as a tool that read UTF-8 as Windows-1252 and saved it again writes it (bytes 1252 leaves
+    undefined pass through as C1 controls, as such tools do)."""
+    undefined = {0x81, 0x8D, 0x8F, 0x90, 0x9D}
+    misread = "".join(chr(b) if b in undefined else bytes([b]).decode("cp1252") for b in text.encode("utf-8"))
+    return misread.encode("utf-8")
+
+
+def test_mojibake_is_repaired_at_load_and_the_identity_stays_the_original_bytes() -> None:
+    from services.core.types import sha256_hex
+
+    clean = "# Café report 📊\n\nThe “balance” ⚖️ is 3½ kg — naïve, but fine.\n"
+    data = _double_encoded(clean)
+    assert "Ã©" in data.decode("utf-8") and "ðŸ“Š" in data.decode("utf-8")  # the file really is broken
+    doc = load_bytes(data, "report.md", "upload://report.md")
+    text = "\n".join(b.text for b in doc.blocks)
+    assert doc.title == "Café report 📊"
+    assert "The “balance” ⚖️ is 3½ kg — naïve, but fine." in text  # curly quotes kept: only repairs
+    assert "Ã" not in text and "ð" not in text
+    assert doc.content_hash == sha256_hex(data)
+
+
+def test_text_that_is_not_broken_comes_back_as_it_is_and_in_nfc() -> None:
+    from ingest.loaders.repair import repair_text
+
+    for fine in ("plain ASCII &amp; more", "日本語のテキスト", "“quoted” ﬁne ＡＢＣ", "Ελληνικά, naïve"):
+        assert repair_text(fine) == fine
+    assert repair_text("cafe\u0301") == "caf\u00e9"  # decomposed é becomes one code point
