@@ -75,8 +75,9 @@ def _section_of(units: list[_Unit]) -> str | None:
 
 class Chunker:
     # Part of every file's index signature: a change in how text is cut re-chunks (and re-embeds) stored files
-    # on the next sync instead of leaving them cut the old way. 2: small consecutive sections merge.
-    VERSION = 2
+    # on the next sync instead of leaving them cut the old way. 2: small consecutive sections merge. 3: tables
+    # (Markdown, from the loaders) stay whole when they fit, else split by rows with the header repeated.
+    VERSION = 3
 
     def __init__(
         self,
@@ -141,20 +142,65 @@ class Chunker:
         parts: list[list[_Unit]] = []
         waiting: list[_Unit] = []  # heading-only sections not yet followed by content
         for _, run in groupby(enumerate(blocks), key=lambda item: item[1].section):
-            units = [u for index, block in run for u in self._units(block, index)]
-            if not units:
-                continue
-            if self.merge_sections and all(u.heading for u in units):
-                waiting.extend(units)
-                continue
-            parts.append([*waiting, *units])
-            waiting = []
+            for units in self._section_parts(list(run)):
+                if self.merge_sections and all(u.heading for u in units):
+                    waiting.extend(units)
+                    continue
+                parts.append([*waiting, *units])
+                waiting = []
         if waiting:  # headings at the end of the page: nothing follows, so they join what precedes
             if parts:
                 parts[-1].extend(waiting)
             else:
                 parts.append(waiting)
         return parts
+
+    def _section_parts(self, run: list[tuple[int, Block]]) -> list[list[_Unit]]:
+        """One section's units: all in one part, except that each table is a part (or, too big for one
+        chunk, a part per group of rows) of its own, so no cut falls inside a row or loses the header."""
+        parts: list[list[_Unit]] = []
+        text: list[_Unit] = []
+        for index, block in run:
+            if not block.table:
+                text.extend(self._units(block, index))
+                continue
+            if text:
+                parts.append(text)
+                text = []
+            parts.extend(self._table_parts(block, index))
+        if text:
+            parts.append(text)
+        return parts
+
+    def _table_parts(self, block: Block, index: int) -> list[list[_Unit]]:
+        """A Markdown table whole when it fits, else groups of whole rows under the repeated header row; a row
+        too long even alone is cut by words like any long sentence (its cells then read as text)."""
+        n = self.count_tokens(block.text)
+        if n <= self.limit:
+            return [[_Unit(block.text, n, index, block.section)]]
+        lines = block.text.split("\n")
+        header, rows = "\n".join(lines[:2]), lines[2:]
+        parts: list[list[_Unit]] = []
+        group: list[str] = []
+        for row in rows:
+            candidate = "\n".join([header, *group, row])
+            if self.count_tokens(candidate) <= self.limit:
+                group.append(row)
+                continue
+            if group:
+                parts.append([self._table_unit(header, group, index, block.section)])
+                group = []
+            if self.count_tokens(f"{header}\n{row}") <= self.limit:
+                group = [row]
+            else:
+                parts.append(self._sized(row, index, block.section, heading=False))
+        if group:
+            parts.append([self._table_unit(header, group, index, block.section)])
+        return parts
+
+    def _table_unit(self, header: str, rows: list[str], index: int, section: str | None) -> _Unit:
+        text = "\n".join([header, *rows])
+        return _Unit(text, self.count_tokens(text), index, section)
 
     # -- units: sentences, or word windows for sentences longer than the limit -------------------
 

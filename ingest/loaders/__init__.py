@@ -32,6 +32,7 @@ from ingest.loaders.base import (
 from ingest.loaders.html import _load_html
 from ingest.loaders.pdf import _load_pdf
 from ingest.loaders.repair import repair_blocks, repair_text
+from ingest.loaders.sheets import _load_csv, _load_xlsx
 from ingest.loaders.text import _load_markdown, _load_txt
 from ingest.loaders.word import _load_docx
 from services.core.types import LoadedDocument, sha256_hex
@@ -59,6 +60,8 @@ _HANDLERS: dict[str, Callable[[bytes, LoadLimits], _Parsed]] = {
     ".htm": _load_html,
     ".pdf": _load_pdf,
     ".docx": _load_docx,
+    ".csv": _load_csv,
+    ".xlsx": _load_xlsx,
 }
 
 

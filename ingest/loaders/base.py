@@ -4,9 +4,12 @@ section paths and the decoding of bytes that claim to be text."""
 from __future__ import annotations
 
 import codecs
+import io
 import logging
 import pathlib
 import re
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
@@ -32,6 +35,8 @@ MEDIA_TYPES: dict[str, str] = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".csv": "text/csv",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(MEDIA_TYPES)
@@ -145,6 +150,30 @@ def _add(blocks: list[Block], text: str, section: str | None, page: int | None =
         blocks.append(Block(text=text, section=section, page=page))
 
 
+def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as a Markdown table, the first row its header: what every loader makes of a table (DOCX,
+    HTML, Markdown, CSV, XLSX), so a chunk shows which column a value is in. Cells are squashed to one line,
+    pipes escaped; short rows are padded and empty columns at the right dropped. Empty when no cell has text."""
+    cleaned = [[_squash(cell).replace("|", "\\|") for cell in row] for row in rows]
+    cleaned = [row for row in cleaned if any(row)]
+    if not cleaned:
+        return ""
+    width = max(max((i + 1 for i, cell in enumerate(row) if cell), default=0) for row in cleaned)
+    lines = ["| " + " | ".join([*row[:width], *[""] * (width - len(row))]) + " |" for row in cleaned]
+    return "\n".join([lines[0], "|" + "---|" * width, *lines[1:]])
+
+
+def _add_table(
+    blocks: list[Block], rows: Sequence[Sequence[str]], section: str | None, page: int | None = None
+) -> None:
+    """Append a table block (``markdown_table``); a one-row "table" (layout, or a lone header) stays text."""
+    text = markdown_table(rows)
+    if text.count("\n") < 2:  # empty, or a header alone
+        _add(blocks, text.split("\n")[0].strip("| "), section, page)
+        return
+    blocks.append(Block(text=text, section=section, page=page, table=True))
+
+
 # --------------------------------------------------------------------------------------------------
 # Text decoding (shared by .txt, .md)
 # --------------------------------------------------------------------------------------------------
@@ -236,3 +265,39 @@ _HTML_DROP_TAGS = frozenset(
 def _short(exc: BaseException) -> str:
     message = str(exc).strip() or type(exc).__name__
     return message[:200]
+
+
+_VERIFY_SLICE = 64 * 1024
+
+
+def check_office_zip(data: bytes, limits: LoadLimits, *, kind: str, required: str) -> None:
+    """Validate an Office (zip) container before its parser inflates anything (DOCX, XLSX).
+
+    First the declared sizes in the central directory (free). They may lie: ``zipfile``'s ``read()``
+    inflates a whole member before cutting it to the declared size, so a member declaring 2 KiB can
+    still allocate 512 MiB. Hence every member is then inflated once in 64 KiB slices, which stops at
+    its declared size with a CRC error when it lies: memory stays at one slice, and the work at the
+    declared total, which the first check bounded.
+    """
+    buffer = io.BytesIO(data)
+    if not zipfile.is_zipfile(buffer):
+        raise LoaderError(f"not a valid {kind} (not a zip archive)")
+    try:
+        with zipfile.ZipFile(buffer) as archive:
+            infos = archive.infolist()
+            total = sum(info.file_size for info in infos)
+            if total > limits.max_uncompressed_bytes:
+                raise LoaderError(
+                    f"{kind} expands beyond {_human_bytes(limits.max_uncompressed_bytes)} "
+                    f"(declares {_human_bytes(total)}; zip bomb?)"
+                )
+            if not any(info.filename == required for info in infos):
+                raise LoaderError(f"not a valid {kind} (no {required}; is it another zip-based format?)")
+            for info in infos:
+                with archive.open(info) as member:
+                    while member.read(_VERIFY_SLICE):
+                        pass
+    except LoaderError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise LoaderError(f"not a valid {kind} (broken zip archive: {_short(exc)})") from exc

@@ -15,6 +15,7 @@ from ingest.loaders.base import (
     LoaderError,
     LoadLimits,
     _add,
+    _add_table,
     _clip_title,
     _looks_binary,
     _Parsed,
@@ -87,6 +88,7 @@ class _HtmlBlockBuilder:
         self._heading: int | None = None
         self._row: list[str] | None = None
         self._nested_rows = 0  # <tr> inside a cell of an outer row: flattened into that cell
+        self._table: list[list[str]] | None = None  # the rows of the open outer <table>
         self._pre_depth = 0
 
     def _take(self) -> str:
@@ -116,6 +118,9 @@ class _HtmlBlockBuilder:
         elif name == "pre":
             self._flush()
             self._pre_depth = 1
+        elif name == "table" and self._row is None and self._table is None:
+            self._flush()
+            self._table = []
         elif name == "br":
             self._buf.append(" ")
         elif name in ("hr", "td", "th") or name in _HTML_BLOCK_TAGS or name in _HTML_HEADINGS:
@@ -134,6 +139,9 @@ class _HtmlBlockBuilder:
             self._row.append(_squash(self._take()))
         elif name == "tr" and self._row is not None:
             self._end_row()
+        elif name == "table" and self._row is None and self._table is not None:
+            _add_table(self.blocks, self._table, self.sections.current)
+            self._table = None
         elif name in _HTML_BLOCK_TAGS:
             self._flush()
 
@@ -164,12 +172,15 @@ class _HtmlBlockBuilder:
         if self._nested_rows:
             self._nested_rows -= 1
             return
-        cells = [cell for cell in self._row or [] if cell]
+        cells = list(self._row or [])  # empty cells kept: they hold their column's place
         trailing = _squash(self._take())  # text in a row outside any cell (malformed markup)
         if trailing:
             cells.append(trailing)
         self._row = None
-        _add(self.blocks, " | ".join(cells), self.sections.current)
+        if self._table is not None:
+            self._table.append(cells)
+        else:  # a <tr> outside any <table> (malformed markup): one line of its cells
+            _add(self.blocks, " | ".join(cell for cell in cells if cell), self.sections.current)
 
     def text(self, value: str) -> None:
         self._buf.append(value)
@@ -178,6 +189,9 @@ class _HtmlBlockBuilder:
         self._heading = None
         self._row = None
         self._flush()
+        if self._table:  # a <table> the document never closed
+            _add_table(self.blocks, self._table, self.sections.current)
+            self._table = None
 
 
 def _html_title(soup: BeautifulSoup) -> str | None:

@@ -41,5 +41,6 @@ def repair_blocks(blocks: list[Block]) -> list[Block]:
     out = []
     for block in blocks:
         text, section = repair_text(block.text), repair_text(block.section) if block.section else block.section
-        out.append(block if (text, section) == (block.text, block.section) else Block(text, section, block.page))
+        same = (text, section) == (block.text, block.section)
+        out.append(block if same else Block(text, section, block.page, table=block.table))
     return out

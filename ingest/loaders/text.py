@@ -13,6 +13,7 @@ from ingest.loaders.base import (
     _HTML_DROP_TAGS,
     LoadLimits,
     _add,
+    _add_table,
     _decode_text,
     _paragraphs,
     _Parsed,
@@ -88,8 +89,8 @@ def _html_fragment_text(fragment: str) -> str:
 
 
 class _MarkdownWalk:
-    """Blocks from markdown-it's tokens: headings open sections, table rows become one line each, code and raw
-    HTML are kept as text."""
+    """Blocks from markdown-it's tokens: headings open sections, a table becomes a table block (Markdown again,
+    normalised), code and raw HTML are kept as text."""
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
@@ -97,6 +98,7 @@ class _MarkdownWalk:
         self.first_h1: str | None = None
         self.heading_level: int | None = None
         self.row: list[str] | None = None
+        self.table: list[list[str]] | None = None
 
     def take(self, token: Token) -> None:
         kind = token.type
@@ -104,11 +106,16 @@ class _MarkdownWalk:
             self.heading_level = int(token.tag[1:])
         elif kind == "heading_close":
             self.heading_level = None
+        elif kind == "table_open":
+            self.table = []
+        elif kind == "table_close":
+            _add_table(self.blocks, self.table or [], self.sections.current)
+            self.table = None
         elif kind == "tr_open":
             self.row = []
         elif kind == "tr_close":
-            if self.row is not None:
-                _add(self.blocks, " | ".join(cell for cell in self.row if cell), self.sections.current)
+            if self.row is not None and self.table is not None:
+                self.table.append(self.row)
             self.row = None
         elif kind == "inline":
             self.inline(_md_inline_text(token))

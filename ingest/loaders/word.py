@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Iterator
 
 import docx
@@ -15,12 +14,13 @@ from ingest.loaders.base import (
     LoaderError,
     LoadLimits,
     _add,
+    _add_table,
     _clip_title,
-    _human_bytes,
     _Parsed,
     _SectionPath,
     _short,
     _squash,
+    check_office_zip,
 )
 from services.core.types import Block
 
@@ -29,40 +29,8 @@ from services.core.types import Block
 # --------------------------------------------------------------------------------------------------
 
 
-_VERIFY_SLICE = 64 * 1024
-
-
 def _check_docx_zip(data: bytes, limits: LoadLimits) -> None:
-    """Validate the container before python-docx inflates anything.
-
-    First the declared sizes in the central directory (free). They may lie: ``zipfile``'s ``read()``
-    inflates a whole member before cutting it to the declared size, so a member declaring 2 KiB can
-    still allocate 512 MiB. Hence every member is then inflated once in 64 KiB slices, which stops at
-    its declared size with a CRC error when it lies: memory stays at one slice, and the work at the
-    declared total, which the first check bounded.
-    """
-    buffer = io.BytesIO(data)
-    if not zipfile.is_zipfile(buffer):
-        raise LoaderError("not a valid DOCX (not a zip archive)")
-    try:
-        with zipfile.ZipFile(buffer) as archive:
-            infos = archive.infolist()
-            total = sum(info.file_size for info in infos)
-            if total > limits.max_uncompressed_bytes:
-                raise LoaderError(
-                    f"DOCX expands beyond {_human_bytes(limits.max_uncompressed_bytes)} "
-                    f"(declares {_human_bytes(total)}; zip bomb?)"
-                )
-            if not any(info.filename == "word/document.xml" for info in infos):
-                raise LoaderError("not a valid DOCX (no word/document.xml; is it another zip-based format?)")
-            for info in infos:
-                with archive.open(info) as member:
-                    while member.read(_VERIFY_SLICE):
-                        pass
-    except LoaderError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise LoaderError(f"not a valid DOCX (broken zip archive: {_short(exc)})") from exc
+    check_office_zip(data, limits, kind="DOCX", required="word/document.xml")
 
 
 def _docx_style_name(paragraph: Paragraph) -> str:
@@ -80,8 +48,9 @@ def _docx_heading_level(style_name: str) -> int | None:
     return int(match.group(1)) if match else 1
 
 
-def _docx_table_rows(table: Table) -> Iterator[str]:
-    """Each row as "cell | cell"; horizontally merged cells repeat, so consecutive duplicates go."""
+def _docx_table_rows(table: Table) -> Iterator[list[str]]:
+    """Each row's cells (empty ones kept, they hold their column); a horizontally merged cell is listed once
+    per grid column it spans by python-docx, so consecutive repeats of one cell go."""
     for row in table.rows:
         cells: list[str] = []
         previous = None
@@ -89,11 +58,8 @@ def _docx_table_rows(table: Table) -> Iterator[str]:
             if cell._tc is previous:
                 continue
             previous = cell._tc
-            text = _squash(cell.text)
-            if text:
-                cells.append(text)
-        if cells:
-            yield " | ".join(cells)
+            cells.append(_squash(cell.text))
+        yield cells
 
 
 def _load_docx(data: bytes, limits: LoadLimits) -> _Parsed:
@@ -107,8 +73,7 @@ def _load_docx(data: bytes, limits: LoadLimits) -> _Parsed:
         core_title = _clip_title(document.core_properties.title or "")
         for item in document.iter_inner_content():
             if isinstance(item, Table):
-                for row_text in _docx_table_rows(item):
-                    _add(blocks, row_text, sections.current)
+                _add_table(blocks, list(_docx_table_rows(item)), sections.current)
                 continue
             text = _squash(item.text)
             if not text:

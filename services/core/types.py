@@ -46,11 +46,15 @@ def doc_id_for(source: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A structural unit of a document (a paragraph, a page's text, a section body)."""
+    """A structural unit of a document (a paragraph, a page's text, a section body, a table).
+
+    A ``table`` block's text is a Markdown table (header row, separator, one line per row): the chunker keeps
+    it whole when it fits a chunk and splits it by rows, the header repeated, when it does not."""
 
     text: str
     section: str | None = None
     page: int | None = None
+    table: bool = False
 
 
 @dataclass(slots=True)

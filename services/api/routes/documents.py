@@ -49,7 +49,7 @@ def _out(record: DocumentRecord) -> DocumentOut:
 MAX_WAIT_S = 600.0
 
 
-@router.post("", response_model=IngestResponse, summary="Upload and ingest files (txt, md, html, pdf, docx)")
+@router.post("", response_model=IngestResponse, summary="Upload and ingest files (txt, md, html, pdf, docx, csv, xlsx)")
 async def upload(
     components: ComponentsDep,
     files: Annotated[list[UploadFile], File(description="one or more documents")],

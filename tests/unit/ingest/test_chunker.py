@@ -449,3 +449,41 @@ def test_without_merging_every_section_is_its_own_chunk_and_headings_may_stand_a
     assert [c.section for c in single] == sections
     assert [c for c in single if heading_only(c, doc.blocks)]  # the "### Details" parents: a heading alone
     assert "\n".join(c.text for c in single) == "\n".join(b.text for b in doc.blocks)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables: whole when they fit, else split by rows under the repeated header
+# ----------------------------------------------------------------------------------------------
+
+
+def _table(rows: int) -> str:
+    lines = ["| Employee | Office | Extension |", "|---|---|---|"]
+    lines += [f"| person{i} | building{i % 7} room{i} | ext{1000 + i} |" for i in range(rows)]
+    return "\n".join(lines)
+
+
+def test_a_table_that_fits_stays_whole_in_one_chunk_beside_its_text() -> None:
+    table = _table(3)
+    doc = make_doc(
+        [Block("Who sits where.", "Staff"), Block(table, "Staff", table=True), Block("Updated weekly.", "Staff")]
+    )
+    [chunk] = Chunker(count_tokens, chunk_size=200, chunk_overlap=20).split(doc)
+    assert chunk.text == f"Who sits where.\n{table}\nUpdated weekly."
+
+
+def test_a_big_table_is_split_by_rows_with_the_header_repeated() -> None:
+    table = _table(60)
+    header = "\n".join(table.split("\n")[:2])
+    doc = make_doc([Block("Who sits where.", "Staff"), Block(table, "Staff", table=True)])
+    chunker = Chunker(count_tokens, chunk_size=96, chunk_overlap=16)
+    chunks = chunker.split(doc)
+    table_chunks = [c for c in chunks if "| Employee |" in c.text]
+    assert len(table_chunks) > 3
+    rows_seen: list[str] = []
+    for chunk in table_chunks:
+        assert chunk.n_tokens <= 96
+        body = chunk.text[chunk.text.index(header) :]
+        assert body.startswith(header + "\n| person")  # every piece is a table under its header
+        rows_seen += [line for line in body.split("\n")[2:] if line.startswith("| person")]
+    assert rows_seen == table.split("\n")[2:]  # every row once, in order, none cut
+    assert all(c.section == "Staff" for c in chunks)

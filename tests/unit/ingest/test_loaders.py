@@ -100,7 +100,7 @@ def write(tmp_path: pathlib.Path, name: str, data: bytes) -> pathlib.Path:
 
 
 def test_supported_suffixes() -> None:
-    assert {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"} == SUPPORTED_SUFFIXES
+    assert {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".xlsx"} == SUPPORTED_SUFFIXES
 
 
 def test_unsupported_suffix_lists_supported_types() -> None:
@@ -291,7 +291,8 @@ def test_markdown_sections_and_code_fence() -> None:
     assert code.text == "# not a heading\napt-get install thing"
     assert code.section == "Install > Linux"
     assert block_with(doc, "second item").section == "Install > Linux"
-    assert block_with(doc, "verbose") == Block("-v | verbose", "Install > Linux", None)
+    table = "| Flag | Meaning |\n|---|---|\n| -v | verbose |"  # a table block, Markdown again
+    assert block_with(doc, "verbose") == Block(table, "Install > Linux", None, table=True)
     assert block_with(doc, "Final words").section == "Usage"
     # The fenced "# not a heading" never became a section.
     assert not any(block.section and "not a heading" in block.section for block in doc.blocks)
@@ -375,8 +376,8 @@ def test_html_structure_and_noise_removed() -> None:
     assert block_with(doc, "Use apt").section == "Version 2 > Install > Linux"
     assert block_with(doc, "snap").text == "Or snap"
     assert block_with(doc, "make install").text == "make\n  make install"
-    assert block_with(doc, "Debian") == Block("Debian | ok", "Version 2 > Install > Linux", None)
-    assert block_with(doc, "OS").text == "OS | Status"
+    table = "| OS | Status |\n|---|---|\n| Debian | ok |"
+    assert block_with(doc, "Debian") == Block(table, "Version 2 > Install > Linux", None, table=True)
     assert block_with(doc, "Known issues").section == "Version 2 > Known issues"
     assert block_with(doc, "at all") == Block("None at all.", "Version 2 > Known issues", None)
 
@@ -514,12 +515,12 @@ def test_docx_title_sections_and_table() -> None:
     assert block_with(doc, "Text under A") == Block("Text under A.", "A", None)
     assert Block("B", "A > B", None) in doc.blocks
     assert block_with(doc, "Text under B") == Block("Text under B.", "A > B", None)
-    assert block_with(doc, "Leave") == Block("Leave | 25 days", "A > B", None)
-    assert block_with(doc, "Name") == Block("Name | Value", "A > B", None)
+    table = "| Name | Value |\n|---|---|\n| Leave | 25 days |"  # the same cells, as a Markdown table
+    assert block_with(doc, "Leave") == Block(table, "A > B", None, table=True)
     assert block_with(doc, "Text under C") == Block("Text under C.", "C", None)
     # Document order is kept: the table sits between B's text and heading C.
     order = texts(doc)
-    assert order.index("Text under B.") < order.index("Name | Value") < order.index("C")
+    assert order.index("Text under B.") < order.index(table) < order.index("C")
 
 
 def test_docx_core_properties_title_wins() -> None:
@@ -595,3 +596,61 @@ def test_text_that_is_not_broken_comes_back_as_it_is_and_in_nfc() -> None:
     for fine in ("plain ASCII &amp; more", "日本語のテキスト", "“quoted” ﬁne ＡＢＣ", "Ελληνικά, naïve"):
         assert repair_text(fine) == fine
     assert repair_text("cafe\u0301") == "caf\u00e9"  # decomposed é becomes one code point
+
+
+# ----------------------------------------------------------------------------------------------
+# .csv, .xlsx: tables
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_csv_is_one_table_with_its_delimiter_sniffed() -> None:
+    data = b"Country;Capital;Population (M)\nPortugal;Lisbon;10.4\nFrance;Paris;68\n"
+    doc = load_bytes(data, "capitals.csv", "s")
+    assert doc.media_type == "text/csv" and doc.title == "capitals"
+    [block] = doc.blocks
+    assert block.table
+    assert block.text == (
+        "| Country | Capital | Population (M) |\n|---|---|---|\n| Portugal | Lisbon | 10.4 |\n| France | Paris | 68 |"
+    )
+
+
+def _xlsx(sheets: dict[str, list[list[object]]], title: str = "") -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    book.properties.title = title or None
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_an_xlsx_sheet_is_a_section_holding_its_table() -> None:
+    import datetime as dt
+
+    data = _xlsx(
+        {
+            "Budget": [["Item", "Cost", "Due"], ["Roof", 12000.0, dt.datetime(2026, 3, 1)], ["Paint", 850.5, None]],
+            "Empty": [],
+            "Staff": [["Name", "Room"], ["Ann", "B2"]],
+        },
+        title="Building plan",
+    )
+    doc = load_bytes(data, "plan.xlsx", "s")
+    assert doc.title == "Building plan"
+    assert [b.section for b in doc.blocks] == ["Budget", "Budget", "Staff", "Staff"]  # the empty sheet is skipped
+    budget = doc.blocks[1]
+    assert budget.table
+    assert budget.text == "| Item | Cost | Due |\n|---|---|---|\n| Roof | 12000 | 2026-03-01 |\n| Paint | 850.5 |  |"
+    assert doc.blocks[3].text == "| Name | Room |\n|---|---|\n| Ann | B2 |"
+
+
+def test_a_corrupt_xlsx_fails_with_a_reason() -> None:
+    with pytest.raises(LoaderError, match="not a valid XLSX"):
+        load_bytes(b"PK\x03\x04 not really a zip", "broken.xlsx", "s")
+    with pytest.raises(LoaderError, match="no xl/workbook.xml"):
+        load_bytes(make_docx(), "renamed.xlsx", "s")
