@@ -29,7 +29,7 @@ export RAGAS_DO_NOT_TRACK := true
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup llm-setup llm-python-setup phoenix-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate adapt bench docs clean \
+.PHONY: help setup llm-setup llm-python-setup phoenix-setup ocr-setup test test-fast lint audit reliability format run reranker answerability eval-retrieval eval eval-ood generate adapt bench docs clean \
 	up down logs constraints browser-setup screenshots podman-setup images compose-test airgap-setup redis-setup \
 	postgres-setup
 
@@ -114,9 +114,15 @@ browser-setup:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# OCR of scanned PDF pages and images: Debian's Tesseract with English data (ingest/loaders/ocr.py); only when
+# missing, as chromium above. The ingest and API images install the same packages.
+ocr-setup:
+	@test -x /usr/bin/tesseract || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng; }
+
 # The suite runs air-gapped: in a loopback-only network namespace (scripts/airgapped.sh), where any reach
 # outside this machine fails, and tests/airgap.py fails the test whose process even tried.
-test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup postgres-setup
+test: setup llm-setup phoenix-setup browser-setup airgap-setup redis-setup postgres-setup ocr-setup
 	$(BIN)/ruff check .
 	scripts/airgapped.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -163,7 +169,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-run: setup llm-setup phoenix-setup
+run: setup llm-setup phoenix-setup ocr-setup
 	$(BIN)/python -m services.launcher $(RUN_ARGS)
 
 reranker: setup

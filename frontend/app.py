@@ -34,7 +34,22 @@ from services.core.types import RetrievalMode
 
 WAITING = ("queued", "processing")  # an upload's job that has not ended: the Documents tab follows it
 JOB_POLL_S = 2.0  # how often the Documents tab asks for the progress of the jobs it follows (none: no request)
-UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".xlsx"]
+UPLOAD_TYPES = [
+    ".txt",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".pdf",
+    ".docx",
+    ".csv",
+    ".xlsx",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+]
 MAX_TOP_K = 20
 
 CSS = """
@@ -279,7 +294,7 @@ def documents_tab() -> DocumentsTab:
                 files = gr.File(
                     file_count="multiple",
                     file_types=UPLOAD_TYPES,
-                    label="Files to ingest (txt, md, html, pdf, docx, csv, xlsx)",
+                    label="Files to ingest (txt, md, html, pdf, docx, csv, xlsx, images)",
                     elem_id="upload-files",
                 )
             with gr.Column(scale=2):

@@ -27,6 +27,9 @@ def build_limits(settings: IngestionSettings) -> LoadLimits:
         max_file_bytes=settings.max_file_bytes,
         max_uncompressed_bytes=settings.max_uncompressed_bytes,
         max_pdf_pages=settings.max_pdf_pages,
+        ocr=settings.ocr,
+        ocr_language=settings.ocr_language,
+        ocr_dpi=settings.ocr_dpi,
     )
 
 

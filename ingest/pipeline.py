@@ -426,7 +426,8 @@ class IngestPipeline:
             index_signature=self.signature,
         )
         status: IngestStatus = "updated" if existing else "added"
-        return FileOutcome(source, status, doc.doc_id, len(chunks), title=doc.title), _Pending(record, chunks)
+        outcome = FileOutcome(source, status, doc.doc_id, len(chunks), reason="; ".join(doc.notes), title=doc.title)
+        return outcome, _Pending(record, chunks)
 
     def embedding_text(self, chunk: Chunk) -> str:
         """What the bi-encoder reads for a chunk: its text, or with ``embed_context_header`` its text under

@@ -30,6 +30,7 @@ from ingest.loaders.base import (
     _title_from_filename,
 )
 from ingest.loaders.html import _load_html
+from ingest.loaders.image import _load_image
 from ingest.loaders.pdf import _load_pdf
 from ingest.loaders.repair import repair_blocks, repair_text
 from ingest.loaders.sheets import _load_csv, _load_xlsx
@@ -62,6 +63,11 @@ _HANDLERS: dict[str, Callable[[bytes, LoadLimits], _Parsed]] = {
     ".docx": _load_docx,
     ".csv": _load_csv,
     ".xlsx": _load_xlsx,
+    ".png": _load_image,
+    ".jpg": _load_image,
+    ".jpeg": _load_image,
+    ".tif": _load_image,
+    ".tiff": _load_image,
 }
 
 
@@ -91,7 +97,7 @@ def load_bytes(data: bytes, filename: str, source: str, limits: LoadLimits = _DE
         raise LoaderError("empty file")
 
     try:
-        title, blocks = _HANDLERS[suffix](data, limits)
+        title, blocks, *more = _HANDLERS[suffix](data, limits)
     except LoaderError:
         raise
     except Exception as exc:  # MemoryError and RecursionError included; KeyboardInterrupt is not
@@ -106,6 +112,7 @@ def load_bytes(data: bytes, filename: str, source: str, limits: LoadLimits = _DE
         source=source,
         title=repair_text(title) if title else _title_from_filename(filename),
         blocks=repair_blocks(blocks),
+        notes=list(more[0]) if more else [],
         content_hash=sha256_hex(data),
         media_type=MEDIA_TYPES[suffix],
     )

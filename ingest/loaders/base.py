@@ -37,6 +37,11 @@ MEDIA_TYPES: dict[str, str] = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ".csv": "text/csv",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
 }
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(MEDIA_TYPES)
@@ -44,18 +49,24 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(MEDIA_TYPES)
 
 @dataclass(frozen=True)
 class LoadLimits:
-    """Resource ceilings, so one hostile or accidental upload cannot exhaust the ingest worker."""
+    """How files are read: resource ceilings, so one hostile or accidental upload cannot exhaust the ingest
+    worker, and OCR (ingest/loaders/ocr.py) for pages without a text layer and for images."""
 
     max_file_bytes: int = 50 * 1024 * 1024
     # Zip-bomb guard for DOCX, checked on the zip central directory before any member is inflated.
     max_uncompressed_bytes: int = 200 * 1024 * 1024
     max_pdf_pages: int = 2000
+    ocr: bool = True
+    ocr_language: str = "eng"
+    ocr_dpi: int = 300
+    max_image_pixels: int = 100_000_000  # a decompression bomb is refused before it is decoded
 
 
 _DEFAULT_LIMITS = LoadLimits()
 
-# Parsed result of one format handler: (title found inside the document or None, blocks).
-_Parsed = tuple[str | None, list[Block]]
+# Parsed result of one format handler: (title found inside the document or None, blocks), and optionally notes
+# for the person who uploaded it (which pages were OCR'd and how sure Tesseract was, which it could not read).
+_Parsed = tuple[str | None, list[Block]] | tuple[str | None, list[Block], list[str]]
 
 _MAX_TITLE_CHARS = 200
 _MAX_REASON_CHARS = 300

@@ -225,6 +225,11 @@ class IngestionSettings(CommonSettings):
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="zip-bomb guard for DOCX")
     max_pdf_pages: int = Field(2000, ge=1)
+    ocr: bool = Field(True, description="OCR (Tesseract) for PDF pages without a text layer and for images")
+    ocr_language: str = Field(
+        "eng", pattern=r"^[a-z_]{3,}(\+[a-z_]{3,})*$", description="Tesseract languages, e.g. eng or eng+deu"
+    )
+    ocr_dpi: int = Field(300, ge=72, le=600, description="resolution PDF pages are rendered at for OCR")
     ingest_queue: IngestQueueKind = Field(
         "local",
         description="where upload jobs wait (ingest/jobs/): in the API process, or a Redis stream read by "

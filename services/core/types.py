@@ -65,6 +65,7 @@ class LoadedDocument:
     content_hash: str
     media_type: str
     tags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the uploader: which pages OCR read, how surely, which not
 
     @property
     def doc_id(self) -> str:

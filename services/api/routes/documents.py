@@ -49,7 +49,11 @@ def _out(record: DocumentRecord) -> DocumentOut:
 MAX_WAIT_S = 600.0
 
 
-@router.post("", response_model=IngestResponse, summary="Upload and ingest files (txt, md, html, pdf, docx, csv, xlsx)")
+@router.post(
+    "",
+    response_model=IngestResponse,
+    summary="Upload and ingest files (txt, md, html, pdf, docx, csv, xlsx, png, jpg, tiff)",
+)
 async def upload(
     components: ComponentsDep,
     files: Annotated[list[UploadFile], File(description="one or more documents")],

@@ -100,7 +100,22 @@ def write(tmp_path: pathlib.Path, name: str, data: bytes) -> pathlib.Path:
 
 
 def test_supported_suffixes() -> None:
-    assert {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".xlsx"} == SUPPORTED_SUFFIXES
+    assert {
+        ".txt",
+        ".md",
+        ".markdown",
+        ".html",
+        ".htm",
+        ".pdf",
+        ".docx",
+        ".csv",
+        ".xlsx",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".tiff",
+    } == SUPPORTED_SUFFIXES
 
 
 def test_unsupported_suffix_lists_supported_types() -> None:

@@ -79,7 +79,7 @@ def write(path: Path, text: str, mtime_ns: int) -> None:
 def test_snapshot_sees_what_sync_ingests_and_diff_names_each_kind_of_change(tmp_path: Path) -> None:
     write(tmp_path / "a.md", "alpha", 1)
     write(tmp_path / "b.txt", "beta", 1)
-    (tmp_path / "image.png").write_bytes(b"\x89PNG")  # unsupported: sync ignores it, so does the watcher
+    (tmp_path / "movie.mp4").write_bytes(b"\x00\x00")  # unsupported: sync ignores it, so does the watcher
     (tmp_path / ".hidden").mkdir()
     write(tmp_path / ".hidden" / "c.md", "hidden", 1)
     before = snapshot(tmp_path)
