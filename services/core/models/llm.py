@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -72,6 +72,54 @@ def _error_message(error: object) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)[:300]
     return str(error)[:300]
+
+
+async def _deltas(response: httpx.Response, state: StreamState) -> AsyncIterator[str]:
+    """The text of a streamed answer, piece by piece; ``state`` takes the rest. A stream that fails, breaks or
+    ends without a finish reason raises ``LLMUnavailableError``: a cut answer must not pass for a short one."""
+    try:
+        async with contextlib.aclosing(_sse_events(response.aiter_lines())) as events:
+            async for event in events:
+                for text in _take_event(event, state):
+                    state.content_chunks += 1
+                    yield text
+    except httpx.HTTPError as exc:
+        raise LLMUnavailableError(f"LLM stream broke: {type(exc).__name__}") from exc
+    if state.finish_reason is None:  # [DONE] or EOF before any finish reason: a cut, not an answer
+        raise LLMUnavailableError("LLM stream ended before the answer finished")
+
+
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[Any, None]:
+    """The JSON payloads of the ``data:`` lines up to ``[DONE]``; other lines (keep-alive comments, ``event:``
+    fields) and a payload that is not JSON are skipped, as a server's noise is no reason to drop an answer."""
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue
+        yield event
+
+
+def _take_event(event: Any, state: StreamState) -> list[str]:
+    """Notes a stream event's model, usage and finish reason in ``state``; returns its text pieces."""
+    if event.get("error"):  # llama.cpp, vLLM and TGI report mid-stream failures this way
+        raise LLMUnavailableError(f"LLM failed mid-stream: {_error_message(event['error'])}")
+    state.model = event.get("model") or state.model
+    if event.get("usage"):
+        state.usage = {k: int(v) for k, v in event["usage"].items() if isinstance(v, int)}
+    texts = []
+    for choice in event.get("choices") or []:
+        if choice.get("finish_reason"):
+            state.finish_reason = choice["finish_reason"]
+        text = (choice.get("delta") or {}).get("content")
+        if text:
+            texts.append(text)
+    return texts
 
 
 class OpenAICompatibleLLM:
@@ -150,38 +198,8 @@ class OpenAICompatibleLLM:
         """Connects (with retries) on enter, so a dead server surfaces before any byte is sent to a client."""
         response = await self._send(self._body(messages, True, params), stream=True)
         state = state if state is not None else StreamState()
-
-        async def deltas() -> AsyncIterator[str]:
-            try:
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        break
-                    try:
-                        event = json.loads(payload)
-                    except ValueError:
-                        continue
-                    if event.get("error"):  # llama.cpp, vLLM and TGI report mid-stream failures this way
-                        raise LLMUnavailableError(f"LLM failed mid-stream: {_error_message(event['error'])}")
-                    state.model = event.get("model") or state.model
-                    if event.get("usage"):
-                        state.usage = {k: int(v) for k, v in event["usage"].items() if isinstance(v, int)}
-                    for choice in event.get("choices") or []:
-                        if choice.get("finish_reason"):
-                            state.finish_reason = choice["finish_reason"]
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            state.content_chunks += 1
-                            yield text
-            except httpx.HTTPError as exc:
-                raise LLMUnavailableError(f"LLM stream broke: {type(exc).__name__}") from exc
-            if state.finish_reason is None:  # [DONE] or EOF before any finish reason: a cut, not an answer
-                raise LLMUnavailableError("LLM stream ended before the answer finished")
-
         try:
-            yield deltas()
+            yield _deltas(response, state)
         finally:
             await response.aclose()
 

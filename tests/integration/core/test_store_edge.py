@@ -18,7 +18,7 @@ from services.core.factory import build_store
 from services.core.models.sparse import BM25SparseEncoder
 from services.core.settings import Settings
 from services.core.storage.store import QdrantStore, StoreUnavailableError, VectorStore
-from services.core.storage.store_edge import EdgeStore, LocalModeFolderError, folder_kind
+from services.core.storage.store_edge import EdgeStore, LocalModeFolderError, copy_client_to_edge, folder_kind
 from services.core.types import Chunk, DocumentRecord
 
 pytestmark = pytest.mark.integration
@@ -240,6 +240,26 @@ def test_migrate_store_moves_a_local_folder_to_edge_in_place_and_push_store_copi
         assert server.list_documents() == documents and top_ids(server, late=True) == expected
     finally:
         server.close()
+
+
+def test_copy_to_edge_refuses_a_collection_this_project_did_not_write_and_needs_no_manifest(tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "src"))
+    edge = EdgeStore(path=str(tmp_path / "edge"))
+    try:
+        with pytest.raises(ValueError, match="no collection 'chunks'"):
+            copy_client_to_edge(client, "chunks", edge)
+        client.create_collection("chunks", models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+        with pytest.raises(ValueError, match="has no 'dense' vector"):
+            copy_client_to_edge(client, "chunks", edge)
+        params = {"dense": models.VectorParams(size=DIM, distance=models.Distance.COSINE)}
+        client.create_collection("other", params)
+        client.upsert("other", [models.PointStruct(id=doc_id(0), vector={"dense": [1.0] * DIM}, payload={"text": "t"})])
+        assert copy_client_to_edge(client, "other", edge) == {"chunks": 1, "documents": 0}  # no "other_documents"
+    finally:
+        edge.close()
+        client.close()
 
 
 # -- the index build while the store serves (maintain(concurrent=True), the API's path) -----------------------

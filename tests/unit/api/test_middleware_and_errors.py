@@ -45,6 +45,8 @@ def make_app(max_concurrent: int = 4) -> FastAPI:
     @app.post("/search")
     async def slow_search(request: Request) -> dict[str, bool]:
         await asyncio.sleep(float(request.query_params.get("sleep", "0")))
+        if request.query_params.get("fail"):
+            raise RuntimeError("the route crashed")
         return {"ok": True}
 
     @app.get("/teapot")
@@ -151,6 +153,13 @@ def test_get_is_never_throttled() -> None:
         assert c.get("/teapot").status_code == 418
         assert c.post("/search").status_code == 503
     assert middleware.in_flight == 1
+
+
+def test_a_heavy_request_that_crashes_still_releases_its_slot() -> None:
+    app = make_app(max_concurrent=1)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.post("/search?fail=1").status_code == 500
+        assert c.post("/search").status_code == 200  # not 503: the crashed request gave its slot back
 
 
 def test_error_shape_for_http_and_validation_errors(client: TestClient) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fake_llm import FakeOpenAIServer, fake_answer
 
@@ -177,3 +178,50 @@ def test_ping() -> None:
         srv.fail_status = 503
         assert run(ping, llm={"base_url": srv.base_url}) is False
     assert run(ping, llm={"base_url": f"http://127.0.0.1:{closed_port()}/v1"}) is False
+
+
+def _stream_over(transport: httpx.AsyncBaseTransport) -> tuple[list[str], StreamState]:
+    """``_stream`` with the HTTP exchange in memory: for streams a real server would not send on request."""
+
+    async def main() -> tuple[list[str], StreamState]:
+        llm = OpenAICompatibleLLM("http://llm.invalid/v1", model="fake-llm")
+        await llm._client.aclose()
+        llm._client = httpx.AsyncClient(base_url=llm.base_url, transport=transport)
+        try:
+            return await _stream(llm)
+        finally:
+            await llm.aclose()
+
+    return asyncio.run(main())
+
+
+def test_stream_skips_what_is_not_an_event_and_reads_nothing_after_done() -> None:
+    """SSE comments (keep-alives), other fields and an unreadable payload are skipped, not fatal; [DONE] ends it."""
+    sse = "\n".join(
+        [
+            ": keep-alive",
+            "event: message",
+            'data: {"model": "m1", "choices": [{"delta": {"content": "Hello"}, "finish_reason": null}]}',
+            "data: {not json",
+            'data: {"choices": [{"delta": {"content": " world"}, "finish_reason": "stop"}]}',
+            'data: {"choices": [], "usage": {"completion_tokens": 2, "note": "not a count"}}',
+            "data: [DONE]",
+            'data: {"choices": [{"delta": {"content": "after done"}}]}',
+        ]
+    )
+    parts, state = _stream_over(httpx.MockTransport(lambda _: httpx.Response(200, text=sse)))
+    assert parts == ["Hello", " world"]
+    assert state.model == "m1" and state.finish_reason == "stop"
+    assert state.usage == {"completion_tokens": 2}
+
+
+class _BrokenBody(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'data: {"choices": [{"delta": {"content": "Hi"}, "finish_reason": null}]}\n\n'
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_connection_lost_mid_stream_raises_llm_unavailable() -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, stream=_BrokenBody()))
+    with pytest.raises(LLMUnavailableError, match="stream broke: ReadError"):
+        _stream_over(transport)
