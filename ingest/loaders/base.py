@@ -161,11 +161,12 @@ def _add(blocks: list[Block], text: str, section: str | None, page: int | None =
         blocks.append(Block(text=text, section=section, page=page))
 
 
-def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(rows: Sequence[Sequence[str | None]]) -> str:
     """Rows of cells as a Markdown table, the first row its header: what every loader makes of a table (DOCX,
     HTML, Markdown, CSV, XLSX), so a chunk shows which column a value is in. Cells are squashed to one line,
-    pipes escaped; short rows are padded and empty columns at the right dropped. Empty when no cell has text."""
-    cleaned = [[_squash(cell).replace("|", "\\|") for cell in row] for row in rows]
+    pipes escaped; short rows are padded and empty columns at the right dropped; a None cell (pdfplumber's empty
+    cell) is empty. Empty when no cell has text."""
+    cleaned = [[_squash(cell or "").replace("|", "\\|") for cell in row] for row in rows]
     cleaned = [row for row in cleaned if any(row)]
     if not cleaned:
         return ""

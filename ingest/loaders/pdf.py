@@ -1,12 +1,24 @@
-"""PDF (pypdf): text per page, sections from bookmarks, encrypted and corrupt files refused with a reason."""
+"""PDF: text per page (pypdf), ruled tables as Markdown (pdfplumber, only on pages that draw rules), OCR for pages
+without a text layer (ingest/loaders/ocr.py), sections from bookmarks, encrypted and corrupt files refused with a
+reason.
+
+Why two libraries for text: pypdf is fast and already handles encryption, outlines and hostile streams here;
+pdfplumber finds tables from the page's drawn rules, which pypdf cannot, but is several times slower. So pypdf
+reads every page and counts rule-drawing operators while it does; only pages with enough of them are handed to
+pdfplumber, and on a page where it finds a table its text (minus the table's area) replaces pypdf's, so the
+table's words are not indexed twice.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import pdfplumber
+import pdfplumber.page
 import pypdf
 
 from ingest.loaders import ocr
@@ -14,13 +26,13 @@ from ingest.loaders.base import (
     _SECTION_SEP,
     LoaderError,
     LoadLimits,
-    _add,
     _clip_title,
     _paragraphs,
     _Parsed,
     _short,
     _squash,
     _tidy_lines,
+    markdown_table,
 )
 from services.core.types import Block
 
@@ -114,6 +126,124 @@ def _section_for_page_blocks(
     return sections, entries[-1]
 
 
+# --------------------------------------------------------------------------------------------------
+# Ruled tables (pdfplumber, only on pages that draw lines)
+# --------------------------------------------------------------------------------------------------
+
+# Path operators that draw a table's rules: rectangles (cells, or thin filled bars) and line segments. A page
+# with fewer has no ruled table worth finding; underlines and frames stay below this most of the time.
+_RULE_OPERATORS = frozenset({b"re", b"l"})
+_MIN_RULES = 4
+_Item = tuple[float, str, bool]  # (top of the line or table on the page, its text, whether it is a table)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One block-to-be of a page: running text, or a table as Markdown."""
+
+    text: str
+    table: bool = False
+
+
+class _RuleCounter:
+    """Counts rule-drawing operators while pypdf extracts a page's text: free evidence of a ruled table.
+
+    pdfplumber (pdfminer) is much slower than pypdf and would inflate every content stream a second time
+    (a stream bomb included), so it only sees pages where this count says a table may be drawn.
+    """
+
+    def __init__(self) -> None:
+        self.rules = 0
+
+    def __call__(self, operator: bytes, operands: object, cm: object, tm: object) -> None:
+        if operator in _RULE_OPERATORS:
+            self.rules += 1
+
+
+def _center_in(obj: dict[str, Any], boxes: list[tuple[float, float, float, float]]) -> bool:
+    x = (float(obj["x0"]) + float(obj["x1"])) / 2
+    y = (float(obj["top"]) + float(obj["bottom"])) / 2
+    return any(x0 <= x <= x1 and top <= y <= bottom for x0, top, x1, bottom in boxes)
+
+
+def _group_parts(items: list[_Item]) -> list[_Part]:
+    """Items in reading order (top to bottom) as parts: consecutive text lines together, each table alone."""
+    parts: list[_Part] = []
+    lines: list[str] = []
+    for _, text, is_table in sorted(items, key=lambda item: item[0]):
+        if not is_table:
+            lines.append(text)
+            continue
+        if lines:
+            parts.append(_Part(_tidy_lines("\n".join(lines))))
+            lines = []
+        parts.append(_Part(text, table=True))
+    if lines:
+        parts.append(_Part(_tidy_lines("\n".join(lines))))
+    return [part for part in parts if part.text]
+
+
+def _plumbed_parts(page: pdfplumber.page.Page) -> list[_Part] | None:
+    """A page's ruled tables as Markdown, where they stand among its text lines; None if it has none.
+
+    The text is extracted from the page minus the tables' areas (characters whose centre lies inside a
+    table), so a table's words appear once, in its cells, not a second time as running text. A "table"
+    of one row or one column is a frame or a rule under a heading, not data, and is left as text.
+    """
+    tables: list[tuple[tuple[float, float, float, float], str]] = []
+    for found in page.find_tables():
+        rows = found.extract()
+        text = markdown_table(rows) if len(rows) >= 2 and max(map(len, rows)) >= 2 else None
+        if text and text.count("\n") >= 2:  # a header and at least one row
+            tables.append((found.bbox, text))
+    if not tables:
+        return None
+    boxes = [bbox for bbox, _ in tables]
+    rest = page.filter(lambda obj: obj.get("object_type") != "char" or not _center_in(obj, boxes))
+    items: list[_Item] = [(float(line["top"]), line["text"], False) for line in rest.extract_text_lines()]
+    items += [(bbox[1], text, True) for bbox, text in tables]
+    return _group_parts(items)
+
+
+class _PdfTables:
+    """pdfplumber over the same bytes, opened on the first page that may hold a ruled table.
+
+    Tables are an improvement on the text, not a condition for it: if pdfplumber cannot open the file or a
+    page, that page keeps pypdf's text (logged), as it would have without table extraction.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pdf: pdfplumber.PDF | None = None
+        self._failed = False
+
+    def parts(self, index: int) -> list[_Part] | None:
+        pdf = self._open()
+        if pdf is None:
+            return None
+        page = pdf.pages[index]
+        try:
+            return _plumbed_parts(page)
+        except Exception as exc:
+            logger.warning("PDF page %d: no table extraction (%s); keeping its plain text", index + 1, _short(exc))
+            return None
+        finally:
+            page.close()  # drops the page's parsed objects: a long PDF is not held in memory page by page
+
+    def _open(self) -> pdfplumber.PDF | None:
+        if self._pdf is None and not self._failed:
+            try:
+                self._pdf = pdfplumber.open(io.BytesIO(self._data))
+            except Exception as exc:
+                logger.warning("pdfplumber cannot open this PDF (%s); no table extraction", _short(exc))
+                self._failed = True
+        return self._pdf
+
+    def close(self) -> None:
+        if self._pdf is not None:
+            self._pdf.close()
+
+
 def _open_pdf(data: bytes, limits: LoadLimits) -> pypdf.PdfReader:
     """The reader, decrypted when an empty password opens it; the page limit checked."""
     try:
@@ -135,30 +265,43 @@ def _open_pdf(data: bytes, limits: LoadLimits) -> pypdf.PdfReader:
     return reader
 
 
+def _page_parts(reader: pypdf.PdfReader, index: int, tables: _PdfTables) -> list[_Part]:
+    """A page's text by pypdf, paragraph by paragraph; a page that draws rules gets pdfplumber's tables
+    (and its text around them) instead, when pdfplumber finds any."""
+    rules = _RuleCounter()
+    try:
+        raw = reader.pages[index].extract_text(visitor_operand_before=rules) or ""
+    except Exception as exc:
+        raise LoaderError(f"corrupt or unreadable PDF: page {index + 1}: {_short(exc)}") from exc
+    plumbed = tables.parts(index) if rules.rules >= _MIN_RULES else None
+    if plumbed is not None:
+        return plumbed
+    return [_Part(text) for text in _page_texts(raw)]
+
+
 def _load_pdf(data: bytes, limits: LoadLimits) -> _Parsed:
-    """PDF text per page via pypdf, OCR for the pages without a text layer; page numbers are 1-based so they
-    match what viewers show."""
+    """PDF text per page via pypdf, ruled tables via pdfplumber, OCR for the pages without a text layer; page
+    numbers are 1-based so they match what viewers show."""
     reader = _open_pdf(data, limits)
-    pages: list[list[str]] = []
-    for index in range(len(reader.pages)):
-        try:
-            raw = reader.pages[index].extract_text() or ""
-        except Exception as exc:
-            raise LoaderError(f"corrupt or unreadable PDF: page {index + 1}: {_short(exc)}") from exc
-        pages.append(_page_texts(raw))
+    tables = _PdfTables(data)
+    try:
+        pages = [_page_parts(reader, index, tables) for index in range(len(reader.pages))]
+    finally:
+        tables.close()
     scans = PageOcr(data, limits)
-    for index, text in scans.read([i for i, texts in enumerate(pages) if not texts]).items():
-        pages[index] = _page_texts(text)  # no text layer: what OCR read of the page
+    for index, text in scans.read([i for i, parts in enumerate(pages) if not parts]).items():
+        pages[index] = [_Part(t) for t in _page_texts(text)]  # no text layer: what OCR read of the page
     outline = _pdf_outline(reader)
     blocks: list[Block] = []
     current_section: str | None = None
-    for index, texts in enumerate(pages):
+    for index, parts in enumerate(pages):
+        texts = [part.text for part in parts]
         sections, current_section = _section_for_page_blocks(texts, outline.get(index, []), current_section)
-        for text, section in zip(texts, sections, strict=True):
-            _add(blocks, text, section, index + 1)
+        for part, section in zip(parts, sections, strict=True):
+            blocks.append(Block(part.text, section, index + 1, table=part.table))
     if not blocks:
         raise LoaderError(f"no extractable text: {'; '.join(scans.notes()) or 'the pages are empty'}")
-    first_line = pages[0][0].split("\n", 1)[0] if pages and pages[0] else None
+    first_line = next((p.text.split("\n", 1)[0] for p in pages[0] if not p.table), None) if pages else None
     return _pdf_metadata_title(reader) or _clip_title(first_line), blocks, scans.notes()
 
 

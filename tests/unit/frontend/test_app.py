@@ -164,3 +164,10 @@ def test_the_documents_tab_follows_a_running_job_and_stops_polling_when_it_ends(
     assert api.cancelled == ["d1"] and "big.pdf" in stopped
     idle = asyncio.run(act.watch_jobs(None, [], []))
     assert all(isinstance(r, type(gr.skip())) for r in idle)  # nothing followed: no request at all
+
+
+def test_the_upload_form_offers_exactly_the_types_the_loaders_read() -> None:
+    from frontend.app import UPLOAD_TYPES
+    from ingest.loaders import SUPPORTED_SUFFIXES
+
+    assert set(UPLOAD_TYPES) == SUPPORTED_SUFFIXES
