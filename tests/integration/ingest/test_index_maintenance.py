@@ -105,10 +105,14 @@ def test_an_upload_past_the_threshold_builds_the_index_after_the_response(
         hits = client.post("/search", json={"query": "how do glaciers carve valleys", "mode": "hybrid"})
         assert hits.status_code == 200 and hits.json()["results"], hits.text
 
-        # An upload of nothing new asks for no build.
+        # An upload of nothing new asks for no build. (The three files above are three jobs: when the worker
+        # drains the queue between two of the route's submissions, they ask twice, and the second request
+        # coalesces into one more run: one or two runs so far, then none for the unchanged file.)
+        runs = components.maintainer.runs
+        assert runs in (1, 2)
         assert client.post("/documents", files=files({"glaciers.md": DOCS["glaciers.md"]})).status_code == 200
         time.sleep(0.2)
-        assert components.maintainer.runs == 1 and not components.maintainer.busy
+        assert components.maintainer.runs == runs and not components.maintainer.busy
 
 
 def test_a_failed_index_build_does_not_fail_the_upload(
