@@ -97,6 +97,11 @@ def _tidy_lines(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def _paragraph_texts(text: str) -> list[str]:
+    """The non-empty paragraphs of page-like text (PDF, OCR), each with its line breaks kept and tidied."""
+    return [t for t in (_tidy_lines(p) for p in _paragraphs(text)) if t]
+
+
 def _tidy_code(text: str) -> str:
     """Keep indentation of preformatted text (it is meaningful in code); trim only line ends."""
     text = _CONTROL_RE.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))

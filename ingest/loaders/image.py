@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from ingest.loaders import ocr
-from ingest.loaders.base import LoaderError, LoadLimits, _add, _paragraphs, _Parsed, _short, _tidy_lines
+from ingest.loaders.base import LoaderError, LoadLimits, _add, _paragraph_texts, _Parsed, _short
 from services.core.types import Block
 
 
@@ -33,7 +33,7 @@ def _load_image(data: bytes, limits: LoadLimits) -> _Parsed:
     for index, frame in enumerate(frames):
         page = index + 1 if len(frames) > 1 else None
         found = ocr.ocr_image(frame, limits.ocr_language)
-        for text in (t for t in (_tidy_lines(p) for p in _paragraphs(found.text)) if t):
+        for text in _paragraph_texts(found.text):
             _add(blocks, text, None, page)
         where = f"page {page}" if page else "the image"
         notes.append(f"OCR read {where} (mean word confidence {found.confidence:.0f}, of 100)" if found.text.strip()

@@ -96,17 +96,18 @@ def render_pdf_pages(data: bytes, indexes: list[int], dpi: int) -> Iterator[tupl
     """
     from PIL import Image as PILImage
 
-    for start in range(0, len(indexes), _RENDER_BATCH):
-        batch = indexes[start : start + _RENDER_BATCH]
-        with tempfile.TemporaryDirectory(prefix="ocr-") as folder:
-            pdf = Path(folder) / "in.pdf"
-            pdf.write_bytes(data)
+    with tempfile.TemporaryDirectory(prefix="ocr-") as folder:
+        pdf = Path(folder) / "in.pdf"
+        pdf.write_bytes(data)  # once per document; each batch's child reads it
+        for start in range(0, len(indexes), _RENDER_BATCH):
+            batch = indexes[start : start + _RENDER_BATCH]
             argv = [sys.executable, "-m", "ingest.loaders.ocr", "render", str(pdf), str(dpi), *map(str, batch)]
             with contextlib.suppress(subprocess.TimeoutExpired):  # the pages it did not write are reported unreadable
                 subprocess.run(argv, capture_output=True, timeout=_TIMEOUT_S * len(batch), check=False)
             for index in batch:
                 png = Path(folder) / f"{index}.png"
                 yield index, (PILImage.open(png).copy() if png.exists() else None)
+                png.unlink(missing_ok=True)  # the disk holds one batch of pages at most
 
 
 def _render_main(argv: list[str]) -> int:

@@ -27,7 +27,7 @@ from ingest.loaders.base import (
     LoaderError,
     LoadLimits,
     _clip_title,
-    _paragraphs,
+    _paragraph_texts,
     _Parsed,
     _short,
     _squash,
@@ -276,7 +276,7 @@ def _page_parts(reader: pypdf.PdfReader, index: int, tables: _PdfTables) -> list
     plumbed = tables.parts(index) if rules.rules >= _MIN_RULES else None
     if plumbed is not None:
         return plumbed
-    return [_Part(text) for text in _page_texts(raw)]
+    return [_Part(text) for text in _paragraph_texts(raw)]
 
 
 def _load_pdf(data: bytes, limits: LoadLimits) -> _Parsed:
@@ -290,7 +290,7 @@ def _load_pdf(data: bytes, limits: LoadLimits) -> _Parsed:
         tables.close()
     scans = PageOcr(data, limits)
     for index, text in scans.read([i for i, parts in enumerate(pages) if not parts]).items():
-        pages[index] = [_Part(t) for t in _page_texts(text)]  # no text layer: what OCR read of the page
+        pages[index] = [_Part(t) for t in _paragraph_texts(text)]  # no text layer: what OCR read of the page
     outline = _pdf_outline(reader)
     blocks: list[Block] = []
     current_section: str | None = None
@@ -303,10 +303,6 @@ def _load_pdf(data: bytes, limits: LoadLimits) -> _Parsed:
         raise LoaderError(f"no extractable text: {'; '.join(scans.notes()) or 'the pages are empty'}")
     first_line = next((p.text.split("\n", 1)[0] for p in pages[0] if not p.table), None) if pages else None
     return _pdf_metadata_title(reader) or _clip_title(first_line), blocks, scans.notes()
-
-
-def _page_texts(raw: str) -> list[str]:
-    return [t for t in (_tidy_lines(p) for p in _paragraphs(raw)) if t]
 
 
 def _pages(numbers: list[int]) -> str:

@@ -15,6 +15,7 @@ from ingest.loaders.base import (
     _add,
     _add_table,
     _decode_text,
+    _paragraph_texts,
     _paragraphs,
     _Parsed,
     _SectionPath,
@@ -151,5 +152,5 @@ def _load_markdown(data: bytes, limits: LoadLimits) -> _Parsed:
         # Pathological nesting (thousands of `>`) exceeds maxNesting and yields no tokens; the text is
         # still worth indexing as plain paragraphs.
         logger.warning("markdown structure unusable; indexing as plain text")
-        blocks = [Block(text) for text in map(_tidy_lines, _paragraphs(source)) if text]
+        blocks = [Block(text) for text in _paragraph_texts(source)]
     return fm_title or first_h1, blocks
